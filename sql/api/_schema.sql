@@ -1,0 +1,8 @@
+-- The exposed schema holds only functions: it is recreated on every load, so a
+-- function removed from sql/ disappears, and no table can be lost with it.
+drop schema if exists api cascade;
+create schema api;
+comment on schema api is 'Functions exposed over HTTP by pgrpc as /rpc/<name>';
+grant usage on schema api to web_anon, app_user, app_admin;
+-- New functions are not executable by PUBLIC; each file grants what it means.
+alter default privileges in schema api revoke execute on functions from public;

@@ -1,0 +1,220 @@
+//! HTTP wiring: routes, the shared state, and the request pipeline in order.
+//!
+//! auth → parse → plan → query → execute → respond, each a module of its own;
+//! this file only strings them together and reads the body within its limit.
+//! The token is checked before the body is read and before a connection is
+//! taken. The database work runs on its own task so that a client hanging up
+//! cannot cancel a transaction half-way through its pipeline.
+
+use std::sync::Arc;
+
+use actix_web::http::header;
+use actix_web::web::{self, Bytes, BytesMut};
+use actix_web::{HttpRequest, HttpResponse};
+use arc_swap::ArcSwapOption;
+use deadpool_postgres::Pool;
+use futures_util::StreamExt;
+
+use crate::auth;
+use crate::config::Config;
+use crate::error::{Error, RequestError, SchemaCacheError};
+use crate::execute::{self, TxRequest};
+use crate::jwt::Jwt;
+use crate::parse::{self, HttpInput};
+use crate::plan;
+use crate::query;
+use crate::respond;
+use crate::schema_cache::SchemaCache;
+
+/// Shared by every worker (`web::Data`).
+pub struct AppState {
+    /// Validated configuration.
+    pub config: Arc<Config>,
+    /// Request connections.
+    pub pool: Pool,
+    /// The schema cache; None until first loaded.
+    pub cache: Arc<ArcSwapOption<SchemaCache>>,
+    /// JWT verifier/signer; None when no key is configured.
+    pub jwt: Option<Arc<Jwt>>,
+    /// `select "schema"."fn"()` for `db.pre_request`.
+    pre_request_sql: Option<String>,
+}
+
+impl AppState {
+    /// State with an empty (not yet loaded) schema cache.
+    pub fn new(config: Arc<Config>, pool: Pool, jwt: Option<Arc<Jwt>>) -> AppState {
+        let pre_request_sql = config.db.pre_request.as_ref().map(query::pre_request_sql);
+        AppState {
+            config,
+            pool,
+            cache: Arc::new(ArcSwapOption::empty()),
+            jwt,
+            pre_request_sql,
+        }
+    }
+
+    /// What the listener needs to reload this state's cache.
+    pub fn cache_target(&self) -> crate::listener::CacheTarget {
+        crate::listener::CacheTarget {
+            cache: self.cache.clone(),
+            schemas: self.config.db.schemas.clone(),
+            claims_type: self.config.jwt.claims_type.clone(),
+        }
+    }
+
+    /// Load the schema cache once on a pooled connection (start-up, tests).
+    pub async fn load_schema_cache(&self) -> Result<(), Error> {
+        let client = self.pool.get().await.map_err(execute::pool_error)?;
+        let cache = SchemaCache::load(
+            &client,
+            &self.config.db.schemas,
+            &self.config.jwt.claims_type,
+        )
+        .await
+        .map_err(|e| Error::Internal(e.to_string()))?;
+        self.cache.store(Some(Arc::new(cache)));
+        Ok(())
+    }
+}
+
+/// Register the gateway's routes; `App::new().configure(app::routes(state))`.
+pub fn routes(state: web::Data<AppState>) -> impl FnOnce(&mut web::ServiceConfig) {
+    move |cfg: &mut web::ServiceConfig| {
+        let extra: Vec<(String, String)> = state.config.routes.clone();
+        cfg.app_data(state);
+        cfg.service(web::resource("/rpc/{name}").route(web::route().to(rpc)));
+        for (path, function) in extra {
+            cfg.service(
+                web::resource(path)
+                    .app_data(web::Data::new(RouteTarget(function)))
+                    .route(web::route().to(routed)),
+            );
+        }
+        cfg.default_service(web::route().to(not_found));
+    }
+}
+
+/// The function a configured route calls.
+struct RouteTarget(String);
+
+async fn rpc(
+    req: HttpRequest,
+    name: web::Path<String>,
+    body: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, Error> {
+    call(&req, &name, body, &state).await
+}
+
+async fn routed(
+    req: HttpRequest,
+    target: web::Data<RouteTarget>,
+    body: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, Error> {
+    call(&req, &target.0, body, &state).await
+}
+
+async fn not_found() -> Result<HttpResponse, Error> {
+    Err(RequestError::InvalidPath.into())
+}
+
+/// The pipeline for one call.
+async fn call(
+    req: &HttpRequest,
+    function: &str,
+    body: web::Payload,
+    state: &AppState,
+) -> Result<HttpResponse, Error> {
+    let config = &state.config;
+    if req.method() == actix_web::http::Method::OPTIONS {
+        return options(req, function, state);
+    }
+    let authorization = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let auth = auth::authenticate(
+        authorization,
+        state.jwt.as_deref(),
+        config.db.anon_role.as_deref(),
+    )?;
+    let bytes = read_body(body, req, config.server.max_body_bytes).await?;
+    let input = HttpInput {
+        method: req.method().as_str(),
+        path: req.path(),
+        query: req.query_string(),
+        headers: req.headers(),
+        body: &bytes,
+    };
+    let rpc = parse::parse(function, &input, &config.db.schemas)?;
+    let cache = state.cache.load_full().ok_or(SchemaCacheError::NotLoaded)?;
+    let plan = plan::plan(&rpc, &cache)?;
+    let call = query::call_query(&plan);
+    let tx = TxRequest {
+        role: auth.role,
+        authenticated: auth.authenticated,
+        claims_json: auth.claims_json,
+        method: rpc.method.as_str().to_string(),
+        path: rpc.path.clone(),
+        headers_json: rpc.headers_json.clone(),
+        cookies_json: rpc.cookies_json.clone(),
+        search_path: query::search_path(&rpc.schema, &config.db.extra_search_path),
+        pre_request: state.pre_request_sql.clone(),
+        query: call,
+        payload: rpc.payload.raw.clone(),
+        read_only: plan.read_only,
+        singular: plan.singular,
+    };
+    let pool = state.pool.clone();
+    let outcome = actix_web::rt::spawn(async move { execute::run(&pool, &tx).await })
+        .await
+        .map_err(|e| Error::Internal(format!("request task failed: {e}")))??;
+    respond::respond(&rpc, &plan, outcome, state.jwt.as_deref())
+}
+
+/// `OPTIONS`: the methods a function allows, from the cache alone.
+fn options(req: &HttpRequest, function: &str, state: &AppState) -> Result<HttpResponse, Error> {
+    let input = HttpInput {
+        method: "OPTIONS",
+        path: req.path(),
+        query: "",
+        headers: req.headers(),
+        body: &[],
+    };
+    let rpc = parse::parse(function, &input, &state.config.db.schemas)?;
+    let cache = state.cache.load_full().ok_or(SchemaCacheError::NotLoaded)?;
+    let overloads = plan::overloads(&rpc, &cache)?;
+    Ok(HttpResponse::Ok()
+        .insert_header((header::ALLOW, plan::allow(overloads)))
+        .finish())
+}
+
+/// Read the body, refusing with 413 as soon as it exceeds `limit` (before
+/// anything reaches the database).
+async fn read_body(
+    mut body: web::Payload,
+    req: &HttpRequest,
+    limit: usize,
+) -> Result<Bytes, Error> {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(RequestError::PayloadTooLarge { limit }.into());
+    }
+    let mut buf = BytesMut::with_capacity(declared.unwrap_or(0).min(limit));
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(|e| RequestError::InvalidBody {
+            message: "The request body could not be read".into(),
+            details: Some(e.to_string()),
+        })?;
+        if buf.len() + chunk.len() > limit {
+            return Err(RequestError::PayloadTooLarge { limit }.into());
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(buf.freeze())
+}

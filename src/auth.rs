@@ -1,0 +1,119 @@
+//! Auth stage: the `Authorization` header becomes a role and claims, before any
+//! database connection is taken.
+//!
+//! `Bearer` and `Token` (the scheme one of our seed APIs documents) are the same,
+//! case-insensitive. Other schemes (`Basic`, …) are not ours and are ignored,
+//! as PostgREST ignores them. No token → the anonymous role. This module does not
+//! decide whether the role may act: PostgreSQL does, when the role is set.
+
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+
+use crate::error::{AuthError, Error};
+use crate::jwt::{Jwt, JwtError};
+
+/// Who the request runs as.
+#[derive(Debug, Clone)]
+pub struct AuthContext {
+    /// The database role.
+    pub role: String,
+    /// `request.jwt.claims` as JSON text (always with `role`).
+    pub claims_json: String,
+    /// Came from a verified token (anonymous otherwise).
+    pub authenticated: bool,
+}
+
+/// The token of an `Authorization` header, if it uses our schemes.
+pub fn bearer_token(header: &str) -> Option<&str> {
+    let (scheme, rest) = header
+        .trim()
+        .split_once(char::is_whitespace)
+        .unwrap_or((header.trim(), ""));
+    if scheme.eq_ignore_ascii_case("bearer") || scheme.eq_ignore_ascii_case("token") {
+        Some(rest.trim())
+    } else {
+        None
+    }
+}
+
+/// Authenticate one request.
+pub fn authenticate(
+    authorization: Option<&str>,
+    jwt: Option<&Jwt>,
+    anon_role: Option<&str>,
+) -> Result<AuthContext, Error> {
+    let anonymous = || -> Result<AuthContext, Error> {
+        let role = anon_role.ok_or(AuthError::TokenRequired)?;
+        Ok(AuthContext {
+            role: role.to_string(),
+            claims_json: serde_json::json!({ "role": role }).to_string(),
+            authenticated: false,
+        })
+    };
+    let Some(token) = authorization.and_then(bearer_token) else {
+        return anonymous();
+    };
+    if token.is_empty() {
+        return Err(AuthError::Invalid(JwtError::Empty).into());
+    }
+    let jwt = jwt.ok_or(AuthError::SecretMissing)?;
+    let claims: Arc<Map<String, Value>> = jwt.verify(token).map_err(AuthError::Invalid)?;
+    let role = match jwt.role(&claims).map_err(AuthError::Invalid)? {
+        Some(role) => role.to_string(),
+        None => return anonymous_with_claims(&claims, anon_role),
+    };
+    Ok(AuthContext {
+        claims_json: claims_with_role(&claims, &role),
+        role,
+        authenticated: true,
+    })
+}
+
+/// A valid token without a role claim runs as the anonymous role, keeping its claims.
+fn anonymous_with_claims(
+    claims: &Map<String, Value>,
+    anon_role: Option<&str>,
+) -> Result<AuthContext, Error> {
+    let role = anon_role.ok_or(AuthError::TokenRequired)?;
+    Ok(AuthContext {
+        claims_json: claims_with_role(claims, role),
+        role: role.to_string(),
+        authenticated: false,
+    })
+}
+
+/// The claims object with a top-level `role`, for SQL that reads
+/// `current_setting('request.jwt.claims')::json->>'role'` whatever the claim path.
+fn claims_with_role(claims: &Map<String, Value>, role: &str) -> String {
+    if claims.get("role").and_then(Value::as_str) == Some(role) {
+        return Value::Object(claims.clone()).to_string();
+    }
+    let mut copy = claims.clone();
+    copy.insert("role".into(), Value::String(role.to_string()));
+    Value::Object(copy).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schemes() {
+        assert_eq!(bearer_token("Bearer abc"), Some("abc"));
+        assert_eq!(bearer_token("bearer   abc "), Some("abc"));
+        assert_eq!(bearer_token("TOKEN abc"), Some("abc"));
+        assert_eq!(bearer_token("Basic dXNlcg=="), None);
+        assert_eq!(bearer_token("Bearer"), Some(""));
+    }
+
+    #[test]
+    fn no_header_is_anonymous_or_401() {
+        let a = authenticate(None, None, Some("web_anon")).expect("anon");
+        assert_eq!(a.role, "web_anon");
+        assert_eq!(a.claims_json, r#"{"role":"web_anon"}"#);
+        let e = authenticate(None, None, None).expect_err("401");
+        assert_eq!(e.code(), "PGRST302");
+        assert_eq!(e.status().as_u16(), 401);
+    }
+}

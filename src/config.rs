@@ -1,0 +1,859 @@
+//! Configuration: the TOML file plus environment overrides, validated once at start.
+//!
+//! Raw input (`RawConfig`, what the file and environment say) becomes a validated
+//! `Config` in one place, [`Config::load`], so the rest of the program never
+//! re-checks a port range or a role name. Environment overrides follow one
+//! mechanical rule, written once in [`apply_env`]: `PGRPC_` + section + `_` + key,
+//! upper-cased (`db.data_dir` ← `PGRPC_DB_DATA_DIR`, `routes` ← `PGRPC_ROUTES`).
+//! Values from the environment are strings; each typed field accepts either its
+//! native TOML type or a string it can parse (lists: comma-separated; tables: TOML
+//! inline-table syntax). This module does not read key files or talk to the
+//! database: it only says where things are.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::de::{self, Deserializer};
+use serde::{Deserialize, Serialize};
+
+/// Prefix of every environment override.
+pub const ENV_PREFIX: &str = "PGRPC_";
+
+/// What went wrong while loading the configuration. Every message names the key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The config file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML.
+    #[error("config file {path} is not valid TOML: {message}")]
+    Syntax {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message.
+        message: String,
+    },
+    /// A key has a value of the wrong shape, or is unknown.
+    #[error("invalid config key `{key}`{origin}: {message}")]
+    Key {
+        /// Dotted key path.
+        key: String,
+        /// ` (from PGRPC_X)` when the value came from the environment.
+        origin: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+fn key_error(key: &str, message: impl fmt::Display) -> ConfigError {
+    ConfigError::Key {
+        key: key.to_string(),
+        origin: String::new(),
+        message: message.to_string(),
+    }
+}
+
+/// The config file and environment as given, before validation.
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawConfig {
+    /// `[server]`
+    pub server: RawServer,
+    /// `[db]`
+    pub db: RawDb,
+    /// `[jwt]`
+    pub jwt: RawJwt,
+    /// `[admin]`
+    pub admin: RawAdmin,
+    /// `[log]`
+    pub log: RawLog,
+    /// `[routes]`: extra paths mapped to function names of the first exposed schema.
+    #[serde(deserialize_with = "lenient_table")]
+    pub routes: BTreeMap<String, String>,
+}
+
+/// `[server]` as given.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawServer {
+    /// Address to listen on.
+    pub host: String,
+    /// TCP port.
+    #[serde(deserialize_with = "lenient")]
+    pub port: u16,
+    /// Largest accepted request body.
+    #[serde(deserialize_with = "lenient")]
+    pub max_body_bytes: usize,
+    /// HTTP worker threads; 0 = one per core.
+    #[serde(deserialize_with = "lenient")]
+    pub workers: usize,
+    /// Seconds to finish in-flight requests on shutdown.
+    #[serde(deserialize_with = "lenient")]
+    pub shutdown_timeout: u64,
+}
+
+impl Default for RawServer {
+    fn default() -> Self {
+        RawServer {
+            host: "127.0.0.1".into(),
+            port: 3000,
+            max_body_bytes: 1024 * 1024,
+            workers: 0,
+            shutdown_timeout: 30,
+        }
+    }
+}
+
+/// `[db]` as given.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawDb {
+    /// External database for requests (as `authenticator`); unset = embedded cluster.
+    pub uri: String,
+    /// Owner connection for migrations in external mode.
+    pub admin_uri: String,
+    /// Data directory of the embedded cluster.
+    pub data_dir: String,
+    /// Exposed schemas; the first is the default.
+    #[serde(deserialize_with = "lenient_list")]
+    pub schemas: Vec<String>,
+    /// Schemas appended to `search_path` after the exposed one.
+    #[serde(deserialize_with = "lenient_list")]
+    pub extra_search_path: Vec<String>,
+    /// Role for requests without a token; empty = anonymous access disabled.
+    pub anon_role: String,
+    /// Pool size.
+    #[serde(deserialize_with = "lenient")]
+    pub pool: usize,
+    /// Seconds a request waits for a pooled connection before 504.
+    #[serde(deserialize_with = "lenient")]
+    pub pool_timeout: u64,
+    /// Function called in every request transaction before the target function.
+    pub pre_request: String,
+    /// Apply migrations and `sql/` at start in external mode.
+    #[serde(deserialize_with = "lenient")]
+    pub migrate_on_start: bool,
+}
+
+impl Default for RawDb {
+    fn default() -> Self {
+        RawDb {
+            uri: String::new(),
+            admin_uri: String::new(),
+            data_dir: ".pgrpc/data".into(),
+            schemas: vec!["api".into()],
+            extra_search_path: vec!["public".into()],
+            anon_role: "web_anon".into(),
+            pool: 10,
+            pool_timeout: 10,
+            pre_request: String::new(),
+            migrate_on_start: false,
+        }
+    }
+}
+
+/// `[jwt]` as given.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawJwt {
+    /// HMAC secret (at least 32 bytes).
+    pub secret: String,
+    /// File holding the HMAC secret.
+    pub secret_file: String,
+    /// PEM public key for RS/PS/ES/EdDSA tokens.
+    pub public_key_file: String,
+    /// PEM private key used to sign outgoing tokens with an asymmetric algorithm.
+    pub private_key_file: String,
+    /// JWK Set file.
+    pub jwks_file: String,
+    /// Accepted algorithms; empty = HS256 with a secret, else the keys' own.
+    #[serde(deserialize_with = "lenient_list")]
+    pub algorithms: Vec<String>,
+    /// Reject tokens without `exp`.
+    #[serde(deserialize_with = "lenient")]
+    pub require_exp: bool,
+    /// Clock skew allowed on exp/nbf/iat, seconds.
+    #[serde(deserialize_with = "lenient")]
+    pub leeway: u64,
+    /// Required audience.
+    pub aud: String,
+    /// Required issuer.
+    pub iss: String,
+    /// Dotted path of the role claim.
+    pub role_claim: String,
+    /// Composite type (or domain over json) whose values are signed into tokens.
+    pub claims_type: String,
+    /// Lifetime given to signed tokens without `exp`, seconds.
+    #[serde(deserialize_with = "lenient")]
+    pub default_lifetime: u64,
+    /// Verified tokens kept in memory; 0 disables the cache.
+    #[serde(deserialize_with = "lenient")]
+    pub cache_max_entries: usize,
+}
+
+impl Default for RawJwt {
+    fn default() -> Self {
+        RawJwt {
+            secret: String::new(),
+            secret_file: String::new(),
+            public_key_file: String::new(),
+            private_key_file: String::new(),
+            jwks_file: String::new(),
+            algorithms: Vec::new(),
+            require_exp: true,
+            leeway: 30,
+            aud: String::new(),
+            iss: String::new(),
+            role_claim: "role".into(),
+            claims_type: "auth.jwt_claims".into(),
+            default_lifetime: 3600,
+            cache_max_entries: 10_000,
+        }
+    }
+}
+
+/// `[admin]` as given.
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawAdmin {
+    /// Admin server port; 0 = off.
+    #[serde(deserialize_with = "lenient")]
+    pub port: u16,
+}
+
+/// `[log]` as given.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawLog {
+    /// `error`, `warn`, `info`, `debug`, `trace`, or a tracing filter directive.
+    pub level: String,
+    /// `text` or `json`.
+    pub format: String,
+}
+
+impl Default for RawLog {
+    fn default() -> Self {
+        RawLog {
+            level: "info".into(),
+            format: "text".into(),
+        }
+    }
+}
+
+/// A schema-qualified name from the config (`schema.name`), checked to be two
+/// non-empty parts; quoted by the query stage, never spliced raw.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QualifiedName {
+    /// Schema part.
+    pub schema: String,
+    /// Object name part.
+    pub name: String,
+}
+
+impl QualifiedName {
+    fn parse(key: &str, value: &str) -> Result<QualifiedName, ConfigError> {
+        match value.split_once('.') {
+            Some((s, n)) if !s.is_empty() && !n.is_empty() && !n.contains('.') => {
+                Ok(QualifiedName {
+                    schema: s.to_string(),
+                    name: n.to_string(),
+                })
+            }
+            _ => Err(key_error(
+                key,
+                format!("expected `schema.name`, got {value:?}"),
+            )),
+        }
+    }
+}
+
+impl fmt::Display for QualifiedName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.schema, self.name)
+    }
+}
+
+/// Where the database is.
+#[derive(Debug, Clone)]
+pub enum DbMode {
+    /// A private cluster started from the installed binaries.
+    Embedded {
+        /// Its data directory.
+        data_dir: PathBuf,
+    },
+    /// An existing server.
+    External {
+        /// Request connections (as `authenticator`).
+        uri: tokio_postgres::Config,
+        /// Owner connection for migrations, if given.
+        admin_uri: Option<tokio_postgres::Config>,
+    },
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Validated `[server]`.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Listen address.
+    pub host: String,
+    /// Listen port (0 = any free port).
+    pub port: u16,
+    /// Largest accepted body.
+    pub max_body_bytes: usize,
+    /// Worker threads.
+    pub workers: usize,
+    /// Grace period on shutdown.
+    pub shutdown_timeout: Duration,
+}
+
+/// Validated `[db]`.
+#[derive(Debug, Clone)]
+pub struct DbConfig {
+    /// Embedded or external.
+    pub mode: DbMode,
+    /// Exposed schemas, first = default.
+    pub schemas: Vec<String>,
+    /// Appended to `search_path`.
+    pub extra_search_path: Vec<String>,
+    /// Anonymous role, if anonymous access is enabled.
+    pub anon_role: Option<String>,
+    /// Pool size.
+    pub pool_size: usize,
+    /// Wait for a pooled connection.
+    pub pool_timeout: Duration,
+    /// Pre-request function.
+    pub pre_request: Option<QualifiedName>,
+    /// Migrate at start in external mode.
+    pub migrate_on_start: bool,
+}
+
+/// Validated `[jwt]`: where keys are, not the keys themselves (see `jwt`).
+#[derive(Debug, Clone)]
+pub struct JwtConfig {
+    /// Inline HMAC secret.
+    pub secret: Option<String>,
+    /// HMAC secret file.
+    pub secret_file: Option<PathBuf>,
+    /// PEM public key file.
+    pub public_key_file: Option<PathBuf>,
+    /// PEM private key file.
+    pub private_key_file: Option<PathBuf>,
+    /// JWK Set file.
+    pub jwks_file: Option<PathBuf>,
+    /// Algorithm names, validated against the JWT library's list.
+    pub algorithms: Vec<String>,
+    /// Require `exp`.
+    pub require_exp: bool,
+    /// Clock skew, seconds.
+    pub leeway: u64,
+    /// Required audience.
+    pub aud: Option<String>,
+    /// Required issuer.
+    pub iss: Option<String>,
+    /// Role claim path.
+    pub role_claim: Vec<String>,
+    /// The claims type.
+    pub claims_type: QualifiedName,
+    /// Default lifetime of signed tokens, seconds.
+    pub default_lifetime: u64,
+    /// Verified-token cache size.
+    pub cache_max_entries: usize,
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// HTTP server.
+    pub server: ServerConfig,
+    /// Database.
+    pub db: DbConfig,
+    /// JWT.
+    pub jwt: JwtConfig,
+    /// Admin port, if enabled.
+    pub admin_port: Option<u16>,
+    /// Log filter directive.
+    pub log_level: String,
+    /// Log format.
+    pub log_format: LogFormat,
+    /// Extra routes: path → function name in the default schema.
+    pub routes: Vec<(String, String)>,
+}
+
+/// Where each value came from, so errors can name the environment variable.
+type Origins = BTreeMap<String, String>;
+
+impl Config {
+    /// Load `path` (if it exists, or if `required`), apply `env`, validate.
+    pub fn load(
+        path: &Path,
+        required: bool,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<(Config, RawConfig), ConfigError> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => String::new(),
+            Err(source) => {
+                return Err(ConfigError::Read {
+                    path: path.to_path_buf(),
+                    source,
+                })
+            }
+        };
+        Self::from_toml(&text, path, env)
+    }
+
+    /// Parse TOML text (from `origin`), apply `env`, validate.
+    pub fn from_toml(
+        text: &str,
+        origin: &Path,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<(Config, RawConfig), ConfigError> {
+        let mut table: toml::Table =
+            text.parse()
+                .map_err(|e: toml::de::Error| ConfigError::Syntax {
+                    path: origin.to_path_buf(),
+                    message: e.message().to_string(),
+                })?;
+        let origins = apply_env(&mut table, env);
+        let raw: RawConfig =
+            serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
+                let key = e.path().to_string();
+                let origin = origins
+                    .get(&key)
+                    .or_else(|| origins.get(key.split('.').next().unwrap_or_default()))
+                    .map(|var| format!(" (from {var})"))
+                    .unwrap_or_default();
+                ConfigError::Key {
+                    key,
+                    origin,
+                    message: e.into_inner().to_string(),
+                }
+            })?;
+        let config = Config::validate(&raw).map_err(|e| match e {
+            ConfigError::Key { key, message, .. } => {
+                let origin = origins
+                    .get(&key)
+                    .map(|var| format!(" (from {var})"))
+                    .unwrap_or_default();
+                ConfigError::Key {
+                    key,
+                    origin,
+                    message,
+                }
+            }
+            other => other,
+        })?;
+        Ok((config, raw))
+    }
+
+    /// Check every value once; the only place that knows the rules.
+    fn validate(raw: &RawConfig) -> Result<Config, ConfigError> {
+        let s = &raw.server;
+        if s.host.trim().is_empty() {
+            return Err(key_error("server.host", "must not be empty"));
+        }
+        if s.max_body_bytes == 0 {
+            return Err(key_error("server.max_body_bytes", "must be greater than 0"));
+        }
+        let server = ServerConfig {
+            host: s.host.trim().to_string(),
+            port: s.port,
+            max_body_bytes: s.max_body_bytes,
+            workers: if s.workers == 0 {
+                std::thread::available_parallelism().map_or(2, |n| n.get())
+            } else {
+                s.workers
+            },
+            shutdown_timeout: Duration::from_secs(s.shutdown_timeout),
+        };
+
+        let d = &raw.db;
+        let mode = if d.uri.trim().is_empty() {
+            if d.data_dir.trim().is_empty() {
+                return Err(key_error(
+                    "db.data_dir",
+                    "must not be empty when db.uri is unset",
+                ));
+            }
+            DbMode::Embedded {
+                data_dir: PathBuf::from(d.data_dir.trim()),
+            }
+        } else {
+            let uri = tokio_postgres::Config::from_str(d.uri.trim()).map_err(|e| {
+                key_error("db.uri", format!("not a PostgreSQL connection string: {e}"))
+            })?;
+            let admin_uri = if d.admin_uri.trim().is_empty() {
+                None
+            } else {
+                Some(
+                    tokio_postgres::Config::from_str(d.admin_uri.trim()).map_err(|e| {
+                        key_error(
+                            "db.admin_uri",
+                            format!("not a PostgreSQL connection string: {e}"),
+                        )
+                    })?,
+                )
+            };
+            DbMode::External { uri, admin_uri }
+        };
+        if d.schemas.is_empty() {
+            return Err(key_error(
+                "db.schemas",
+                "at least one schema must be exposed",
+            ));
+        }
+        for name in d.schemas.iter().chain(&d.extra_search_path) {
+            check_identifier("db.schemas", name)?;
+        }
+        let anon_role = match d.anon_role.trim() {
+            "" => None,
+            role => {
+                check_identifier("db.anon_role", role)?;
+                Some(role.to_string())
+            }
+        };
+        if d.pool == 0 {
+            return Err(key_error("db.pool", "must be at least 1"));
+        }
+        let pre_request = match d.pre_request.trim() {
+            "" => None,
+            v => Some(QualifiedName::parse("db.pre_request", v)?),
+        };
+        let db = DbConfig {
+            mode,
+            schemas: d.schemas.clone(),
+            extra_search_path: d.extra_search_path.clone(),
+            anon_role,
+            pool_size: d.pool,
+            pool_timeout: Duration::from_secs(d.pool_timeout.max(1)),
+            pre_request,
+            migrate_on_start: d.migrate_on_start,
+        };
+
+        let j = &raw.jwt;
+        let opt = |v: &str| Some(v.trim().to_string()).filter(|v| !v.is_empty());
+        let secret = opt(&j.secret);
+        if let Some(secret) = &secret {
+            if secret.len() < 32 {
+                return Err(key_error(
+                    "jwt.secret",
+                    format!("must be at least 32 bytes, got {}", secret.len()),
+                ));
+            }
+        }
+        if secret.is_some() && opt(&j.secret_file).is_some() {
+            return Err(key_error(
+                "jwt.secret_file",
+                "set either jwt.secret or jwt.secret_file, not both",
+            ));
+        }
+        let role_claim: Vec<String> = j.role_claim.split('.').map(str::to_string).collect();
+        if role_claim.iter().any(String::is_empty) {
+            return Err(key_error(
+                "jwt.role_claim",
+                "must be a dotted path of non-empty names",
+            ));
+        }
+        let jwt = JwtConfig {
+            secret,
+            secret_file: opt(&j.secret_file).map(PathBuf::from),
+            public_key_file: opt(&j.public_key_file).map(PathBuf::from),
+            private_key_file: opt(&j.private_key_file).map(PathBuf::from),
+            jwks_file: opt(&j.jwks_file).map(PathBuf::from),
+            algorithms: j.algorithms.clone(),
+            require_exp: j.require_exp,
+            leeway: j.leeway,
+            aud: opt(&j.aud),
+            iss: opt(&j.iss),
+            role_claim,
+            claims_type: QualifiedName::parse("jwt.claims_type", j.claims_type.trim())?,
+            default_lifetime: j.default_lifetime.max(1),
+            cache_max_entries: j.cache_max_entries,
+        };
+
+        let log_format = match raw.log.format.trim() {
+            "text" | "" => LogFormat::Text,
+            "json" => LogFormat::Json,
+            other => {
+                return Err(key_error(
+                    "log.format",
+                    format!("expected \"text\" or \"json\", got {other:?}"),
+                ))
+            }
+        };
+
+        let mut routes = Vec::with_capacity(raw.routes.len());
+        for (path, function) in &raw.routes {
+            let key = format!("routes.{path:?}");
+            if !path.starts_with('/') || path.starts_with("/rpc/") || path == "/" {
+                return Err(key_error(
+                    &key,
+                    "a route path must start with `/` and must not shadow `/` or `/rpc/`",
+                ));
+            }
+            check_identifier(&key, function)?;
+            routes.push((path.clone(), function.clone()));
+        }
+
+        let admin_port = match (raw.admin.port, &db.mode) {
+            (0, _) => None,
+            (p, _) => Some(p),
+        };
+
+        Ok(Config {
+            server,
+            db,
+            jwt,
+            admin_port,
+            log_level: raw.log.level.trim().to_string(),
+            log_format,
+            routes,
+        })
+    }
+
+    /// True when the gateway runs its own cluster.
+    pub fn is_embedded(&self) -> bool {
+        matches!(self.db.mode, DbMode::Embedded { .. })
+    }
+}
+
+/// Names that reach SQL from the config are always quoted, but an empty or
+/// NUL-containing one is a mistake worth refusing at start.
+fn check_identifier(key: &str, value: &str) -> Result<(), ConfigError> {
+    if value.is_empty() || value.contains('\0') || value.len() > 63 {
+        return Err(key_error(
+            key,
+            format!("{value:?} is not a valid PostgreSQL identifier"),
+        ));
+    }
+    Ok(())
+}
+
+/// Overlay `PGRPC_*` variables onto the parsed file, as strings; returns which
+/// key each variable set. The rule: strip the prefix, lower-case, the first `_`
+/// separates section from key (`DB_DATA_DIR` → `db.data_dir`); a name without `_`
+/// is a top-level key (`ROUTES` → `routes`).
+pub fn apply_env(
+    table: &mut toml::Table,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Origins {
+    let mut origins = Origins::new();
+    for (name, value) in env {
+        let Some(rest) = name.strip_prefix(ENV_PREFIX) else {
+            continue;
+        };
+        let lower = rest.to_ascii_lowercase().replace('-', "_");
+        match lower.split_once('_') {
+            Some((section, key)) => {
+                let entry = table
+                    .entry(section.to_string())
+                    .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+                if let toml::Value::Table(t) = entry {
+                    t.insert(key.to_string(), toml::Value::String(value));
+                }
+                origins.insert(format!("{section}.{key}"), name);
+            }
+            None => {
+                table.insert(lower.clone(), toml::Value::String(value));
+                origins.insert(lower, name);
+            }
+        }
+    }
+    origins
+}
+
+/// A native value, or a string to parse (how environment values arrive).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum NativeOrText<T> {
+    Native(T),
+    Text(String),
+}
+
+fn lenient<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de> + FromStr,
+    T::Err: fmt::Display,
+{
+    match NativeOrText::<T>::deserialize(d)? {
+        NativeOrText::Native(v) => Ok(v),
+        NativeOrText::Text(s) => s
+            .trim()
+            .parse()
+            .map_err(|e| de::Error::custom(format!("cannot parse {s:?}: {e}"))),
+    }
+}
+
+fn lenient_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    match NativeOrText::<Vec<String>>::deserialize(d)? {
+        NativeOrText::Native(v) => Ok(v),
+        NativeOrText::Text(s) => Ok(s
+            .split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(str::to_string)
+            .collect()),
+    }
+}
+
+fn lenient_table<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, String>, D::Error> {
+    match NativeOrText::<BTreeMap<String, String>>::deserialize(d)? {
+        NativeOrText::Native(v) => Ok(v),
+        NativeOrText::Text(s) => {
+            let doc: toml::Table = format!("t = {s}").parse().map_err(|e: toml::de::Error| {
+                de::Error::custom(format!("not a TOML inline table: {}", e.message()))
+            })?;
+            doc.get("t")
+                .cloned()
+                .ok_or_else(|| de::Error::custom("not a TOML inline table"))?
+                .try_into()
+                .map_err(|e: toml::de::Error| de::Error::custom(e.message().to_string()))
+        }
+    }
+}
+
+impl RawConfig {
+    /// The effective configuration as TOML, secrets masked (`pgrpc --dump-config`).
+    pub fn dump_masked(&self) -> String {
+        let mut copy: toml::Value =
+            toml::Value::try_from(self).unwrap_or(toml::Value::Table(Default::default()));
+        if let Some(jwt) = copy.get_mut("jwt").and_then(toml::Value::as_table_mut) {
+            if let Some(v) = jwt.get_mut("secret") {
+                if v.as_str().is_some_and(|s| !s.is_empty()) {
+                    *v = toml::Value::String("********".into());
+                }
+            }
+        }
+        if let Some(db) = copy.get_mut("db").and_then(toml::Value::as_table_mut) {
+            for key in ["uri", "admin_uri"] {
+                if let Some(toml::Value::String(s)) = db.get_mut(key) {
+                    *s = mask_uri_password(s);
+                }
+            }
+        }
+        toml::to_string_pretty(&copy).unwrap_or_default()
+    }
+}
+
+/// Hide the password of a `postgres://user:pass@host/db` URI or a
+/// `password=...` key/value string.
+fn mask_uri_password(uri: &str) -> String {
+    if let Ok(mut url) = url::Url::parse(uri) {
+        if url.password().is_some() && url.set_password(Some("********")).is_ok() {
+            return url.to_string();
+        }
+        return uri.to_string();
+    }
+    uri.split_whitespace()
+        .map(|kv| {
+            if kv.starts_with("password=") {
+                "password=********".to_string()
+            } else {
+                kv.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        Config::from_toml(
+            text,
+            Path::new("test.toml"),
+            env.iter().map(|(k, v)| (k.to_string(), v.to_string())),
+        )
+        .map(|(c, _)| c)
+    }
+
+    #[test]
+    fn defaults_are_embedded_on_port_3000() {
+        let c = load("", &[]).expect("defaults are valid");
+        assert_eq!(c.server.port, 3000);
+        assert!(c.is_embedded());
+        assert_eq!(c.db.schemas, vec!["api"]);
+        assert_eq!(c.db.anon_role.as_deref(), Some("web_anon"));
+    }
+
+    #[test]
+    fn env_overrides_follow_one_rule() {
+        let c = load(
+            "[server]\nport = 1\n",
+            &[
+                ("PGRPC_SERVER_PORT", "4000"),
+                ("PGRPC_DB_SCHEMAS", "api, v2"),
+                ("PGRPC_DB_DATA_DIR", "/tmp/x"),
+                ("PGRPC_JWT_SECRET", "12345678901234567890123456789012"),
+                ("PGRPC_ROUTES", r#"{ "/auth/x/" = "x" }"#),
+                ("UNRELATED", "1"),
+            ],
+        )
+        .expect("valid");
+        assert_eq!(c.server.port, 4000);
+        assert_eq!(c.db.schemas, vec!["api", "v2"]);
+        assert_eq!(
+            c.jwt.secret.as_deref(),
+            Some("12345678901234567890123456789012")
+        );
+        assert_eq!(c.routes, vec![("/auth/x/".to_string(), "x".to_string())]);
+        assert!(
+            matches!(c.db.mode, DbMode::Embedded { ref data_dir } if data_dir == Path::new("/tmp/x"))
+        );
+    }
+
+    #[test]
+    fn invalid_values_name_the_key_and_variable() {
+        let e = load("", &[("PGRPC_SERVER_PORT", "eighty")]).expect_err("invalid");
+        let msg = e.to_string();
+        assert!(
+            msg.contains("server.port") && msg.contains("PGRPC_SERVER_PORT"),
+            "{msg}"
+        );
+
+        let e = load("[db]\npoool = 3\n", &[]).expect_err("unknown key");
+        assert!(e.to_string().contains("db.poool"), "{e}");
+
+        let e = load("[jwt]\nsecret = \"short\"\n", &[]).expect_err("short secret");
+        assert!(e.to_string().contains("jwt.secret"), "{e}");
+
+        let e = load("[db]\npre_request = \"nodot\"\n", &[]).expect_err("bad name");
+        assert!(e.to_string().contains("db.pre_request"), "{e}");
+
+        let e = load("", &[("PGRPC_DB_URI", "not a uri ::::")]).expect_err("bad uri");
+        assert!(e.to_string().contains("db.uri"), "{e}");
+    }
+
+    #[test]
+    fn dump_masks_secrets() {
+        let (_, raw) = Config::from_toml(
+            "[jwt]\nsecret = \"abcdefghijabcdefghijabcdefghijab\"\n[db]\nuri = \"postgres://authenticator:hunter2@db/app\"\n",
+            Path::new("t"),
+            Vec::new(),
+        )
+        .expect("valid");
+        let dump = raw.dump_masked();
+        assert!(!dump.contains("abcdefghij"), "{dump}");
+        assert!(!dump.contains("hunter2"), "{dump}");
+        assert!(dump.contains("********"));
+    }
+}

@@ -1,0 +1,97 @@
+//! Database endpoints and the request pool.
+//!
+//! Turns the configured mode into connection settings: the embedded cluster's
+//! socket (requests as `authenticator`, migrations as `postgres`) or the
+//! external `db.uri`/`db.admin_uri`. Builds the deadpool pool whose wait time is
+//! `db.pool_timeout` (504 past it). Does not run requests (execute stage) or
+//! migrations (migrate).
+
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use tokio_postgres::NoTls;
+
+use crate::embedded::Cluster;
+
+/// Name of the embedded cluster's database.
+pub const EMBEDDED_DB: &str = "pgrpc";
+/// The login role requests use.
+pub const AUTHENTICATOR: &str = "authenticator";
+
+/// Where to connect, for requests and for migrations.
+#[derive(Debug, Clone)]
+pub struct Endpoints {
+    /// Request connections (as `authenticator`).
+    pub app: tokio_postgres::Config,
+    /// Owner connections for migrations, when known.
+    pub admin: Option<tokio_postgres::Config>,
+}
+
+/// Connection settings for a database of the embedded cluster as `user`.
+pub fn socket_config(cluster: &Cluster, user: &str, dbname: &str) -> tokio_postgres::Config {
+    let mut cfg = tokio_postgres::Config::new();
+    cfg.host_path(cluster.socket_dir())
+        .port(cluster.port())
+        .user(user)
+        .dbname(dbname)
+        .application_name("pgrpc")
+        .connect_timeout(Duration::from_secs(5));
+    cfg
+}
+
+/// The request pool.
+pub fn pool(cfg: tokio_postgres::Config, size: usize, wait: Duration) -> Pool {
+    let mut cfg = cfg;
+    if cfg.get_application_name().is_none() {
+        cfg.application_name("pgrpc");
+    }
+    let manager = Manager::from_config(
+        cfg,
+        NoTls,
+        ManagerConfig {
+            // A broken connection is closed by tokio-postgres and dropped on
+            // recycle; checking each one with a query would cost a round trip.
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    Pool::builder(manager)
+        .max_size(size)
+        .runtime(Runtime::Tokio1)
+        .wait_timeout(Some(wait))
+        .create_timeout(Some(Duration::from_secs(5)))
+        .recycle_timeout(Some(Duration::from_secs(5)))
+        .build()
+        .expect("a pool with a runtime and a manager always builds")
+}
+
+/// Connect once, driving the connection on its own task.
+pub async fn connect(
+    cfg: &tokio_postgres::Config,
+) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
+    let (client, connection) = cfg.connect(NoTls).await?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::debug!(error = %e, "database connection closed");
+        }
+    });
+    Ok(client)
+}
+
+/// Create database `name` in the embedded cluster if it is missing.
+pub async fn ensure_database(
+    admin: &tokio_postgres::Client,
+    name: &str,
+) -> Result<(), tokio_postgres::Error> {
+    let exists = admin
+        .query_opt("select 1 from pg_database where datname = $1", &[&name])
+        .await?
+        .is_some();
+    if !exists {
+        // CREATE DATABASE takes no parameters; the name is ours, and quoted.
+        admin
+            .batch_execute(&format!("create database {}", crate::query::ident(name)))
+            .await?;
+        tracing::info!(database = name, "created database");
+    }
+    Ok(())
+}

@@ -1,0 +1,1456 @@
+//! A private PostgreSQL cluster run from the system's installed binaries.
+//!
+//! This module owns the life cycle of the cluster behind the gateway's default
+//! "embedded" mode and behind the test harness: finding the PostgreSQL binaries,
+//! `initdb` on first start, choosing the Unix socket directory, spawning the
+//! postmaster, waiting until it accepts connections, reusing a postmaster left
+//! running by a crashed run, and stopping it in order.
+//!
+//! It does not open database connections (the caller connects with
+//! tokio-postgres to [`Cluster::socket_dir`] and [`Cluster::port`]), does not
+//! create roles, databases or schemas, and never listens on TCP. It is plain
+//! synchronous `std::process` code because it runs once at start-up, before
+//! the async runtime serves anything.
+//!
+//! PostgreSQL refuses to run as root, so when the gateway runs as root the
+//! cluster belongs to, and runs as, the `postgres` OS user.
+
+use std::collections::BTreeSet;
+use std::ffi::{CString, OsString};
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Mutex, MutexGuard};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use tracing::{info, warn};
+
+/// Oldest PostgreSQL major version the gateway supports.
+const MIN_MAJOR: u32 = 15;
+/// OS user and database superuser that own the cluster.
+const PG_USER: &str = "postgres";
+/// How often the postmaster.pid file is polled, like pg_ctl's wait loop.
+const POLL: Duration = Duration::from_millis(20);
+/// Longest wait for a postmaster to report `ready`.
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+/// Longest wait for a fast shutdown before falling back to SIGQUIT.
+const STOP_TIMEOUT: Duration = Duration::from_secs(60);
+/// Longest wait after SIGQUIT (immediate shutdown) before giving up.
+const QUIT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest socket path we place inside the data directory. `sun_path` holds
+/// 108 bytes including the NUL (see unix(7)); the margin keeps us clear of
+/// PostgreSQL's own check, which also has to fit the `.lock` file name.
+const MAX_SOCKET_PATH: usize = 100;
+/// How many log lines an error about a failed start carries.
+const LOG_TAIL_LINES: usize = 20;
+
+/// How to run the cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterSpec {
+    /// PostgreSQL data directory; created (parents too) if missing.
+    pub data_dir: PathBuf,
+    /// Port number; it only names the socket file `.s.PGSQL.<port>`, there is no TCP.
+    pub port: u16,
+    /// For tests: `initdb --no-sync` and a server that does not wait for the disk
+    /// (`fsync=off`, `synchronous_commit=off`, `full_page_writes=off`).
+    pub fast: bool,
+    /// Extra server settings, each passed as `-c name=value`.
+    pub settings: Vec<(String, String)>,
+}
+
+/// Everything that can go wrong while finding, initialising, starting or
+/// stopping the embedded cluster. Each message is a sentence for an operator.
+#[derive(Debug, thiserror::Error)]
+pub enum EmbeddedError {
+    /// No PostgreSQL 15+ installation with both `initdb` and `postgres` was found.
+    #[error("{}", no_binaries_message(.searched, .too_old))]
+    NoBinaries {
+        /// Directories that were looked at.
+        searched: Vec<PathBuf>,
+        /// Installations that were found but are older than PostgreSQL 15 (dir, version).
+        too_old: Vec<(PathBuf, String)>,
+    },
+    /// Running as root, but there is no `postgres` OS user to own the cluster.
+    #[error(
+        "pgrpc runs as root but there is no `postgres` OS user to run the embedded \
+         PostgreSQL cluster as (PostgreSQL refuses to run as root); install the \
+         PostgreSQL server package, which creates that user, or run pgrpc as an \
+         ordinary user"
+    )]
+    NoPostgresUser,
+    /// A file system operation failed.
+    #[error("could not {action} {}: {source}", .path.display())]
+    Io {
+        /// What was being done, e.g. "create directory".
+        action: &'static str,
+        /// The path it was done to.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// The `postgres` OS user cannot reach the data directory.
+    #[error(
+        "the `postgres` OS user cannot write to the data directory {}; PostgreSQL runs \
+         as that user, so every parent directory must be traversable by it (for example \
+         `chmod o+x` on each parent, or choose a data directory outside a private home \
+         directory such as /root)",
+        .dir.display()
+    )]
+    DataDirNotReachable {
+        /// The data directory.
+        dir: PathBuf,
+    },
+    /// The short socket directory under /tmp exists but belongs to someone else.
+    #[error("refusing to use socket directory {}: {reason}", .dir.display())]
+    UnsafeSocketDir {
+        /// The socket directory.
+        dir: PathBuf,
+        /// Why it is not safe.
+        reason: String,
+    },
+    /// `initdb` failed.
+    #[error("initdb failed to create a cluster in {} ({status}): {stderr}", .data_dir.display())]
+    Initdb {
+        /// The data directory.
+        data_dir: PathBuf,
+        /// How initdb exited.
+        status: String,
+        /// What initdb wrote to stderr.
+        stderr: String,
+    },
+    /// A program could not be run at all.
+    #[error("could not run {}: {source}", .program.display())]
+    Spawn {
+        /// The program.
+        program: PathBuf,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// The postmaster exited before it was ready.
+    #[error(
+        "PostgreSQL for data directory {} exited during start-up ({status}); the full log \
+         is in {}, its last lines are:\n{tail}",
+        .data_dir.display(), .log.display()
+    )]
+    Exited {
+        /// The data directory.
+        data_dir: PathBuf,
+        /// How the postmaster exited.
+        status: String,
+        /// The server log file.
+        log: PathBuf,
+        /// The last lines of the server log.
+        tail: String,
+    },
+    /// The postmaster did not report `ready` in time.
+    #[error(
+        "PostgreSQL for data directory {} did not become ready within {} s; the full log \
+         is in {}, its last lines are:\n{tail}",
+        .data_dir.display(), .waited.as_secs(), .log.display()
+    )]
+    StartTimeout {
+        /// The data directory.
+        data_dir: PathBuf,
+        /// How long we waited.
+        waited: Duration,
+        /// The server log file.
+        log: PathBuf,
+        /// The last lines of the server log.
+        tail: String,
+    },
+    /// postmaster.pid could not be understood.
+    #[error("the PostgreSQL lock file {} is malformed: {reason}", .path.display())]
+    BadPidFile {
+        /// The lock file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The postmaster would not exit, even after SIGQUIT.
+    #[error(
+        "PostgreSQL (pid {pid}) for data directory {} did not shut down, even after an \
+         immediate-shutdown request (SIGQUIT)",
+        .data_dir.display()
+    )]
+    StopTimeout {
+        /// The postmaster's pid.
+        pid: i32,
+        /// The data directory.
+        data_dir: PathBuf,
+    },
+}
+
+/// Builds the one-paragraph [`EmbeddedError::NoBinaries`] message.
+fn no_binaries_message(searched: &[PathBuf], too_old: &[(PathBuf, String)]) -> String {
+    let mut msg = format!(
+        "No PostgreSQL {MIN_MAJOR} or newer server binaries (initdb and postgres) were found, \
+         and pgrpc needs them to run its embedded database."
+    );
+    if !too_old.is_empty() {
+        let old: Vec<String> = too_old
+            .iter()
+            .map(|(dir, version)| format!("{version} in {}", dir.display()))
+            .collect();
+        msg.push_str(&format!(" Too old: {}.", old.join(", ")));
+    }
+    if !searched.is_empty() {
+        let dirs: Vec<String> = searched.iter().map(|d| d.display().to_string()).collect();
+        msg.push_str(&format!(" Searched: {}.", dirs.join(", ")));
+    }
+    msg.push_str(
+        " Install them with `apt-get install postgresql` on Debian or Ubuntu, \
+         `dnf install postgresql-server` on Fedora or RHEL, or `brew install postgresql@16` \
+         on macOS (and make sure `pg_config` or the server's bin directory is on PATH), \
+         or set `db.uri` to use an existing PostgreSQL server instead.",
+    );
+    msg
+}
+
+/// The OS account the cluster runs as when pgrpc itself runs as root.
+#[derive(Debug, Clone, Copy)]
+struct Owner {
+    uid: u32,
+    gid: u32,
+}
+
+impl Owner {
+    /// `None` when we are an ordinary user (the cluster then runs as us);
+    /// the `postgres` account when we are root.
+    fn for_current_process() -> Result<Option<Owner>, EmbeddedError> {
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        if unsafe { libc::geteuid() } != 0 {
+            return Ok(None);
+        }
+        lookup_user(PG_USER)
+            .map(Some)
+            .ok_or(EmbeddedError::NoPostgresUser)
+    }
+
+    /// Makes `cmd` run as this account. std drops supplementary groups itself
+    /// when `uid` is set while running as root.
+    fn apply(owner: Option<Owner>, cmd: &mut Command) {
+        if let Some(o) = owner {
+            cmd.uid(o.uid).gid(o.gid);
+        }
+    }
+
+    /// Gives `path` to this account (no-op for an ordinary user).
+    fn chown(owner: Option<Owner>, path: &Path) -> Result<(), EmbeddedError> {
+        if let Some(o) = owner {
+            std::os::unix::fs::chown(path, Some(o.uid), Some(o.gid))
+                .map_err(|e| io_err("change the owner of", path, e))?;
+        }
+        Ok(())
+    }
+}
+
+/// Looks up an OS user's uid and gid. Uses `getpwnam_r` rather than
+/// `getpwnam` because the latter returns a static buffer, and tests start
+/// clusters from several threads at once.
+fn lookup_user(name: &str) -> Option<Owner> {
+    let cname = CString::new(name).ok()?;
+    let mut buf: Vec<libc::c_char> = vec![0; 16 * 1024];
+    // SAFETY: passwd is a plain C struct; all-zero is a valid (empty) value.
+    let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut result: *mut libc::passwd = std::ptr::null_mut();
+    // SAFETY: every pointer is valid for the duration of the call and buf.len()
+    // is the true size of buf; the strings in pwd point into buf, which we do
+    // not read after it is dropped.
+    let rc = unsafe {
+        libc::getpwnam_r(
+            cname.as_ptr(),
+            &mut pwd,
+            buf.as_mut_ptr(),
+            buf.len(),
+            &mut result,
+        )
+    };
+    if rc != 0 || result.is_null() {
+        return None;
+    }
+    Some(Owner {
+        uid: pwd.pw_uid,
+        gid: pwd.pw_gid,
+    })
+}
+
+fn io_err(action: &'static str, path: &Path, source: io::Error) -> EmbeddedError {
+    EmbeddedError::Io {
+        action,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// The lines of `postmaster.pid` we use. Layout (PostgreSQL `miscadmin.h`,
+/// `LOCK_FILE_LINE_*`): 1 pid, 2 data dir, 3 start time, 4 port, 5 first
+/// socket dir, 6 first listen address, 7 shared memory key, 8 postmaster status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct PidFile {
+    pid: i32,
+    port: Option<u16>,
+    socket_dir: Option<PathBuf>,
+    status: Option<String>,
+}
+
+impl PidFile {
+    /// Parses the lock file text; `None` when line 1 is not (yet) a pid, which
+    /// happens while the postmaster is still writing the file.
+    fn parse(text: &str) -> Option<PidFile> {
+        let lines: Vec<&str> = text.lines().collect();
+        let pid: i32 = lines.first()?.trim().parse().ok()?;
+        if pid <= 0 {
+            return None;
+        }
+        let field = |n: usize| lines.get(n - 1).map(|l| l.trim()).filter(|l| !l.is_empty());
+        Some(PidFile {
+            pid,
+            port: field(4).and_then(|p| p.parse().ok()),
+            socket_dir: field(5).map(PathBuf::from),
+            status: field(8).map(str::to_owned),
+        })
+    }
+
+    /// Reads `<data_dir>/postmaster.pid`; `Ok(None)` when absent or half-written.
+    fn read(data_dir: &Path) -> Result<Option<PidFile>, EmbeddedError> {
+        let path = data_dir.join("postmaster.pid");
+        match fs::read_to_string(&path) {
+            Ok(text) => Ok(PidFile::parse(&text)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io_err("read", &path, e)),
+        }
+    }
+
+    fn is_ready(&self) -> bool {
+        // PM_STATUS_READY, padded with spaces in the file.
+        self.status.as_deref() == Some("ready")
+    }
+}
+
+/// True when `pid` names a live process (a zombie counts as dead). EPERM means
+/// it exists but belongs to another user, which is how pg_ctl reads it too.
+fn pid_alive(pid: i32) -> bool {
+    if pid <= 0 {
+        // kill(0 or negative) would address a whole process group.
+        return false;
+    }
+    // SAFETY: signal 0 only checks for existence and permission.
+    let rc = unsafe { libc::kill(pid, 0) };
+    let alive = rc == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
+    alive && !is_zombie(pid)
+}
+
+/// A postmaster that exited but was not yet reaped by its parent (e.g. one
+/// started by another `Cluster` in this process) still answers kill(pid, 0).
+fn is_zombie(pid: i32) -> bool {
+    let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    // Format: "pid (comm) S ..."; comm may contain spaces, so split at the last ')'.
+    stat.rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_whitespace().next())
+        .is_some_and(|state| state == "Z")
+}
+
+/// Guards against a recycled pid: a postmaster.pid left by a crash may name a
+/// pid that now belongs to an unrelated process. Where /proc is unavailable we
+/// cannot tell, and trust kill(pid, 0) as pg_ctl does.
+fn looks_like_postmaster(pid: i32) -> bool {
+    match fs::read_to_string(format!("/proc/{pid}/comm")) {
+        Ok(comm) => matches!(comm.trim(), "postgres" | "postmaster"),
+        Err(_) => true,
+    }
+}
+
+/// Sends `sig` to `pid`, never to a process group.
+fn send_signal(pid: i32, sig: libc::c_int) -> io::Result<()> {
+    if pid <= 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("refusing to signal pid {pid}"),
+        ));
+    }
+    // SAFETY: pid is a positive process id; no memory is involved.
+    if unsafe { libc::kill(pid, sig) } == 0 {
+        Ok(())
+    } else {
+        let e = io::Error::last_os_error();
+        // Already gone is what we want.
+        if e.raw_os_error() == Some(libc::ESRCH) {
+            Ok(())
+        } else {
+            Err(e)
+        }
+    }
+}
+
+/// 64-bit FNV-1a (http://www.isthe.com/chongo/tech/comp/fnv/): tiny, and its
+/// value never changes between Rust releases, unlike `DefaultHasher`, so the
+/// short socket directory is the same on every run.
+fn fnv1a64(bytes: &[u8]) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in bytes {
+        hash ^= u64::from(b);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    hash
+}
+
+/// The directory for the Unix socket: the data directory itself (private,
+/// mode 0700), unless the socket path would not fit in `sun_path`.
+fn socket_dir_for(data_dir: &Path, port: u16) -> PathBuf {
+    let socket = data_dir.join(format!(".s.PGSQL.{port}"));
+    if socket.as_os_str().len() <= MAX_SOCKET_PATH {
+        data_dir.to_path_buf()
+    } else {
+        let hash = fnv1a64(data_dir.as_os_str().as_bytes());
+        PathBuf::from(format!("/tmp/pgrpc-{hash:016x}"))
+    }
+}
+
+/// Creates the short socket directory under /tmp, or checks that an existing
+/// one is ours: /tmp is shared, and a directory planted by another user would
+/// let them see or replace our socket.
+fn prepare_short_socket_dir(dir: &Path, owner: Option<Owner>) -> Result<(), EmbeddedError> {
+    match fs::DirBuilder::new().mode(0o700).create(dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(io_err("create socket directory", dir, e)),
+    }
+    let meta = fs::symlink_metadata(dir).map_err(|e| io_err("inspect", dir, e))?;
+    if !meta.is_dir() {
+        return Err(EmbeddedError::UnsafeSocketDir {
+            dir: dir.to_path_buf(),
+            reason: "it is not a directory".into(),
+        });
+    }
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    let expected = owner.map_or(me, |o| o.uid);
+    if meta.uid() != expected && meta.uid() != me {
+        return Err(EmbeddedError::UnsafeSocketDir {
+            dir: dir.to_path_buf(),
+            reason: format!(
+                "it belongs to uid {}, not to uid {expected}; remove it and start again",
+                meta.uid()
+            ),
+        });
+    }
+    if meta.permissions().mode() & 0o777 != 0o700 {
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
+            .map_err(|e| io_err("restrict the permissions of", dir, e))?;
+    }
+    Owner::chown(owner, dir)
+}
+
+/// Creates the data directory (0700, owned by the cluster's OS user) and any
+/// missing parents (as the current user, default permissions, so they stay
+/// traversable). An existing directory without PG_VERSION is handed to the
+/// cluster's OS user too, so initdb can fill it.
+fn prepare_data_dir(data_dir: &Path, owner: Option<Owner>) -> Result<(), EmbeddedError> {
+    if let Some(parent) = data_dir.parent() {
+        fs::create_dir_all(parent).map_err(|e| io_err("create directory", parent, e))?;
+    }
+    match fs::DirBuilder::new().mode(0o700).create(data_dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            if data_dir.join("PG_VERSION").exists() {
+                // An initialised cluster: PostgreSQL checks its own ownership and mode.
+                return Ok(());
+            }
+        }
+        Err(e) => return Err(io_err("create data directory", data_dir, e)),
+    }
+    fs::set_permissions(data_dir, fs::Permissions::from_mode(0o700))
+        .map_err(|e| io_err("restrict the permissions of", data_dir, e))?;
+    Owner::chown(owner, data_dir)
+}
+
+/// When root: proves that the `postgres` user can reach and write the data
+/// directory before initdb or postgres fail with a less clear message.
+fn check_reachable(data_dir: &Path, owner: Option<Owner>) -> Result<(), EmbeddedError> {
+    if owner.is_none() {
+        return Ok(());
+    }
+    let sh = Path::new("/bin/sh");
+    let mut cmd = Command::new(sh);
+    // The path is passed as "$1", so no quoting or shell parsing of it happens.
+    cmd.args(["-c", "test -w \"$1\" && test -x \"$1\"", "sh"])
+        .arg(data_dir)
+        .current_dir("/")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    Owner::apply(owner, &mut cmd);
+    let status = cmd.status().map_err(|source| EmbeddedError::Spawn {
+        program: sh.to_path_buf(),
+        source,
+    })?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(EmbeddedError::DataDirNotReachable {
+            dir: data_dir.to_path_buf(),
+        })
+    }
+}
+
+/// Runs initdb on an empty data directory.
+fn run_initdb(
+    bindir: &Path,
+    data_dir: &Path,
+    fast: bool,
+    owner: Option<Owner>,
+) -> Result<(), EmbeddedError> {
+    let program = bindir.join("initdb");
+    let mut cmd = Command::new(&program);
+    // Trust authentication is safe here because the server never listens on
+    // TCP (listen_addresses is empty) and its only Unix socket lives in a
+    // private 0700 directory, with unix_socket_permissions=0700: only the
+    // cluster's OS user (and root) can connect at all.
+    cmd.arg("-D")
+        .arg(data_dir)
+        .args(["-U", PG_USER, "-A", "trust", "-E", "UTF8", "--locale=C"])
+        // A neutral working directory: the postgres user may not be able to
+        // enter ours (e.g. /root).
+        .current_dir("/")
+        .stdin(Stdio::null());
+    if fast {
+        cmd.arg("--no-sync");
+    }
+    Owner::apply(owner, &mut cmd);
+    let started = Instant::now();
+    let out = cmd.output().map_err(|source| EmbeddedError::Spawn {
+        program: program.clone(),
+        source,
+    })?;
+    if !out.status.success() {
+        return Err(EmbeddedError::Initdb {
+            data_dir: data_dir.to_path_buf(),
+            status: describe_status(out.status),
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+        });
+    }
+    info!(
+        data_dir = %data_dir.display(),
+        initdb = %program.display(),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "initdb created a new PostgreSQL cluster"
+    );
+    Ok(())
+}
+
+fn describe_status(status: ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exit code {code}"),
+        (None, Some(sig)) => format!("killed by signal {sig}"),
+        _ => status.to_string(),
+    }
+}
+
+/// The server log: where it is and where this start began writing.
+#[derive(Debug, Clone)]
+struct ServerLog {
+    path: PathBuf,
+    start_offset: u64,
+}
+
+impl ServerLog {
+    /// The last lines written since this start (the file also holds earlier runs).
+    fn tail(&self) -> String {
+        read_tail(&self.path, self.start_offset, LOG_TAIL_LINES)
+            .unwrap_or_else(|e| format!("(could not read {}: {e})", self.path.display()))
+    }
+}
+
+/// Returns the last `lines` lines of `path` after byte `from`, reading at most
+/// 64 KiB so a huge log costs nothing.
+fn read_tail(path: &Path, from: u64, lines: usize) -> io::Result<String> {
+    const WINDOW: u64 = 64 * 1024;
+    let mut file = File::open(path)?;
+    let len = file.metadata()?.len();
+    let start = from.max(len.saturating_sub(WINDOW)).min(len);
+    file.seek(SeekFrom::Start(start))?;
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes)?;
+    let text = String::from_utf8_lossy(&bytes);
+    let all: Vec<&str> = text.lines().collect();
+    let keep = &all[all.len().saturating_sub(lines)..];
+    Ok(keep.join("\n"))
+}
+
+/// What the wait for readiness watches besides the lock file.
+enum Watched<'a> {
+    /// Our own postmaster: `try_wait` tells us if it died.
+    Child(&'a mut Child),
+    /// A postmaster from an earlier run: only its pid is known.
+    Pid(i32),
+}
+
+/// Polls postmaster.pid until the postmaster named `expected_pid` reports
+/// `ready`, which is how pg_ctl waits since PostgreSQL 10.
+fn wait_ready(
+    data_dir: &Path,
+    expected_pid: i32,
+    mut watched: Watched<'_>,
+    log: &ServerLog,
+) -> Result<PidFile, EmbeddedError> {
+    let started = Instant::now();
+    loop {
+        // A stale lock file from a crash may still say "ready", so the pid must
+        // match the postmaster we are waiting for.
+        if let Some(pf) = PidFile::read(data_dir)? {
+            if pf.pid == expected_pid && pf.is_ready() {
+                return Ok(pf);
+            }
+        }
+        let exited = match &mut watched {
+            Watched::Child(child) => child
+                .try_wait()
+                .map_err(|e| io_err("wait for postgres in", data_dir, e))?
+                .map(describe_status),
+            Watched::Pid(pid) => (!pid_alive(*pid)).then(|| "the process is gone".to_owned()),
+        };
+        if let Some(status) = exited {
+            return Err(EmbeddedError::Exited {
+                data_dir: data_dir.to_path_buf(),
+                status,
+                log: log.path.clone(),
+                tail: log.tail(),
+            });
+        }
+        if started.elapsed() >= START_TIMEOUT {
+            return Err(EmbeddedError::StartTimeout {
+                data_dir: data_dir.to_path_buf(),
+                waited: started.elapsed(),
+                log: log.path.clone(),
+                tail: log.tail(),
+            });
+        }
+        thread::sleep(POLL);
+    }
+}
+
+/// Parses the major version from `postgres --version` output such as
+/// "postgres (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)" or
+/// "postgres (PostgreSQL) 17beta1". Returns (major, full version text).
+fn parse_version(output: &str) -> Option<(u32, String)> {
+    let line = output.lines().next()?;
+    let after = match line.find("(PostgreSQL)") {
+        Some(i) => &line[i + "(PostgreSQL)".len()..],
+        None => line,
+    };
+    let version = after.split_whitespace().next()?;
+    let digits: String = version.chars().take_while(char::is_ascii_digit).collect();
+    let major = digits.parse().ok()?;
+    Some((major, version.to_owned()))
+}
+
+/// Numeric components of a version, so "15.18" sorts above "15.2".
+fn version_key(version: &str) -> Vec<u32> {
+    version
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|s| !s.is_empty())
+        .filter_map(|s| s.parse().ok())
+        .collect()
+}
+
+/// Directories that may hold PostgreSQL server binaries, best guesses first.
+fn candidate_dirs() -> Vec<PathBuf> {
+    let mut dirs = Vec::new();
+    if let Ok(out) = Command::new("pg_config")
+        .arg("--bindir")
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+    {
+        if out.status.success() {
+            let text = String::from_utf8_lossy(&out.stdout);
+            let dir = text.trim();
+            if !dir.is_empty() {
+                dirs.push(PathBuf::from(dir));
+            }
+        }
+    }
+    if let Some(path) = std::env::var_os("PATH") {
+        dirs.extend(std::env::split_paths(&path).filter(|d| d.is_absolute()));
+    }
+    // Debian/Ubuntu keep every major version side by side here.
+    dirs.extend(glob_bindirs(Path::new("/usr/lib/postgresql"), "", "bin"));
+    // Also the layouts of the PGDG RPMs and Homebrew (keg-only, so not on PATH).
+    dirs.extend(glob_bindirs(Path::new("/usr"), "pgsql-", "bin"));
+    dirs.extend(glob_bindirs(
+        Path::new("/opt/homebrew/opt"),
+        "postgresql@",
+        "bin",
+    ));
+    dirs.extend(glob_bindirs(
+        Path::new("/usr/local/opt"),
+        "postgresql@",
+        "bin",
+    ));
+    dirs
+}
+
+/// `<root>/<prefix>*/<leaf>` for every entry of `root`, in name order.
+fn glob_bindirs(root: &Path, prefix: &str, leaf: &str) -> Vec<PathBuf> {
+    let Ok(entries) = fs::read_dir(root) else {
+        return Vec::new();
+    };
+    let mut found: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().as_bytes().starts_with(prefix.as_bytes()))
+        .map(|e| e.path().join(leaf))
+        .filter(|p| p.is_dir())
+        .collect();
+    found.sort();
+    found
+}
+
+/// The real directory of a usable installation found through `dir`: the
+/// directory `postgres` resolves to (so symlinks such as /usr/local/bin/postgres
+/// collapse onto /usr/lib/postgresql/15/bin), provided `initdb` is there too.
+fn resolve_bindir(dir: &Path) -> Option<PathBuf> {
+    if !dir.join("initdb").is_file() || !dir.join("postgres").is_file() {
+        return None;
+    }
+    let real = fs::canonicalize(dir.join("postgres")).ok()?;
+    let real_dir = real.parent()?.to_path_buf();
+    real_dir.join("initdb").is_file().then_some(real_dir)
+}
+
+/// `postgres --version` of the installation in `bindir`.
+fn server_version(bindir: &Path) -> Option<(u32, String)> {
+    // --version is answered before PostgreSQL's refusal to run as root.
+    let out = Command::new(bindir.join("postgres"))
+        .arg("--version")
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    parse_version(&String::from_utf8_lossy(&out.stdout))
+}
+
+/// Quotes `s` for a POSIX shell when it holds anything beyond a safe set.
+fn shell_quote(s: &str) -> String {
+    let safe = !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/._-+=:,@%".contains(c));
+    if safe {
+        s.to_owned()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
+/// Shared by `stop()`: whether it already ran, and our postmaster to reap.
+#[derive(Debug)]
+struct StopState {
+    child: Option<Child>,
+    stopped: bool,
+}
+
+/// A running private PostgreSQL cluster. Dropping it does not stop the
+/// server: the caller decides when (the gateway on shutdown, the test harness
+/// at exit) by calling [`Cluster::stop`].
+#[derive(Debug)]
+pub struct Cluster {
+    data_dir: PathBuf,
+    socket_dir: PathBuf,
+    port: u16,
+    pid: i32,
+    initialized_now: bool,
+    reused: bool,
+    state: Mutex<StopState>,
+}
+
+impl Cluster {
+    /// Finds the newest installed PostgreSQL (15 or later) bin directory that
+    /// holds both `initdb` and `postgres`.
+    pub fn find_bindir() -> Result<PathBuf, EmbeddedError> {
+        let searched = candidate_dirs();
+        let mut seen = BTreeSet::new();
+        let mut best: Option<(Vec<u32>, PathBuf)> = None;
+        let mut too_old = Vec::new();
+        for dir in &searched {
+            let Some(real) = resolve_bindir(dir) else {
+                continue;
+            };
+            if !seen.insert(real.clone()) {
+                continue;
+            }
+            let Some((major, version)) = server_version(&real) else {
+                continue;
+            };
+            if major < MIN_MAJOR {
+                too_old.push((real, version));
+                continue;
+            }
+            let key = version_key(&version);
+            // Strictly newer only, so among equals the earlier (pg_config, PATH) wins.
+            if best.as_ref().is_none_or(|(k, _)| key > *k) {
+                best = Some((key, real));
+            }
+        }
+        match best {
+            Some((_, dir)) => Ok(dir),
+            None => {
+                let mut uniq = BTreeSet::new();
+                let searched = searched
+                    .into_iter()
+                    .filter(|d| uniq.insert(d.clone()))
+                    .collect();
+                Err(EmbeddedError::NoBinaries { searched, too_old })
+            }
+        }
+    }
+
+    /// Runs initdb if the data directory is new, then starts the postmaster
+    /// (or reuses one left running by a crashed run) and blocks until it
+    /// accepts connections.
+    pub fn start(spec: &ClusterSpec) -> Result<Cluster, EmbeddedError> {
+        let owner = Owner::for_current_process()?;
+        let mut data_dir = std::path::absolute(&spec.data_dir)
+            .map_err(|e| io_err("resolve", &spec.data_dir, e))?;
+        if data_dir.exists() {
+            data_dir = fs::canonicalize(&data_dir).map_err(|e| io_err("resolve", &data_dir, e))?;
+            if let Some(cluster) = Self::try_reuse(&data_dir, spec)? {
+                return Ok(cluster);
+            }
+        }
+
+        let bindir = Self::find_bindir()?;
+        prepare_data_dir(&data_dir, owner)?;
+        // Canonical from here on, so the socket-dir hash is the same every run.
+        let data_dir = fs::canonicalize(&data_dir).map_err(|e| io_err("resolve", &data_dir, e))?;
+        check_reachable(&data_dir, owner)?;
+
+        let initialized_now = !data_dir.join("PG_VERSION").exists();
+        if initialized_now {
+            run_initdb(&bindir, &data_dir, spec.fast, owner)?;
+        }
+
+        let socket_dir = socket_dir_for(&data_dir, spec.port);
+        if socket_dir != data_dir {
+            prepare_short_socket_dir(&socket_dir, owner)?;
+        }
+
+        let log = Self::open_log(&data_dir)?;
+        let (mut child, log) =
+            Self::spawn_postmaster(&bindir, &data_dir, &socket_dir, spec, owner, log)?;
+        let pid = i32::try_from(child.id()).map_err(|_| EmbeddedError::BadPidFile {
+            path: data_dir.join("postmaster.pid"),
+            reason: format!("child pid {} does not fit in pid_t", child.id()),
+        })?;
+        if let Err(e) = wait_ready(&data_dir, pid, Watched::Child(&mut child), &log) {
+            // Do not leave a half-started server behind us.
+            let _ = send_signal(pid, libc::SIGQUIT);
+            let _ = child.wait();
+            return Err(e);
+        }
+        info!(
+            data_dir = %data_dir.display(),
+            socket_dir = %socket_dir.display(),
+            port = spec.port,
+            pid,
+            log = %log.path.display(),
+            bindir = %bindir.display(),
+            "embedded PostgreSQL started"
+        );
+        Ok(Cluster {
+            data_dir,
+            socket_dir,
+            port: spec.port,
+            pid,
+            initialized_now,
+            reused: false,
+            state: Mutex::new(StopState {
+                child: Some(child),
+                stopped: false,
+            }),
+        })
+    }
+
+    /// Adopts a live postmaster named in postmaster.pid. A dead one is left
+    /// alone: postgres removes its own stale lock file on start.
+    fn try_reuse(data_dir: &Path, spec: &ClusterSpec) -> Result<Option<Cluster>, EmbeddedError> {
+        let Some(pf) = PidFile::read(data_dir)? else {
+            return Ok(None);
+        };
+        if !pid_alive(pf.pid) || !looks_like_postmaster(pf.pid) {
+            info!(
+                data_dir = %data_dir.display(),
+                pid = pf.pid,
+                "postmaster.pid names a process that is gone; starting a new server"
+            );
+            return Ok(None);
+        }
+        let log = ServerLog {
+            path: log_path(data_dir),
+            start_offset: 0,
+        };
+        let pf = wait_ready(data_dir, pf.pid, Watched::Pid(pf.pid), &log)?;
+        let pid_path = data_dir.join("postmaster.pid");
+        let socket_dir = pf
+            .socket_dir
+            .clone()
+            .ok_or_else(|| EmbeddedError::BadPidFile {
+                path: pid_path.clone(),
+                reason: "line 5 (socket directory) is empty".into(),
+            })?;
+        let port = pf.port.ok_or_else(|| EmbeddedError::BadPidFile {
+            path: pid_path,
+            reason: "line 4 (port) is not a port number".into(),
+        })?;
+        if port != spec.port {
+            warn!(
+                configured = spec.port,
+                running = port,
+                "reusing a running PostgreSQL that uses a different port number"
+            );
+        }
+        info!(
+            data_dir = %data_dir.display(),
+            socket_dir = %socket_dir.display(),
+            port,
+            pid = pf.pid,
+            "reusing the PostgreSQL server left running by an earlier run (its settings are kept)"
+        );
+        Ok(Some(Cluster {
+            data_dir: data_dir.to_path_buf(),
+            socket_dir,
+            port,
+            pid: pf.pid,
+            initialized_now: false,
+            reused: true,
+            state: Mutex::new(StopState {
+                child: None,
+                stopped: false,
+            }),
+        }))
+    }
+
+    /// Opens `<parent of data_dir>/postgres.log` for appending. We open it,
+    /// not the postgres user, so its directory's permissions do not matter.
+    fn open_log(data_dir: &Path) -> Result<(File, ServerLog), EmbeddedError> {
+        let path = log_path(data_dir);
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            // The log may contain query text; keep it to the operator.
+            .mode(0o600)
+            .open(&path)
+            .map_err(|e| io_err("open the server log", &path, e))?;
+        let start_offset = file
+            .metadata()
+            .map_err(|e| io_err("inspect", &path, e))?
+            .len();
+        Ok((file, ServerLog { path, start_offset }))
+    }
+
+    fn spawn_postmaster(
+        bindir: &Path,
+        data_dir: &Path,
+        socket_dir: &Path,
+        spec: &ClusterSpec,
+        owner: Option<Owner>,
+        (log_file, log): (File, ServerLog),
+    ) -> Result<(Child, ServerLog), EmbeddedError> {
+        let program = bindir.join("postgres");
+        let stderr = log_file
+            .try_clone()
+            .map_err(|e| io_err("duplicate the handle of", &log.path, e))?;
+        let mut args: Vec<OsString> = vec![
+            "-D".into(),
+            data_dir.into(),
+            "-k".into(),
+            socket_dir.into(),
+            "-p".into(),
+            spec.port.to_string().into(),
+        ];
+        let mut settings: Vec<(String, String)> = vec![
+            // No TCP at all: the socket directory is the only way in.
+            ("listen_addresses".into(), String::new()),
+            ("unix_socket_permissions".into(), "0700".into()),
+        ];
+        if spec.fast {
+            // Throwaway test clusters: durability buys nothing and costs time.
+            for name in ["fsync", "synchronous_commit", "full_page_writes"] {
+                settings.push((name.into(), "off".into()));
+            }
+        }
+        settings.extend(spec.settings.iter().cloned());
+        for (name, value) in &settings {
+            args.push("-c".into());
+            args.push(format!("{name}={value}").into());
+        }
+
+        let mut cmd = Command::new(&program);
+        cmd.args(&args)
+            .current_dir("/")
+            .stdin(Stdio::null())
+            .stdout(log_file)
+            .stderr(stderr)
+            // Own process group: a terminal Ctrl-C reaches only the gateway,
+            // which then stops the cluster in order (fast shutdown).
+            .process_group(0);
+        Owner::apply(owner, &mut cmd);
+        let child = cmd.spawn().map_err(|source| EmbeddedError::Spawn {
+            program: program.clone(),
+            source,
+        })?;
+        Ok((child, log))
+    }
+
+    /// The directory holding the Unix socket `.s.PGSQL.<port>`.
+    pub fn socket_dir(&self) -> &Path {
+        &self.socket_dir
+    }
+
+    /// The port number naming the socket file.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The absolute (canonical) data directory.
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// True when this start ran initdb (first start).
+    pub fn initialized_now(&self) -> bool {
+        self.initialized_now
+    }
+
+    /// True when an already-running postmaster (left by a crashed run) was reused.
+    pub fn reused(&self) -> bool {
+        self.reused
+    }
+
+    /// The exact psql command a DBA types to open database `db` as the
+    /// `postgres` superuser.
+    pub fn psql_command(&self, db: &str) -> String {
+        format!(
+            "psql -h {} -p {} -U {PG_USER} {}",
+            shell_quote(&self.socket_dir.to_string_lossy()),
+            self.port,
+            shell_quote(db)
+        )
+    }
+
+    fn lock_state(&self) -> MutexGuard<'_, StopState> {
+        // A panic while holding the lock leaves the state usable: stop() only
+        // ever moves it towards "stopped".
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Fast shutdown (SIGINT to the postmaster) and wait until it is gone;
+    /// SIGQUIT as a last resort. A second call does nothing.
+    pub fn stop(&self) -> Result<(), EmbeddedError> {
+        let mut state = self.lock_state();
+        if state.stopped {
+            return Ok(());
+        }
+        let running = match state.child.as_mut() {
+            Some(child) => child
+                .try_wait()
+                .map_err(|e| io_err("wait for postgres in", &self.data_dir, e))?
+                .is_none(),
+            // Not our child: only signal the pid while the lock file still
+            // names it, so a recycled pid is never hit.
+            None => {
+                PidFile::read(&self.data_dir)?.is_some_and(|pf| pf.pid == self.pid)
+                    && pid_alive(self.pid)
+            }
+        };
+        if running {
+            info!(
+                pid = self.pid,
+                data_dir = %self.data_dir.display(),
+                "stopping embedded PostgreSQL (fast shutdown)"
+            );
+            send_signal(self.pid, libc::SIGINT)
+                .map_err(|e| io_err("signal the postmaster of", &self.data_dir, e))?;
+            if !self.wait_gone(&mut state, STOP_TIMEOUT)? {
+                warn!(
+                    pid = self.pid,
+                    data_dir = %self.data_dir.display(),
+                    waited_s = STOP_TIMEOUT.as_secs(),
+                    "PostgreSQL did not finish a fast shutdown; sending SIGQUIT \
+                     (immediate shutdown: crash recovery runs on the next start)"
+                );
+                send_signal(self.pid, libc::SIGQUIT)
+                    .map_err(|e| io_err("signal the postmaster of", &self.data_dir, e))?;
+                if !self.wait_gone(&mut state, QUIT_TIMEOUT)? {
+                    return Err(EmbeddedError::StopTimeout {
+                        pid: self.pid,
+                        data_dir: self.data_dir.clone(),
+                    });
+                }
+            }
+            info!(data_dir = %self.data_dir.display(), "embedded PostgreSQL stopped");
+        } else if let Some(child) = state.child.as_mut() {
+            // Already exited on its own: reap it.
+            let _ = child.wait();
+        }
+        if PidFile::read(&self.data_dir)?.is_some_and(|pf| pf.pid == self.pid) {
+            warn!(
+                data_dir = %self.data_dir.display(),
+                "PostgreSQL exited without removing postmaster.pid; the next start removes it"
+            );
+        }
+        state.child = None;
+        state.stopped = true;
+        Ok(())
+    }
+
+    /// Polls until the postmaster has exited and its lock file is gone (or no
+    /// longer names it). Returns false on time-out.
+    fn wait_gone(&self, state: &mut StopState, timeout: Duration) -> Result<bool, EmbeddedError> {
+        let started = Instant::now();
+        loop {
+            let process_gone = match state.child.as_mut() {
+                Some(child) => child
+                    .try_wait()
+                    .map_err(|e| io_err("wait for postgres in", &self.data_dir, e))?
+                    .is_some(),
+                None => !pid_alive(self.pid),
+            };
+            // The postmaster unlinks its lock file just before it exits, so
+            // once the process is gone the file is too (unless it crashed,
+            // and then waiting longer would not help).
+            // A short grace lets a file read mid-exit settle before we accept that.
+            let file_gone = PidFile::read(&self.data_dir)?.is_none_or(|pf| pf.pid != self.pid);
+            if process_gone && (file_gone || started.elapsed() >= POLL * 10) {
+                return Ok(true);
+            }
+            if started.elapsed() >= timeout {
+                return Ok(false);
+            }
+            thread::sleep(POLL);
+        }
+    }
+}
+
+/// Where the server log goes: next to, not inside, the data directory, so
+/// it survives re-initialising the cluster and is easy to find.
+fn log_path(data_dir: &Path) -> PathBuf {
+    data_dir.parent().unwrap_or(data_dir).join("postgres.log")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU16, Ordering};
+
+    /// Distinct port numbers per test, only to make the socket names differ
+    /// from the default in case a test reads the wrong directory.
+    static NEXT_PORT: AtomicU16 = AtomicU16::new(54_400);
+
+    fn port() -> u16 {
+        NEXT_PORT.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// A temp dir under /tmp that the `postgres` user can traverse (TempDir is
+    /// created 0700 by root otherwise).
+    fn tempdir() -> tempfile::TempDir {
+        let dir = tempfile::Builder::new()
+            .prefix("pgrpc-embedded-")
+            .tempdir_in("/tmp")
+            .expect("create temp dir");
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).expect("chmod temp dir");
+        dir
+    }
+
+    fn spec(data_dir: PathBuf) -> ClusterSpec {
+        ClusterSpec {
+            data_dir,
+            port: port(),
+            fast: true,
+            // Small, so parallel tests do not compete for shared memory.
+            settings: vec![("shared_buffers".into(), "16MB".into())],
+        }
+    }
+
+    /// Stops the cluster even when an assertion fails, so no server outlives the test.
+    struct StopOnDrop<'a>(&'a Cluster);
+    impl Drop for StopOnDrop<'_> {
+        fn drop(&mut self) {
+            let _ = self.0.stop();
+        }
+    }
+
+    fn psql(cluster: &Cluster, sql: &str) -> String {
+        let bindir = Cluster::find_bindir().expect("bindir");
+        let program = if bindir.join("psql").is_file() {
+            bindir.join("psql")
+        } else {
+            PathBuf::from("psql")
+        };
+        let mut cmd = Command::new(program);
+        cmd.arg("-X")
+            .arg("-h")
+            .arg(cluster.socket_dir())
+            .args([
+                "-p",
+                &cluster.port().to_string(),
+                "-U",
+                "postgres",
+                "-d",
+                "postgres",
+            ])
+            .args(["-v", "ON_ERROR_STOP=1", "-Atc", sql])
+            .current_dir("/");
+        Owner::apply(Owner::for_current_process().expect("owner"), &mut cmd);
+        let out = cmd.output().expect("run psql");
+        assert!(
+            out.status.success(),
+            "psql failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
+    #[test]
+    fn fnv1a_matches_reference_vectors() {
+        assert_eq!(fnv1a64(b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(fnv1a64(b"a"), 0xaf63_dc4c_8601_ec8c);
+        assert_eq!(fnv1a64(b"foobar"), 0x8594_4171_f739_67e8);
+    }
+
+    #[test]
+    fn parses_postgres_version_output() {
+        assert_eq!(
+            parse_version("postgres (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)\n"),
+            Some((15, "15.18".into()))
+        );
+        assert_eq!(
+            parse_version("postgres (PostgreSQL) 17beta1"),
+            Some((17, "17beta1".into()))
+        );
+        assert_eq!(parse_version("garbage"), None);
+        assert!(version_key("15.18") > version_key("15.2"));
+        assert!(version_key("16.0") > version_key("15.18"));
+    }
+
+    #[test]
+    fn parses_pid_file() {
+        let text = "1234\n/data\n1700000000\n5432\n/tmp/sock\n\n  5432001  12\nready   \n";
+        assert_eq!(
+            PidFile::parse(text),
+            Some(PidFile {
+                pid: 1234,
+                port: Some(5432),
+                socket_dir: Some("/tmp/sock".into()),
+                status: Some("ready".into()),
+            })
+        );
+        assert!(PidFile::parse(text).is_some_and(|p| p.is_ready()));
+        assert_eq!(PidFile::parse(""), None);
+        assert_eq!(PidFile::parse("0\n"), None);
+    }
+
+    #[test]
+    fn no_binaries_message_is_one_paragraph() {
+        let msg = EmbeddedError::NoBinaries {
+            searched: vec!["/usr/bin".into()],
+            too_old: vec![("/usr/lib/postgresql/13/bin".into(), "13.9".into())],
+        }
+        .to_string();
+        assert!(!msg.contains('\n'), "{msg}");
+        for needle in [
+            "apt-get install postgresql",
+            "dnf install postgresql-server",
+            "brew install postgresql@16",
+            "db.uri",
+            "13.9",
+        ] {
+            assert!(msg.contains(needle), "{needle} missing from: {msg}");
+        }
+    }
+
+    #[test]
+    fn psql_command_quotes_paths_with_spaces() {
+        let cluster = Cluster {
+            data_dir: "/srv/my data".into(),
+            socket_dir: "/srv/my data".into(),
+            port: 5432,
+            pid: 1,
+            initialized_now: false,
+            reused: false,
+            state: Mutex::new(StopState {
+                child: None,
+                stopped: true,
+            }),
+        };
+        assert_eq!(
+            cluster.psql_command("pgrpc"),
+            "psql -h '/srv/my data' -p 5432 -U postgres pgrpc"
+        );
+    }
+
+    #[test]
+    fn find_bindir_finds_a_supported_version() {
+        let dir = Cluster::find_bindir().expect("PostgreSQL 15+ installed");
+        assert!(dir.join("initdb").is_file());
+        let (major, _) = server_version(&dir).expect("version");
+        assert!(major >= MIN_MAJOR, "{} is {major}", dir.display());
+    }
+
+    #[test]
+    fn starts_stops_and_restarts_with_persisted_data() {
+        let tmp = tempdir();
+        let spec = spec(tmp.path().join("data"));
+
+        let cluster = Cluster::start(&spec).expect("first start");
+        let guard = StopOnDrop(&cluster);
+        assert!(cluster.initialized_now());
+        assert!(!cluster.reused());
+        assert_eq!(cluster.socket_dir(), cluster.data_dir());
+        assert!(cluster
+            .socket_dir()
+            .join(format!(".s.PGSQL.{}", spec.port))
+            .exists());
+        assert_eq!(psql(&cluster, "select 1"), "1");
+        assert_eq!(psql(&cluster, "show fsync"), "off");
+        psql(
+            &cluster,
+            "create table kept (v int); insert into kept values (42)",
+        );
+        assert!(cluster.psql_command("postgres").starts_with(&format!(
+            "psql -h {} -p {}",
+            cluster.socket_dir().display(),
+            spec.port
+        )));
+        cluster.stop().expect("stop");
+        cluster.stop().expect("second stop is a no-op");
+        drop(guard);
+        assert!(!cluster.data_dir().join("postmaster.pid").exists());
+        assert!(tmp.path().join("postgres.log").exists());
+
+        let again = Cluster::start(&spec).expect("second start");
+        let _guard = StopOnDrop(&again);
+        assert!(!again.initialized_now());
+        assert!(!again.reused());
+        assert_eq!(psql(&again, "select v from kept"), "42");
+        again.stop().expect("stop again");
+        assert!(!again.data_dir().join("postmaster.pid").exists());
+    }
+
+    #[test]
+    fn long_data_dir_uses_short_socket_dir() {
+        let tmp = tempdir();
+        let deep = tmp
+            .path()
+            .join("x".repeat(60))
+            .join("y".repeat(40))
+            .join("data");
+        let spec = spec(deep);
+        let cluster = Cluster::start(&spec).expect("start");
+        let _guard = StopOnDrop(&cluster);
+        let sock = cluster.socket_dir().to_path_buf();
+        assert_ne!(sock, cluster.data_dir());
+        assert!(sock.starts_with("/tmp"));
+        assert!(sock
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with("pgrpc-")));
+        assert_eq!(
+            sock,
+            socket_dir_for(cluster.data_dir(), spec.port),
+            "stable"
+        );
+        assert!(sock.join(format!(".s.PGSQL.{}", spec.port)).exists());
+        assert_eq!(psql(&cluster, "select 1"), "1");
+        cluster.stop().expect("stop");
+        let _ = fs::remove_dir(&sock);
+    }
+
+    #[test]
+    fn stale_lock_file_from_a_crash_is_not_reused() {
+        let tmp = tempdir();
+        let spec = spec(tmp.path().join("data"));
+        let cluster = Cluster::start(&spec).expect("start");
+        cluster.stop().expect("stop");
+        // A crash leaves postmaster.pid behind, possibly saying "ready"; its
+        // pid is dead (a reaped child of ours).
+        let mut dead = Command::new("true").spawn().expect("spawn true");
+        let dead_pid = dead.id();
+        dead.wait().expect("reap true");
+        let sock = cluster.socket_dir().display().to_string();
+        let stale = format!(
+            "{dead_pid}\n{}\n0\n{}\n{sock}\n\n0 0\nready   \n",
+            cluster.data_dir().display(),
+            spec.port
+        );
+        fs::write(cluster.data_dir().join("postmaster.pid"), stale).expect("write stale lock file");
+
+        let again = Cluster::start(&spec).expect("start over a stale lock file");
+        let _guard = StopOnDrop(&again);
+        assert!(!again.reused());
+        assert_eq!(psql(&again, "select 1"), "1");
+        again.stop().expect("stop");
+    }
+
+    #[test]
+    fn unreachable_data_dir_is_reported_when_root() {
+        if Owner::for_current_process().expect("owner").is_none() {
+            return; // Only root hands the cluster to another OS user.
+        }
+        let tmp = tempdir();
+        let private = tmp.path().join("private");
+        fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&private)
+            .expect("mkdir");
+        let err = Cluster::start(&spec(private.join("data"))).expect_err("must fail");
+        assert!(
+            matches!(err, EmbeddedError::DataDirNotReachable { .. }),
+            "{err}"
+        );
+        assert!(err.to_string().contains("private/data"), "{err}");
+    }
+
+    #[test]
+    fn failed_start_reports_the_log_tail() {
+        let tmp = tempdir();
+        let mut spec = spec(tmp.path().join("data"));
+        spec.settings.push(("no_such_setting".into(), "1".into()));
+        let err = Cluster::start(&spec).expect_err("bad setting must fail");
+        assert!(matches!(err, EmbeddedError::Exited { .. }), "{err}");
+        assert!(err.to_string().contains("no_such_setting"), "{err}");
+        assert!(!tmp.path().join("data/postmaster.pid").exists());
+    }
+
+    #[test]
+    fn reuses_a_running_cluster() {
+        let tmp = tempdir();
+        let spec = spec(tmp.path().join("data"));
+        let first = Cluster::start(&spec).expect("start");
+        let _first_guard = StopOnDrop(&first);
+        let second = Cluster::start(&spec).expect("reuse");
+        let _second_guard = StopOnDrop(&second);
+        assert!(second.reused());
+        assert!(!second.initialized_now());
+        assert_eq!(second.socket_dir(), first.socket_dir());
+        assert_eq!(second.port(), first.port());
+        assert_eq!(psql(&second, "select 1"), "1");
+        // Stopping through the adopted handle must work although the
+        // postmaster is the first handle's child (it lingers as a zombie).
+        second.stop().expect("stop reused");
+        assert!(!first.data_dir().join("postmaster.pid").exists());
+        first.stop().expect("stop first reaps the child");
+    }
+}

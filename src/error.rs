@@ -1,0 +1,748 @@
+//! Errors: one type for every stage, one table from error to HTTP.
+//!
+//! Every error the gateway answers with is an [`Error`], made of per-stage
+//! sub-enums. Each knows its status, code, message, details, hint and extra
+//! headers; one `ResponseError` impl renders `{"code","message","details","hint"}`.
+//!
+//! Codes reuse PostgREST's numbers where the condition is the same, so its
+//! clients and docs apply (PostgREST `src/PostgREST/Error.hs`):
+//! `PGRST0xx` connection, `1xx` request, `2xx` schema cache, `3xx` JWT.
+//! Codes of our own start at `x50` within a group so they never collide with one
+//! PostgREST may add next. Retired codes stay listed here as comments and are never
+//! reused (none yet).
+//!
+//! Database errors keep their SQLSTATE as `code`; [`sqlstate_status`] is the
+//! single SQLSTATE → HTTP mapping. What reaches the client is deliberate: an
+//! internal failure is logged in full and answered generically.
+
+use actix_web::http::header::{self, HeaderName, HeaderValue};
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::jwt::JwtError;
+
+/// Seconds a client should wait before retrying while the database is away.
+const RETRY_AFTER_SECONDS: &str = "5";
+
+/// Anything a request can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The HTTP request itself is wrong.
+    #[error(transparent)]
+    Request(#[from] RequestError),
+    /// The schema cache has no (single) function for it.
+    #[error(transparent)]
+    SchemaCache(#[from] SchemaCacheError),
+    /// The Authorization header's token was refused.
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    /// The database answered with an error, or could not be reached.
+    #[error(transparent)]
+    Db(#[from] DbError),
+    /// The function's response settings are unusable.
+    #[error(transparent)]
+    Response(#[from] ResponseSettingsError),
+    /// A bug or an environment failure; logged in full, answered generically.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// Request-stage errors (PostgREST `ApiRequestError`).
+#[derive(Debug, thiserror::Error)]
+pub enum RequestError {
+    /// PGRST100: a query-string parameter cannot be used.
+    #[error("invalid query parameter")]
+    QueryParam {
+        /// What is wrong.
+        message: String,
+        /// Where.
+        details: String,
+    },
+    /// PGRST101: a method other than GET/HEAD/POST/OPTIONS on a function, or GET on a volatile one.
+    #[error("method not allowed")]
+    InvalidRpcMethod {
+        /// The method.
+        method: String,
+        /// Why, when more than "not allowed".
+        details: Option<String>,
+        /// Methods the function accepts.
+        allow: &'static str,
+    },
+    /// PGRST102: the body is not JSON, not an object, or of an unsupported type.
+    #[error("invalid body")]
+    InvalidBody {
+        /// What is wrong.
+        message: String,
+        /// Parser position and the like.
+        details: Option<String>,
+    },
+    /// PGRST106: the profile header names a schema that is not exposed.
+    #[error("schema not exposed")]
+    UnacceptableSchema {
+        /// The schema asked for.
+        schema: String,
+        /// The exposed ones.
+        exposed: Vec<String>,
+    },
+    /// PGRST107: none of the accepted media types can be produced.
+    #[error("not acceptable")]
+    MediaType {
+        /// The `Accept` header as sent.
+        accept: String,
+    },
+    /// PGRST116: a singular response was asked for but the result has n rows.
+    #[error("singular response mismatch")]
+    Singularity {
+        /// Rows in the result.
+        rows: i64,
+    },
+    /// PGRST125: no route matches the path.
+    #[error("no such path")]
+    InvalidPath,
+    /// PGRST150: the body exceeds `server.max_body_bytes` (our own; PostgREST has no limit).
+    #[error("payload too large")]
+    PayloadTooLarge {
+        /// The limit.
+        limit: usize,
+    },
+}
+
+/// Schema-cache errors (PostgREST `SchemaCacheError`).
+#[derive(Debug, thiserror::Error)]
+pub enum SchemaCacheError {
+    /// PGRST002: the cache has not been loaded yet.
+    #[error("schema cache not loaded")]
+    NotLoaded,
+    /// PGRST202: no function with that name and argument set.
+    #[error("function not found")]
+    NoRpc {
+        /// Schema searched.
+        schema: String,
+        /// Name asked for.
+        name: String,
+        /// Argument names sent.
+        args: Vec<String>,
+        /// "Perhaps you meant …".
+        hint: Option<String>,
+    },
+    /// PGRST203: several overloads match.
+    #[error("ambiguous function")]
+    AmbiguousRpc {
+        /// `schema.name(a => type, …)` of each candidate.
+        candidates: Vec<String>,
+    },
+}
+
+/// Authorization-header errors (PostgREST `JwtError`), always 401.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// PGRST301/PGRST303: the token was refused.
+    #[error("invalid token: {0}")]
+    Invalid(JwtError),
+    /// PGRST302: no token and no anonymous role.
+    #[error("anonymous access is disabled")]
+    TokenRequired,
+    /// PGRST300: tokens are configured out (no key).
+    #[error("server lacks a JWT key")]
+    SecretMissing,
+}
+
+/// Database errors.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// The server raised an error: keeps its SQLSTATE and texts.
+    #[error("database error {code}: {message}")]
+    Server {
+        /// SQLSTATE.
+        code: String,
+        /// MESSAGE.
+        message: String,
+        /// DETAIL.
+        detail: Option<String>,
+        /// HINT.
+        hint: Option<String>,
+        /// Whether the request ran with a token (42501 → 403 rather than 401).
+        authenticated: bool,
+    },
+    /// PGRST001: the connection failed or broke.
+    #[error("database connection error: {0}")]
+    Connection(String),
+    /// PGRST003: no pooled connection within `db.pool_timeout`.
+    #[error("timed out acquiring a connection from the pool")]
+    PoolTimeout,
+}
+
+/// Response-settings errors.
+#[derive(Debug, thiserror::Error)]
+pub enum ResponseSettingsError {
+    /// PGRST111: `response.headers` is not an array of one-key objects with string values.
+    #[error("invalid response.headers")]
+    Headers,
+    /// PGRST112: `response.status` is not a status code.
+    #[error("invalid response.status")]
+    Status,
+    /// PGRST121: `RAISE SQLSTATE 'PGRST'` with MESSAGE/DETAIL that are not the expected JSON.
+    #[error("invalid RAISE PGRST payload")]
+    RaiseParse {
+        /// What could not be parsed.
+        details: String,
+        /// What it must look like.
+        hint: &'static str,
+    },
+}
+
+impl Error {
+    /// Wrap a tokio-postgres error, keeping SQLSTATE and texts of server errors.
+    pub fn from_pg(e: &tokio_postgres::Error, authenticated: bool) -> Error {
+        match e.as_db_error() {
+            Some(db) => Error::Db(DbError::Server {
+                code: db.code().code().to_string(),
+                message: db.message().to_string(),
+                detail: db.detail().map(str::to_string),
+                hint: db.hint().map(str::to_string),
+                authenticated,
+            }),
+            None => Error::Db(DbError::Connection(e.to_string())),
+        }
+    }
+
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Error::Request(e) => match e {
+                RequestError::QueryParam { .. } | RequestError::InvalidBody { .. } => {
+                    StatusCode::BAD_REQUEST
+                }
+                RequestError::InvalidRpcMethod { .. } => StatusCode::METHOD_NOT_ALLOWED,
+                RequestError::UnacceptableSchema { .. }
+                | RequestError::MediaType { .. }
+                | RequestError::Singularity { .. } => StatusCode::NOT_ACCEPTABLE,
+                RequestError::InvalidPath => StatusCode::NOT_FOUND,
+                RequestError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            },
+            Error::SchemaCache(e) => match e {
+                SchemaCacheError::NotLoaded => StatusCode::SERVICE_UNAVAILABLE,
+                SchemaCacheError::NoRpc { .. } => StatusCode::NOT_FOUND,
+                SchemaCacheError::AmbiguousRpc { .. } => StatusCode::MULTIPLE_CHOICES,
+            },
+            Error::Auth(AuthError::SecretMissing) => StatusCode::INTERNAL_SERVER_ERROR,
+            Error::Auth(AuthError::Invalid(j)) if j.is_server_error() => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+            Error::Auth(_) => StatusCode::UNAUTHORIZED,
+            Error::Db(e) => match e {
+                DbError::Server {
+                    code,
+                    message,
+                    detail,
+                    authenticated,
+                    ..
+                } => {
+                    if code == "PGRST" {
+                        match parse_raise_pgrst(message, detail.as_deref()) {
+                            Ok(raise) => raise.status,
+                            Err(e) => Error::Response(e).status(),
+                        }
+                    } else {
+                        sqlstate_status(code, message, *authenticated)
+                    }
+                }
+                DbError::Connection(_) => StatusCode::SERVICE_UNAVAILABLE,
+                DbError::PoolTimeout => StatusCode::GATEWAY_TIMEOUT,
+            },
+            Error::Response(_) | Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The body's `code`.
+    pub fn code(&self) -> String {
+        let code = match self {
+            Error::Request(e) => match e {
+                RequestError::QueryParam { .. } => "PGRST100",
+                RequestError::InvalidRpcMethod { .. } => "PGRST101",
+                RequestError::InvalidBody { .. } => "PGRST102",
+                RequestError::UnacceptableSchema { .. } => "PGRST106",
+                RequestError::MediaType { .. } => "PGRST107",
+                RequestError::Singularity { .. } => "PGRST116",
+                RequestError::InvalidPath => "PGRST125",
+                RequestError::PayloadTooLarge { .. } => "PGRST150",
+            },
+            Error::SchemaCache(e) => match e {
+                SchemaCacheError::NotLoaded => "PGRST002",
+                SchemaCacheError::NoRpc { .. } => "PGRST202",
+                SchemaCacheError::AmbiguousRpc { .. } => "PGRST203",
+            },
+            Error::Auth(e) => match e {
+                AuthError::Invalid(j) => j.code(),
+                AuthError::TokenRequired => "PGRST302",
+                AuthError::SecretMissing => "PGRST300",
+            },
+            Error::Db(e) => match e {
+                DbError::Server {
+                    code,
+                    message,
+                    detail,
+                    ..
+                } => {
+                    if code == "PGRST" {
+                        return match parse_raise_pgrst(message, detail.as_deref()) {
+                            Ok(raise) => raise.code,
+                            Err(e) => Error::Response(e).code(),
+                        };
+                    }
+                    return code.clone();
+                }
+                DbError::Connection(_) => "PGRST001",
+                DbError::PoolTimeout => "PGRST003",
+            },
+            Error::Response(e) => match e {
+                ResponseSettingsError::Headers => "PGRST111",
+                ResponseSettingsError::Status => "PGRST112",
+                ResponseSettingsError::RaiseParse { .. } => "PGRST121",
+            },
+            Error::Internal(_) => "PGRSTX00",
+        };
+        code.to_string()
+    }
+
+    /// The body's `message`.
+    pub fn message(&self) -> String {
+        match self {
+            Error::Request(e) => match e {
+                RequestError::QueryParam { message, .. } => message.clone(),
+                RequestError::InvalidRpcMethod { method, .. } => {
+                    format!("Cannot use the {method} method on RPC")
+                }
+                RequestError::InvalidBody { message, .. } => message.clone(),
+                RequestError::UnacceptableSchema { schema, .. } => format!("Invalid schema: {schema}"),
+                RequestError::MediaType { accept } => {
+                    format!("None of these media types are available: {accept}")
+                }
+                RequestError::Singularity { .. } => "Cannot coerce the result to a single JSON object".into(),
+                RequestError::InvalidPath => "Invalid path specified in request URL".into(),
+                RequestError::PayloadTooLarge { .. } => "Request body is too large".into(),
+            },
+            Error::SchemaCache(e) => match e {
+                SchemaCacheError::NotLoaded => {
+                    "Could not query the database for the schema cache. Retrying.".into()
+                }
+                SchemaCacheError::NoRpc {
+                    schema, name, args, ..
+                } => {
+                    let params = if args.is_empty() {
+                        " without parameters".to_string()
+                    } else {
+                        format!("({})", args.join(", "))
+                    };
+                    format!("Could not find the function {schema}.{name}{params} in the schema cache")
+                }
+                SchemaCacheError::AmbiguousRpc { candidates } => format!(
+                    "Could not choose the best candidate function between: {}",
+                    candidates.join(", ")
+                ),
+            },
+            Error::Auth(e) => match e {
+                AuthError::Invalid(j) => j.message(),
+                AuthError::TokenRequired => "Anonymous access is disabled".into(),
+                AuthError::SecretMissing => "Server lacks JWT secret".into(),
+            },
+            Error::Db(e) => match e {
+                DbError::Server {
+                    code,
+                    message,
+                    detail,
+                    ..
+                } => {
+                    if code == "PGRST" {
+                        return match parse_raise_pgrst(message, detail.as_deref()) {
+                            Ok(raise) => raise.message,
+                            Err(e) => Error::Response(e).message(),
+                        };
+                    }
+                    message.clone()
+                }
+                DbError::Connection(_) => "Database client error. Retrying the connection.".into(),
+                DbError::PoolTimeout => "Timed out acquiring connection from connection pool.".into(),
+            },
+            Error::Response(e) => match e {
+                ResponseSettingsError::Headers => "response.headers guc must be a JSON array composed of objects with a single key and a string value".into(),
+                ResponseSettingsError::Status => "response.status guc must be a valid status code".into(),
+                ResponseSettingsError::RaiseParse { .. } => {
+                    "Could not parse JSON in the \"RAISE SQLSTATE 'PGRST'\" error".into()
+                }
+            },
+            Error::Internal(_) => "Internal server error".into(),
+        }
+    }
+
+    /// The body's `details`.
+    pub fn details(&self) -> Option<Value> {
+        let text = match self {
+            Error::Request(e) => match e {
+                RequestError::QueryParam { details, .. } => Some(details.clone()),
+                RequestError::InvalidRpcMethod { details, .. } => details.clone(),
+                RequestError::InvalidBody { details, .. } => details.clone(),
+                RequestError::Singularity { rows } => {
+                    Some(format!("The result contains {rows} rows"))
+                }
+                RequestError::PayloadTooLarge { limit } => Some(format!(
+                    "The limit is {limit} bytes (server.max_body_bytes)"
+                )),
+                _ => None,
+            },
+            Error::SchemaCache(SchemaCacheError::NoRpc {
+                schema, name, args, ..
+            }) => {
+                let params = match args.len() {
+                    0 => " without parameters".to_string(),
+                    1 => format!(" with parameter {}", args[0]),
+                    _ => format!(" with parameters {}", args.join(", ")),
+                };
+                Some(format!(
+                    "Searched for the function {schema}.{name}{params} or with a single unnamed json/jsonb parameter, but no matches were found in the schema cache."
+                ))
+            }
+            Error::Auth(AuthError::Invalid(j)) => j.details(),
+            Error::Db(DbError::Server {
+                code,
+                message,
+                detail,
+                ..
+            }) => {
+                if code == "PGRST" {
+                    return match parse_raise_pgrst(message, detail.as_deref()) {
+                        Ok(raise) => raise.details.map(Value::String),
+                        Err(e) => Error::Response(e).details(),
+                    };
+                }
+                detail.clone()
+            }
+            Error::Response(ResponseSettingsError::RaiseParse { details, .. }) => {
+                Some(details.clone())
+            }
+            _ => None,
+        };
+        text.map(Value::String)
+    }
+
+    /// The body's `hint`.
+    pub fn hint(&self) -> Option<Value> {
+        let text = match self {
+            Error::Request(RequestError::UnacceptableSchema { exposed, .. }) => Some(format!(
+                "Only the following schemas are exposed: {}",
+                exposed.join(", ")
+            )),
+            Error::SchemaCache(SchemaCacheError::NoRpc { hint, .. }) => hint.clone(),
+            Error::SchemaCache(SchemaCacheError::AmbiguousRpc { .. }) => Some(
+                "Try renaming the parameters or the function itself in the database so function overloading can be resolved".into(),
+            ),
+            Error::Db(DbError::Server {
+                code,
+                message,
+                detail,
+                hint,
+                ..
+            }) => {
+                if code == "PGRST" {
+                    return match parse_raise_pgrst(message, detail.as_deref()) {
+                        Ok(raise) => raise.hint.map(Value::String),
+                        Err(e) => Error::Response(e).hint(),
+                    };
+                }
+                hint.clone()
+            }
+            Error::Response(ResponseSettingsError::RaiseParse { hint, .. }) => Some(hint.to_string()),
+            _ => None,
+        };
+        text.map(Value::String)
+    }
+
+    /// Extra response headers (`Allow`, `Retry-After`, `WWW-Authenticate`, RAISE PGRST headers).
+    pub fn headers(&self) -> Vec<(HeaderName, HeaderValue)> {
+        let mut out = Vec::new();
+        match self {
+            Error::Request(RequestError::InvalidRpcMethod { allow, .. }) => {
+                out.push((header::ALLOW, HeaderValue::from_static(allow)));
+            }
+            Error::Db(DbError::Connection(_)) | Error::SchemaCache(SchemaCacheError::NotLoaded) => {
+                out.push((
+                    header::RETRY_AFTER,
+                    HeaderValue::from_static(RETRY_AFTER_SECONDS),
+                ));
+            }
+            Error::Auth(AuthError::Invalid(j)) => {
+                // RFC 6750 §3: the challenge names the error; the description is a quoted string.
+                let description = j.message().replace(['"', '\\'], "'");
+                if let Ok(v) = HeaderValue::from_str(&format!(
+                    "Bearer error=\"invalid_token\", error_description=\"{description}\""
+                )) {
+                    out.push((header::WWW_AUTHENTICATE, v));
+                }
+            }
+            Error::Auth(AuthError::TokenRequired) => {
+                out.push((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
+            }
+            Error::Db(DbError::Server {
+                code,
+                message,
+                detail,
+                ..
+            }) => {
+                if code == "PGRST" {
+                    if let Ok(raise) = parse_raise_pgrst(message, detail.as_deref()) {
+                        out.extend(raise.headers);
+                    }
+                } else if code.starts_with("08") || code == "57P01" {
+                    out.push((
+                        header::RETRY_AFTER,
+                        HeaderValue::from_static(RETRY_AFTER_SECONDS),
+                    ));
+                }
+            }
+            _ => {}
+        }
+        if self.status() == StatusCode::UNAUTHORIZED
+            && !out.iter().any(|(name, _)| name == header::WWW_AUTHENTICATE)
+        {
+            out.push((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
+        }
+        out
+    }
+
+    /// Whether this is the client's doing (logged at debug) rather than ours (logged in full).
+    pub fn is_internal(&self) -> bool {
+        matches!(self, Error::Internal(_)) || self.status().is_server_error()
+    }
+}
+
+/// The single SQLSTATE → HTTP mapping, PostgREST's table
+/// (`mapSQLtoHTTP` in PostgREST `Error.hs`; docs: references/errors).
+pub fn sqlstate_status(code: &str, message: &str, authenticated: bool) -> StatusCode {
+    let s = |n: u16| StatusCode::from_u16(n).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    match code {
+        // PTnnn: a function chose the status (`RAISE ... USING ERRCODE = 'PT402'`).
+        c if c.starts_with("PT") => c[2..]
+            .parse()
+            .ok()
+            .and_then(|n| StatusCode::from_u16(n).ok())
+            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        c if c.starts_with("08") => s(503), // connection exception
+        c if c.starts_with("09") => s(500), // triggered action exception
+        c if c.starts_with("0L") => s(403), // invalid grantor
+        c if c.starts_with("0P") => s(403), // invalid role specification
+        "23503" => s(409),                  // foreign_key_violation
+        "23505" => s(409),                  // unique_violation
+        "25006" => s(405),                  // read_only_sql_transaction
+        // cardinality_violation: pg-safeupdate's "requires a WHERE clause" is the client's.
+        "21000" if message.ends_with("requires a WHERE clause") => s(400),
+        "21000" => s(500),
+        // invalid_parameter_value: `set role` to a role that does not exist (PostgREST #3601).
+        "22023" if message.starts_with("role") && message.ends_with("does not exist") => s(401),
+        c if c.starts_with("25") => s(500), // invalid transaction state
+        c if c.starts_with("28") => s(403), // invalid authorization specification
+        c if c.starts_with("2D") => s(500), // invalid transaction termination
+        c if c.starts_with("38") => s(500), // external routine exception
+        c if c.starts_with("39") => s(500), // external routine invocation exception
+        c if c.starts_with("3B") => s(500), // savepoint exception
+        c if c.starts_with("40") => s(500), // transaction rollback
+        "53400" => s(500),                  // configuration_limit_exceeded
+        c if c.starts_with("53") => s(503), // insufficient resources
+        c if c.starts_with("54") => s(500), // program limit exceeded
+        c if c.starts_with("55") => s(500), // object not in prerequisite state
+        "57014" => s(504),                  // query_canceled: statement_timeout
+        "57P01" => s(503),                  // admin_shutdown: the server is restarting
+        c if c.starts_with("57") => s(500), // operator intervention
+        c if c.starts_with("58") => s(500), // system error
+        c if c.starts_with("F0") => s(500), // configuration file error
+        c if c.starts_with("HV") => s(500), // foreign data wrapper error
+        "P0001" => s(400),                  // RAISE EXCEPTION's default
+        c if c.starts_with("P0") => s(500), // other PL/pgSQL errors
+        c if c.starts_with("XX") => s(500), // internal error
+        "42883" => s(404),                  // undefined_function
+        "42P01" => s(404),                  // undefined_table
+        "42P17" => s(500),                  // infinite_recursion (RLS policies)
+        "42501" if authenticated => s(403), // insufficient_privilege
+        "42501" => s(401),
+        _ => s(400),
+    }
+}
+
+/// `RAISE SQLSTATE 'PGRST' USING MESSAGE = '{"code":…,"message":…}', DETAIL = '{"status":…,"headers":{…}}'`.
+struct RaisePgrst {
+    status: StatusCode,
+    code: String,
+    message: String,
+    details: Option<String>,
+    hint: Option<String>,
+    headers: Vec<(HeaderName, HeaderValue)>,
+}
+
+fn parse_raise_pgrst(
+    message: &str,
+    detail: Option<&str>,
+) -> Result<RaisePgrst, ResponseSettingsError> {
+    const MSG_HINT: &str =
+        "MESSAGE must be a JSON object with obligatory keys: 'code', 'message' and optional keys: 'details', 'hint'.";
+    const DET_HINT: &str =
+        "DETAIL must be a JSON object with obligatory keys: 'status', 'headers' and optional key: 'status_text'.";
+    let msg_err = || ResponseSettingsError::RaiseParse {
+        details: format!("Invalid JSON value for MESSAGE: '{message}'"),
+        hint: MSG_HINT,
+    };
+    let m: serde_json::Map<String, Value> = serde_json::from_str(message).map_err(|_| msg_err())?;
+    let text = |v: Option<&Value>| -> Option<String> {
+        match v? {
+            Value::String(s) => Some(s.clone()),
+            Value::Null => None,
+            other => Some(other.to_string()),
+        }
+    };
+    let (Some(code), Some(msg)) = (text(m.get("code")), text(m.get("message"))) else {
+        return Err(msg_err());
+    };
+    let Some(detail) = detail else {
+        return Err(ResponseSettingsError::RaiseParse {
+            details: "DETAIL is missing in the RAISE statement".into(),
+            hint: DET_HINT,
+        });
+    };
+    let det_err = || ResponseSettingsError::RaiseParse {
+        details: format!("Invalid JSON value for DETAIL: '{detail}'"),
+        hint: DET_HINT,
+    };
+    let d: serde_json::Map<String, Value> = serde_json::from_str(detail).map_err(|_| det_err())?;
+    let status = d
+        .get("status")
+        .and_then(Value::as_u64)
+        .and_then(|n| u16::try_from(n).ok())
+        .and_then(|n| StatusCode::from_u16(n).ok())
+        .ok_or_else(det_err)?;
+    let mut headers = Vec::new();
+    match d.get("headers") {
+        Some(Value::Object(h)) => {
+            for (k, v) in h {
+                let (Ok(name), Some(Ok(value))) = (
+                    HeaderName::try_from(k.as_str()),
+                    v.as_str().map(HeaderValue::from_str),
+                ) else {
+                    return Err(det_err());
+                };
+                headers.push((name, value));
+            }
+        }
+        _ => return Err(det_err()),
+    }
+    Ok(RaisePgrst {
+        status,
+        code,
+        message: msg,
+        details: text(m.get("details")),
+        hint: text(m.get("hint")),
+        headers,
+    })
+}
+
+/// The JSON error body.
+#[derive(Serialize)]
+struct Body {
+    code: String,
+    message: String,
+    details: Option<Value>,
+    hint: Option<Value>,
+}
+
+impl ResponseError for Error {
+    fn status_code(&self) -> StatusCode {
+        self.status()
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        if self.is_internal() {
+            tracing::error!(error = %self, code = %self.code(), "request failed");
+        } else {
+            tracing::debug!(error = %self, code = %self.code(), "request refused");
+        }
+        let body = Body {
+            code: self.code(),
+            message: self.message(),
+            details: self.details(),
+            hint: self.hint(),
+        };
+        let mut res = HttpResponse::build(self.status());
+        res.insert_header((header::CONTENT_TYPE, "application/json; charset=utf-8"));
+        for (name, value) in self.headers() {
+            res.append_header((name, value));
+        }
+        res.body(serde_json::to_string(&body).unwrap_or_else(|_| {
+            r#"{"code":"PGRSTX00","message":"Internal server error","details":null,"hint":null}"#.into()
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlstate_table_matches_postgrest() {
+        let cases = [
+            ("08006", 503),
+            ("23505", 409),
+            ("23503", 409),
+            ("25006", 405),
+            ("28000", 403),
+            ("P0001", 400),
+            ("P0002", 500),
+            ("42883", 404),
+            ("42P01", 404),
+            ("22P02", 400),
+            ("PT402", 402),
+            ("PT999", 500),
+            ("53400", 500),
+            ("53300", 503),
+            ("57014", 504),
+            ("XX000", 500),
+        ];
+        for (code, status) in cases {
+            assert_eq!(sqlstate_status(code, "", false).as_u16(), status, "{code}");
+        }
+        assert_eq!(sqlstate_status("42501", "", false).as_u16(), 401);
+        assert_eq!(sqlstate_status("42501", "", true).as_u16(), 403);
+        assert_eq!(
+            sqlstate_status("22023", "role \"x\" does not exist", true).as_u16(),
+            401
+        );
+        assert_eq!(sqlstate_status("22023", "other", true).as_u16(), 400);
+    }
+
+    #[test]
+    fn raise_pgrst_controls_status_body_and_headers() {
+        let e = Error::Db(DbError::Server {
+            code: "PGRST".into(),
+            message: r#"{"code":"123","message":"Payment Required","details":"Quota exceeded","hint":"Upgrade"}"#.into(),
+            detail: Some(r#"{"status":402,"headers":{"X-Powered-By":"Nerd Rage"}}"#.into()),
+            hint: None,
+            authenticated: false,
+        });
+        assert_eq!(e.status().as_u16(), 402);
+        assert_eq!(e.code(), "123");
+        assert_eq!(e.message(), "Payment Required");
+        assert_eq!(e.details(), Some(Value::String("Quota exceeded".into())));
+        assert!(e
+            .headers()
+            .iter()
+            .any(|(n, v)| n == "x-powered-by" && v == "Nerd Rage"));
+
+        let bad = Error::Db(DbError::Server {
+            code: "PGRST".into(),
+            message: "not json".into(),
+            detail: None,
+            hint: None,
+            authenticated: false,
+        });
+        assert_eq!(bad.status().as_u16(), 500);
+        assert_eq!(bad.code(), "PGRST121");
+    }
+}

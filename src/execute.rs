@@ -1,0 +1,158 @@
+//! Execute stage: one transaction on one pooled connection, in one round trip.
+//!
+//! The only stage that touches the pool. `BEGIN`, the settings statement, the
+//! optional pre-request call, the call and `COMMIT` are sent together as a
+//! pipeline: tokio-postgres sends each request when its future is first polled,
+//! and `query_typed` sends Parse/Bind/Execute/Sync at once with an unnamed
+//! statement, so the call is parsed only after the role switch ran (a statement
+//! naming a function in `api` cannot even be parsed by `authenticator`). When a
+//! statement fails, the following ones fail with 25P02 and `COMMIT` answers
+//! `ROLLBACK`, so the pipeline is still all-or-nothing; the first error wins.
+//! Singular responses cannot commit blindly: they check the row count first.
+
+use std::time::Duration;
+
+use deadpool_postgres::{Pool, PoolError};
+use futures_util::future::OptionFuture;
+use tokio_postgres::types::{ToSql, Type};
+
+use crate::error::{DbError, Error, RequestError};
+use crate::query::{CallQuery, SETUP_SQL};
+
+/// Everything the transaction needs, owned so it can run on its own task.
+#[derive(Debug, Clone)]
+pub struct TxRequest {
+    /// Role to switch to.
+    pub role: String,
+    /// Whether the role came from a token (42501 → 403 rather than 401).
+    pub authenticated: bool,
+    /// `request.jwt.claims`.
+    pub claims_json: String,
+    /// `request.method`.
+    pub method: String,
+    /// `request.path`.
+    pub path: String,
+    /// `request.headers`.
+    pub headers_json: String,
+    /// `request.cookies`.
+    pub cookies_json: String,
+    /// `search_path`.
+    pub search_path: String,
+    /// Pre-request statement.
+    pub pre_request: Option<String>,
+    /// The call.
+    pub query: CallQuery,
+    /// `$1` of the call.
+    pub payload: String,
+    /// READ ONLY transaction.
+    pub read_only: bool,
+    /// Exactly one row or roll back with 406.
+    pub singular: bool,
+}
+
+/// What the call statement returned.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// JSON text of the result (None for void).
+    pub body: Option<String>,
+    /// Rows the function returned.
+    pub rows: i64,
+    /// `response.headers` as set by the function.
+    pub headers: Option<String>,
+    /// `response.status` as set by the function.
+    pub status: Option<String>,
+}
+
+/// Map a pool failure: waiting too long is 504, not reaching the database 503.
+pub fn pool_error(e: PoolError) -> Error {
+    match e {
+        PoolError::Timeout(deadpool_postgres::TimeoutType::Wait) => DbError::PoolTimeout.into(),
+        PoolError::Timeout(_) => {
+            DbError::Connection("timed out connecting to the database".into()).into()
+        }
+        PoolError::Backend(e) => DbError::Connection(e.to_string()).into(),
+        other => Error::Internal(format!("connection pool: {other}")),
+    }
+}
+
+/// Run the request's transaction.
+pub async fn run(pool: &Pool, tx: &TxRequest) -> Result<Outcome, Error> {
+    let client = pool.get().await.map_err(pool_error)?;
+    let authed = tx.authenticated;
+    let begin = client.batch_execute(if tx.read_only {
+        "BEGIN READ ONLY"
+    } else {
+        "BEGIN"
+    });
+    let setup_params: [(&(dyn ToSql + Sync), Type); 7] = [
+        (&tx.role, Type::TEXT),
+        (&tx.claims_json, Type::TEXT),
+        (&tx.method, Type::TEXT),
+        (&tx.path, Type::TEXT),
+        (&tx.headers_json, Type::TEXT),
+        (&tx.cookies_json, Type::TEXT),
+        (&tx.search_path, Type::TEXT),
+    ];
+    let setup = client.query_typed(SETUP_SQL, &setup_params);
+    let pre = OptionFuture::from(
+        tx.pre_request
+            .as_deref()
+            .map(|sql| client.query_typed(sql, &[])),
+    );
+    let payload_param: [(&(dyn ToSql + Sync), Type); 1] = [(&tx.payload, Type::TEXT)];
+    let call_params: &[(&(dyn ToSql + Sync), Type)] = if tx.query.binds_payload {
+        &payload_param
+    } else {
+        &[]
+    };
+    let call = client.query_typed(&tx.query.sql, call_params);
+    let commit = OptionFuture::from((!tx.singular).then(|| client.batch_execute("COMMIT")));
+
+    let (r_begin, r_setup, r_pre, r_call, r_commit) =
+        futures_util::join!(begin, setup, pre, call, commit);
+
+    // The first failure in pipeline order is the cause; later ones are 25P02.
+    let call_result = match (r_begin, r_setup, r_pre) {
+        (Err(e), _, _) | (Ok(_), Err(e), _) | (Ok(_), Ok(_), Some(Err(e))) => Err(e),
+        _ => r_call,
+    };
+    let rows = match call_result {
+        Ok(rows) => rows,
+        Err(e) => {
+            if tx.singular {
+                // No COMMIT was pipelined: end the aborted transaction ourselves.
+                let _ = client.batch_execute("ROLLBACK").await;
+            }
+            return Err(Error::from_pg(&e, authed));
+        }
+    };
+    if let Some(Err(e)) = r_commit {
+        return Err(Error::from_pg(&e, authed));
+    }
+    let row = rows
+        .first()
+        .ok_or_else(|| Error::Internal("the call statement returned no row".into()))?;
+    let outcome = Outcome {
+        body: row.try_get(0).map_err(|e| Error::from_pg(&e, authed))?,
+        rows: row.try_get(1).map_err(|e| Error::from_pg(&e, authed))?,
+        headers: row.try_get(2).map_err(|e| Error::from_pg(&e, authed))?,
+        status: row.try_get(3).map_err(|e| Error::from_pg(&e, authed))?,
+    };
+    if tx.singular {
+        if outcome.rows != 1 {
+            client
+                .batch_execute("ROLLBACK")
+                .await
+                .map_err(|e| Error::from_pg(&e, authed))?;
+            return Err(RequestError::Singularity { rows: outcome.rows }.into());
+        }
+        client
+            .batch_execute("COMMIT")
+            .await
+            .map_err(|e| Error::from_pg(&e, authed))?;
+    }
+    Ok(outcome)
+}
+
+/// How long to wait between reconnection attempts of background connections.
+pub const RECONNECT_DELAY: Duration = Duration::from_millis(500);

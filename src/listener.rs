@@ -1,0 +1,163 @@
+//! Reloads: `NOTIFY pgrpc, 'reload schema'` (and PostgREST's `pgrst` channel),
+//! SIGUSR1, and reconnects.
+//!
+//! One dedicated connection LISTENs and also loads the cache, so reloading
+//! never takes a request's pooled connection. A new cache is built completely
+//! and then swapped in (`ArcSwapOption::store`): requests see the old cache or
+//! the new one, never half of one; a failed load keeps the old cache and logs
+//! why. When the connection drops, it reconnects with backoff and reloads, since
+//! DDL may have happened meanwhile. Owns nothing else.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwapOption;
+use tokio::sync::mpsc;
+use tokio_postgres::{AsyncMessage, NoTls};
+
+use crate::config::QualifiedName;
+use crate::schema_cache::SchemaCache;
+
+/// Channels the listener subscribes to (ours and PostgREST's).
+const CHANNELS: &str = "LISTEN pgrpc; LISTEN pgrst";
+/// Longest wait between reconnection attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// What a reload covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reload {
+    /// The schema cache.
+    Schema,
+}
+
+/// What to load and where to put it.
+#[derive(Clone)]
+pub struct CacheTarget {
+    /// The shared cache.
+    pub cache: Arc<ArcSwapOption<SchemaCache>>,
+    /// Exposed schemas.
+    pub schemas: Vec<String>,
+    /// Claims type name.
+    pub claims_type: QualifiedName,
+}
+
+impl CacheTarget {
+    /// Load a new cache on `client` and swap it in; keep the old one on failure.
+    pub async fn reload(&self, client: &tokio_postgres::Client) -> bool {
+        match SchemaCache::load(client, &self.schemas, &self.claims_type).await {
+            Ok(cache) => {
+                tracing::info!(
+                    functions = cache.len(),
+                    load_ms = cache.load_time.as_secs_f64() * 1000.0,
+                    claims_type = cache.claims_type.is_some(),
+                    "schema cache loaded"
+                );
+                self.cache.store(Some(Arc::new(cache)));
+                true
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "schema cache reload failed; still serving the previous cache");
+                false
+            }
+        }
+    }
+}
+
+/// Handle to ask the listener for a reload (SIGUSR1, admin).
+#[derive(Clone)]
+pub struct Listener {
+    tx: mpsc::UnboundedSender<Reload>,
+}
+
+impl Listener {
+    /// Ask for a reload; it happens on the listener's connection.
+    pub fn request(&self, what: Reload) {
+        let _ = self.tx.send(what);
+    }
+}
+
+/// Start the listener task on the current runtime.
+pub fn spawn(cfg: tokio_postgres::Config, target: CacheTarget) -> Listener {
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(run(cfg, target, rx));
+    Listener { tx }
+}
+
+async fn run(
+    cfg: tokio_postgres::Config,
+    target: CacheTarget,
+    mut requests: mpsc::UnboundedReceiver<Reload>,
+) {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        match connect(&cfg).await {
+            Ok((client, mut notes)) => {
+                backoff = Duration::from_millis(100);
+                target.reload(&client).await;
+                loop {
+                    tokio::select! {
+                        note = notes.recv() => match note {
+                            Some(payload) => {
+                                // Coalesce a burst (a migration's many DDL statements) into one reload.
+                                let mut reload = wants_schema(&payload);
+                                while let Ok(more) = notes.try_recv() {
+                                    reload |= wants_schema(&more);
+                                }
+                                if reload {
+                                    target.reload(&client).await;
+                                }
+                            }
+                            None => {
+                                tracing::warn!("schema listener lost its connection; reconnecting");
+                                break;
+                            }
+                        },
+                        request = requests.recv() => match request {
+                            Some(Reload::Schema) => {
+                                while requests.try_recv().is_ok() {}
+                                target.reload(&client).await;
+                            }
+                            None => return,
+                        },
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "schema listener cannot connect; retrying"),
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}
+
+/// PostgREST's payloads: `reload schema`, or empty for everything.
+fn wants_schema(payload: &str) -> bool {
+    matches!(payload.trim(), "" | "reload schema")
+}
+
+/// Connect, LISTEN, and forward notifications to a channel that closes when
+/// the connection ends.
+async fn connect(
+    cfg: &tokio_postgres::Config,
+) -> Result<(tokio_postgres::Client, mpsc::UnboundedReceiver<String>), tokio_postgres::Error> {
+    let (client, mut connection) = cfg.connect(NoTls).await?;
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        loop {
+            match std::future::poll_fn(|cx| connection.poll_message(cx)).await {
+                Some(Ok(AsyncMessage::Notification(n))) => {
+                    if tx.send(n.payload().to_string()).is_err() {
+                        break;
+                    }
+                }
+                Some(Ok(_)) => {}
+                Some(Err(e)) => {
+                    tracing::debug!(error = %e, "listener connection ended");
+                    break;
+                }
+                None => break,
+            }
+        }
+    });
+    client.batch_execute(CHANNELS).await?;
+    Ok((client, rx))
+}

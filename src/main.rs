@@ -1,0 +1,66 @@
+//! The `pgrpc` command: serve (default), migrate. Wires config, logging and
+//! the server together; all logic lives in the library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use pgrpc::config::Config;
+use pgrpc::{logging, server};
+
+/// PostgreSQL functions on the web, PostgREST-style.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    /// Config file (default: ./config.toml if present).
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    /// Print the effective configuration (secrets masked) and exit.
+    #[arg(long)]
+    dump_config: bool,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway (the default).
+    Serve,
+    /// Apply migrations and sql/ with the owner connection, then exit.
+    Migrate,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let (path, required) = match &cli.config {
+        Some(p) => (p.clone(), true),
+        None => (PathBuf::from("config.toml"), false),
+    };
+    let (config, raw) = match Config::load(&path, required, std::env::vars()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("pgrpc: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if cli.dump_config {
+        print!("{}", raw.dump_masked());
+        return ExitCode::SUCCESS;
+    }
+    logging::init(&config);
+    let outcome = actix_web::rt::System::new().block_on(async move {
+        match cli.command.unwrap_or(Command::Serve) {
+            Command::Serve => server::serve(config).await,
+            Command::Migrate => server::migrate_only(&config).await,
+        }
+    });
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("pgrpc: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

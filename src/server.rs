@@ -1,0 +1,204 @@
+//! Start-up and shutdown: the order in which the pieces come to life and go.
+//!
+//! database (embedded cluster started, or external) → migrations (embedded
+//! always; external with `db.migrate_on_start`) → keys → pool → schema cache
+//! and its listener → HTTP server. On SIGINT/SIGTERM actix stops accepting and
+//! finishes in-flight requests (bounded by `server.shutdown_timeout`), then the
+//! pool closes and, last, the embedded cluster stops. Owns no request logic.
+
+use std::sync::Arc;
+
+use actix_web::{web, App, HttpServer};
+
+use crate::app::{self, AppState};
+use crate::config::{Config, DbMode};
+use crate::db::{self, Endpoints, EMBEDDED_DB};
+use crate::embedded::{Cluster, ClusterSpec, EmbeddedError};
+use crate::keys::{self, KeyError};
+use crate::listener::{self, Reload};
+use crate::migrate::{self, MigrateError};
+
+/// Socket "port" of the embedded cluster (names the socket file; no TCP).
+const EMBEDDED_PORT: u16 = 5432;
+
+/// Why the gateway could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The embedded cluster could not start.
+    #[error("{0}")]
+    Embedded(#[from] EmbeddedError),
+    /// The database refused a connection.
+    #[error("cannot connect to the database: {0}")]
+    Connect(#[from] tokio_postgres::Error),
+    /// Migrations failed.
+    #[error("{0}")]
+    Migrate(#[from] MigrateError),
+    /// Keys are missing or bad.
+    #[error("{0}")]
+    Keys(#[from] KeyError),
+    /// Migrating an external database needs an owner connection.
+    #[error("db.admin_uri is required to migrate an external database (pgrpc migrate, db.migrate_on_start)")]
+    NoAdminUri,
+    /// The HTTP port could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// host:port.
+        addr: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A blocking task died.
+    #[error("start-up task failed: {0}")]
+    Task(String),
+}
+
+/// Start (or reuse) the embedded cluster, create its database, migrate.
+/// Stops the cluster again when a later step fails.
+pub async fn start_embedded(
+    data_dir: &std::path::Path,
+) -> Result<(Cluster, Endpoints), StartError> {
+    let spec = ClusterSpec {
+        data_dir: data_dir.to_path_buf(),
+        port: EMBEDDED_PORT,
+        fast: false,
+        settings: Vec::new(),
+    };
+    let cluster = tokio::task::spawn_blocking(move || Cluster::start(&spec))
+        .await
+        .map_err(|e| StartError::Task(e.to_string()))??;
+    let prepared = async {
+        let admin = db::connect(&db::socket_config(&cluster, "postgres", "postgres")).await?;
+        db::ensure_database(&admin, EMBEDDED_DB).await?;
+        let owner_cfg = db::socket_config(&cluster, "postgres", EMBEDDED_DB);
+        let mut owner = db::connect(&owner_cfg).await?;
+        migrate::migrate(&mut owner).await?;
+        Ok::<_, StartError>(Endpoints {
+            app: db::socket_config(&cluster, db::AUTHENTICATOR, EMBEDDED_DB),
+            admin: Some(owner_cfg),
+        })
+    }
+    .await;
+    match prepared {
+        Ok(endpoints) => Ok((cluster, endpoints)),
+        Err(e) => {
+            stop_cluster(cluster).await;
+            Err(e)
+        }
+    }
+}
+
+async fn stop_cluster(cluster: Cluster) {
+    match tokio::task::spawn_blocking(move || cluster.stop()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::error!(error = %e, "stopping the embedded cluster failed"),
+        Err(e) => tracing::error!(error = %e, "stopping the embedded cluster failed"),
+    }
+}
+
+/// `pgrpc migrate`: apply migrations and `sql/` with the owner connection.
+pub async fn migrate_only(config: &Config) -> Result<(), StartError> {
+    match &config.db.mode {
+        DbMode::Embedded { data_dir } => {
+            let (cluster, _) = start_embedded(data_dir).await?;
+            stop_cluster(cluster).await;
+        }
+        DbMode::External { admin_uri, .. } => {
+            let admin = admin_uri.as_ref().ok_or(StartError::NoAdminUri)?;
+            let mut client = db::connect(admin).await?;
+            migrate::migrate(&mut client).await?;
+        }
+    }
+    tracing::info!("migrations and sql/ applied");
+    Ok(())
+}
+
+/// Run the gateway until SIGINT/SIGTERM.
+pub async fn serve(config: Config) -> Result<(), StartError> {
+    let config = Arc::new(config);
+    let (cluster, endpoints) = match &config.db.mode {
+        DbMode::Embedded { data_dir } => {
+            let (cluster, endpoints) = start_embedded(data_dir).await?;
+            (Some(cluster), endpoints)
+        }
+        DbMode::External { uri, admin_uri } => {
+            if config.db.migrate_on_start {
+                let admin = admin_uri.as_ref().ok_or(StartError::NoAdminUri)?;
+                let mut client = db::connect(admin).await?;
+                migrate::migrate(&mut client).await?;
+            }
+            (
+                None,
+                Endpoints {
+                    app: uri.clone(),
+                    admin: admin_uri.clone(),
+                },
+            )
+        }
+    };
+    let result = run_http(&config, &endpoints, cluster.as_ref()).await;
+    if let Some(cluster) = cluster {
+        stop_cluster(cluster).await;
+    }
+    result
+}
+
+async fn run_http(
+    config: &Arc<Config>,
+    endpoints: &Endpoints,
+    cluster: Option<&Cluster>,
+) -> Result<(), StartError> {
+    let jwt = keys::load(config)?;
+    let pool = db::pool(
+        endpoints.app.clone(),
+        config.db.pool_size,
+        config.db.pool_timeout,
+    );
+    let state = web::Data::new(AppState::new(
+        config.clone(),
+        pool.clone(),
+        Some(Arc::new(jwt)),
+    ));
+    if let Err(e) = state.load_schema_cache().await {
+        // The listener keeps trying; meanwhile requests get 503 PGRST002.
+        tracing::warn!(error = %e, "schema cache not loaded yet; retrying in the background");
+    }
+    let reloads = listener::spawn(endpoints.app.clone(), state.cache_target());
+    spawn_sigusr1(reloads);
+
+    let addr = format!("{}:{}", config.server.host, config.server.port);
+    let data = state.clone();
+    let server = HttpServer::new(move || App::new().configure(app::routes(data.clone())))
+        .workers(config.server.workers)
+        .shutdown_timeout(config.server.shutdown_timeout.as_secs())
+        .bind(&addr)
+        .map_err(|source| StartError::Bind {
+            addr: addr.clone(),
+            source,
+        })?;
+    for bound in server.addrs() {
+        tracing::info!(url = %format!("http://{bound}"), "pgrpc is listening");
+    }
+    if let Some(cluster) = cluster {
+        tracing::info!(psql = %cluster.psql_command(EMBEDDED_DB), "embedded database; open it with");
+    }
+    let outcome = server.run().await;
+    tracing::info!("HTTP server stopped; closing the pool");
+    pool.close();
+    outcome.map_err(|source| StartError::Bind { addr, source })
+}
+
+/// SIGUSR1 reloads the schema cache (PostgREST's convention).
+fn spawn_sigusr1(reloads: listener::Listener) {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::user_defined1()) {
+        Ok(mut sig) => {
+            tokio::spawn(async move {
+                while sig.recv().await.is_some() {
+                    tracing::info!("SIGUSR1: reloading the schema cache");
+                    reloads.request(Reload::Schema);
+                }
+            });
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot listen for SIGUSR1"),
+    }
+}
