@@ -1,0 +1,269 @@
+//! Shared test harness: one throwaway PostgreSQL cluster per test run, one
+//! database per test cloned from a template that already has the migrations,
+//! `sql/` and the test fixtures applied, and the app served in-process.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{Service, ServiceResponse};
+use actix_web::http::header::HeaderMap;
+use actix_web::test::{self, TestRequest};
+use actix_web::{web, App};
+use pgrpc::app::{self, AppState};
+use pgrpc::config::Config;
+use pgrpc::embedded::{Cluster, ClusterSpec};
+use pgrpc::jwt::{Jwt, JwtSettings};
+use serde_json::Value;
+
+/// The HMAC secret every in-process test app uses.
+pub const SECRET: &str = "test-secret-test-secret-test-secret-0123";
+const TEMPLATE: &str = "pgrpc_template";
+/// Fixture files applied to the template after migrations and sql/, in order.
+const FIXTURES: &[(&str, &str)] = &[("core.sql", include_str!("../fixtures/core.sql"))];
+
+struct Shared {
+    cluster: Cluster,
+    next: AtomicUsize,
+    _dir: tempfile::TempDir,
+}
+
+static SHARED: OnceLock<Shared> = OnceLock::new();
+
+extern "C" fn stop_cluster_at_exit() {
+    // Runs when the test binary exits: statics are never dropped, so stop the
+    // postmaster and remove its directory here, or every run would leak both.
+    if let Some(shared) = SHARED.get() {
+        let _ = shared.cluster.stop();
+        let _ = std::fs::remove_dir_all(shared._dir.path());
+    }
+}
+
+fn shared() -> &'static Shared {
+    // Built on its own thread: tests call this from inside their runtime,
+    // which cannot block on another one.
+    SHARED.get_or_init(|| std::thread::spawn(build_shared).join().expect("test cluster set-up panicked"))
+}
+
+fn build_shared() -> Shared {
+    {
+        let dir = tempfile::Builder::new()
+            .prefix("pgrpc-test-")
+            .tempdir_in("/tmp")
+            .expect("create temp dir");
+        // The postgres OS user (when we are root) must traverse it.
+        std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .expect("chmod temp dir");
+        let spec = ClusterSpec {
+            data_dir: dir.path().join("data"),
+            port: 5432,
+            fast: true,
+            settings: vec![("max_connections".into(), "300".into())],
+        };
+        let cluster = Cluster::start(&spec).expect("start the test cluster");
+        // SAFETY: registering a plain extern "C" fn with no captured state.
+        unsafe {
+            libc::atexit(stop_cluster_at_exit);
+        }
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async {
+            let admin = pgrpc::db::connect(&pgrpc::db::socket_config(&cluster, "postgres", "postgres"))
+                .await
+                .expect("connect as postgres");
+            admin
+                .batch_execute(&format!("create database {TEMPLATE}"))
+                .await
+                .expect("create template");
+            let mut owner = pgrpc::db::connect(&pgrpc::db::socket_config(&cluster, "postgres", TEMPLATE))
+                .await
+                .expect("connect to template");
+            pgrpc::migrate::migrate(&mut owner).await.expect("migrate template");
+            // Tests lower bcrypt's cost through the settings table when there is one.
+            for (name, sql) in FIXTURES {
+                owner
+                    .batch_execute(sql)
+                    .await
+                    .unwrap_or_else(|e| panic!("fixture {name}: {e:?}"));
+            }
+        });
+        drop(rt);
+        Shared {
+            cluster,
+            next: AtomicUsize::new(0),
+            _dir: dir,
+        }
+    }
+}
+
+/// The test cluster (for tests that need its socket).
+pub fn cluster() -> &'static Cluster {
+    &shared().cluster
+}
+
+/// A database of the test cluster, fresh from the template.
+pub struct TestDb {
+    /// Its name.
+    pub name: String,
+}
+
+impl TestDb {
+    /// Create a fresh database.
+    pub async fn new() -> TestDb {
+        let s = shared();
+        let name = format!("t{}", s.next.fetch_add(1, Ordering::SeqCst));
+        let admin = pgrpc::db::connect(&pgrpc::db::socket_config(&s.cluster, "postgres", "postgres"))
+            .await
+            .expect("connect as postgres");
+        admin
+            .batch_execute(&format!("create database {name} template {TEMPLATE} strategy file_copy"))
+            .await
+            .expect("create test database");
+        TestDb { name }
+    }
+
+    /// Connection settings as `user`.
+    pub fn config(&self, user: &str) -> tokio_postgres::Config {
+        pgrpc::db::socket_config(cluster(), user, &self.name)
+    }
+
+    /// A superuser connection (to arrange and inspect state directly).
+    pub async fn admin(&self) -> tokio_postgres::Client {
+        pgrpc::db::connect(&self.config("postgres")).await.expect("connect as postgres")
+    }
+}
+
+/// A configured in-process gateway on its own test database.
+pub struct Ctx {
+    /// The database.
+    pub db: TestDb,
+    /// The app state (cache, pool, config).
+    pub state: web::Data<AppState>,
+}
+
+/// Build a context with config overrides in TOML (`""` for defaults).
+pub async fn setup_with(toml: &str) -> Ctx {
+    setup_full(toml, JwtSettings::with_secret(SECRET.as_bytes())).await
+}
+
+/// Build a context with default config.
+pub async fn setup() -> Ctx {
+    setup_with("").await
+}
+
+/// Build a context with config overrides and explicit JWT settings.
+pub async fn setup_full(toml: &str, jwt: JwtSettings) -> Ctx {
+    let db = TestDb::new().await;
+    let (config, _) = Config::from_toml(toml, std::path::Path::new("test.toml"), Vec::new()).expect("test config is valid");
+    let pool = pgrpc::db::pool(db.config("authenticator"), config.db.pool_size.min(4), config.db.pool_timeout);
+    let jwt = Jwt::new(jwt).expect("test JWT settings are valid");
+    let state = web::Data::new(AppState::new(Arc::new(config), pool, Some(Arc::new(jwt))));
+    state.load_schema_cache().await.expect("load schema cache");
+    Ctx { db, state }
+}
+
+impl Ctx {
+    /// The in-process service.
+    pub async fn app(&self) -> impl Service<actix_http::Request, Response = ServiceResponse<impl MessageBody>, Error = actix_web::Error> {
+        test::init_service(App::new().configure(app::routes(self.state.clone()))).await
+    }
+
+    /// Start the NOTIFY listener (for reload tests).
+    pub fn listen(&self) -> pgrpc::listener::Listener {
+        pgrpc::listener::spawn(self.db.config("authenticator"), self.state.cache_target())
+    }
+
+    /// Sign claims with the test app's key.
+    pub fn token(&self, claims: Value) -> String {
+        let Value::Object(map) = claims else { panic!("claims must be an object") };
+        self.state.jwt.as_ref().expect("test apps have a key").sign(map).expect("sign")
+    }
+}
+
+/// A response, read completely.
+#[derive(Debug)]
+pub struct Resp {
+    /// Status code.
+    pub status: u16,
+    /// Headers.
+    pub headers: HeaderMap,
+    /// Body text.
+    pub body: String,
+}
+
+impl Resp {
+    /// Body as JSON (panics with the body when it is not).
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.body))
+    }
+
+    /// A header as text.
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.headers.get(name).map(|v| v.to_str().expect("ascii header").to_string())
+    }
+
+    /// All values of a header.
+    pub fn header_all(&self, name: &str) -> Vec<String> {
+        self.headers
+            .get_all(name)
+            .map(|v| v.to_str().expect("ascii header").to_string())
+            .collect()
+    }
+
+    /// The error body's code.
+    pub fn code(&self) -> String {
+        self.json()["code"].as_str().unwrap_or_default().to_string()
+    }
+}
+
+/// Send a request to the in-process app.
+pub async fn send<S, B>(app: &S, req: TestRequest) -> Resp
+where
+    S: Service<actix_http::Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
+    B: MessageBody,
+{
+    let res = test::call_service(app, req.to_request()).await;
+    let status = res.status().as_u16();
+    let headers = res.headers().clone();
+    let bytes = test::read_body(res).await;
+    Resp {
+        status,
+        headers,
+        body: String::from_utf8(bytes.to_vec()).expect("utf-8 body"),
+    }
+}
+
+/// `POST path` with a JSON body.
+pub fn post(path: &str, body: &str) -> TestRequest {
+    TestRequest::post()
+        .uri(path)
+        .insert_header(("content-type", "application/json"))
+        .set_payload(body.to_string())
+}
+
+/// `GET path`.
+pub fn get(path: &str) -> TestRequest {
+    TestRequest::get().uri(path)
+}
+
+/// Poll `check` until it returns true or `limit` passes (for asynchronous
+/// effects such as a schema reload); no fixed sleeps.
+pub async fn eventually<F, Fut>(limit: Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + limit;
+    loop {
+        if check().await {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
