@@ -151,6 +151,11 @@ async fn call(
     let cache = state.cache.load_full().ok_or(SchemaCacheError::NotLoaded)?;
     let plan = plan::plan(&rpc, &cache)?;
     let call = query::call_query(&plan);
+    let payload = if plan.claims_args.is_empty() {
+        rpc.payload.raw.clone()
+    } else {
+        auth::verify_token_arguments(&rpc.payload.raw, &plan.claims_args, state.jwt.as_deref())?
+    };
     let tx = TxRequest {
         role: auth.role,
         authenticated: auth.authenticated,
@@ -162,7 +167,7 @@ async fn call(
         search_path: query::search_path(&rpc.schema, &config.db.extra_search_path),
         pre_request: state.pre_request_sql.clone(),
         query: call,
-        payload: rpc.payload.raw.clone(),
+        payload,
         read_only: plan.read_only,
         singular: plan.singular,
     };

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
-use crate::error::{AuthError, Error};
+use crate::error::{AuthError, Error, RequestError};
 use crate::jwt::{Jwt, JwtError};
 
 /// Who the request runs as.
@@ -68,6 +68,47 @@ pub fn authenticate(
         role,
         authenticated: true,
     })
+}
+
+/// Replace each claims-type argument's token by its verified claims, so the
+/// function receives the claims and never the key. A refused token is the
+/// caller's bad input: 400 with the reason.
+pub fn verify_token_arguments(
+    payload: &str,
+    params: &[String],
+    jwt: Option<&Jwt>,
+) -> Result<String, Error> {
+    let mut args: Map<String, Value> = serde_json::from_str(payload)
+        .map_err(|e| Error::Internal(format!("payload re-parse: {e}")))?;
+    for param in params {
+        let refuse = |error: JwtError| -> Error {
+            RequestError::TokenArgument {
+                param: param.clone(),
+                error,
+            }
+            .into()
+        };
+        let claims = match args.get(param) {
+            None | Some(Value::Null) => continue,
+            Some(Value::String(token)) => {
+                let token = token.trim();
+                if token.is_empty() {
+                    return Err(refuse(JwtError::Empty));
+                }
+                let jwt = jwt.ok_or(AuthError::SecretMissing)?;
+                jwt.verify(token).map_err(refuse)?
+            }
+            Some(_) => {
+                return Err(RequestError::InvalidBody {
+                    message: format!("Parameter '{param}' must be a token string"),
+                    details: Some("Pass the JWT as a JSON string".into()),
+                }
+                .into())
+            }
+        };
+        args.insert(param.clone(), Value::Object((*claims).clone()));
+    }
+    Ok(Value::Object(args).to_string())
 }
 
 /// A valid token without a role claim runs as the anonymous role, keeping its claims.

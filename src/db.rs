@@ -77,6 +77,50 @@ pub async fn connect(
     Ok(client)
 }
 
+/// Notices (`RAISE NOTICE`) a connection received, oldest first.
+#[derive(Clone, Default)]
+pub struct Notices(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+
+impl Notices {
+    /// Remove and return what arrived so far.
+    pub fn take(&self) -> Vec<String> {
+        self.0
+            .lock()
+            .map(|mut v| std::mem::take(&mut *v))
+            .unwrap_or_default()
+    }
+}
+
+/// Connect once and keep the notices the server sends, so they can be shown
+/// to the operator rather than only logged by the driver. The connection task
+/// handles messages in order, so a notice raised by a statement is stored
+/// before that statement's result arrives.
+pub async fn connect_collecting_notices(
+    cfg: &tokio_postgres::Config,
+) -> Result<(tokio_postgres::Client, Notices), tokio_postgres::Error> {
+    let (client, mut connection) = cfg.connect(NoTls).await?;
+    let notices = Notices::default();
+    let sink = notices.clone();
+    tokio::spawn(async move {
+        loop {
+            match std::future::poll_fn(|cx| connection.poll_message(cx)).await {
+                Some(Ok(tokio_postgres::AsyncMessage::Notice(n))) => {
+                    if let Ok(mut v) = sink.0.lock() {
+                        v.push(n.message().to_string());
+                    }
+                }
+                Some(Ok(_)) => {}
+                Some(Err(e)) => {
+                    tracing::debug!(error = %e, "database connection closed");
+                    break;
+                }
+                None => break,
+            }
+        }
+    });
+    Ok((client, notices))
+}
+
 /// Create database `name` in the embedded cluster if it is missing.
 pub async fn ensure_database(
     admin: &tokio_postgres::Client,

@@ -107,6 +107,15 @@ pub enum RequestError {
         /// The limit.
         limit: usize,
     },
+    /// A token given as a claims-type argument was refused: bad input, so 400
+    /// (not 401: the caller's own identity is not in question). Keeps the JWT code.
+    #[error("invalid token argument {param}: {error}")]
+    TokenArgument {
+        /// The parameter.
+        param: String,
+        /// Why the token was refused.
+        error: JwtError,
+    },
 }
 
 /// Schema-cache errors (PostgREST `SchemaCacheError`).
@@ -183,6 +192,9 @@ pub enum ResponseSettingsError {
     /// PGRST112: `response.status` is not a status code.
     #[error("invalid response.status")]
     Status,
+    /// PGRST151: `response.error` is not a JSON object with `code` and `message` (our own).
+    #[error("invalid response.error")]
+    ErrorSetting,
     /// PGRST121: `RAISE SQLSTATE 'PGRST'` with MESSAGE/DETAIL that are not the expected JSON.
     #[error("invalid RAISE PGRST payload")]
     RaiseParse {
@@ -212,9 +224,9 @@ impl Error {
     pub fn status(&self) -> StatusCode {
         match self {
             Error::Request(e) => match e {
-                RequestError::QueryParam { .. } | RequestError::InvalidBody { .. } => {
-                    StatusCode::BAD_REQUEST
-                }
+                RequestError::QueryParam { .. }
+                | RequestError::InvalidBody { .. }
+                | RequestError::TokenArgument { .. } => StatusCode::BAD_REQUEST,
                 RequestError::InvalidRpcMethod { .. } => StatusCode::METHOD_NOT_ALLOWED,
                 RequestError::UnacceptableSchema { .. }
                 | RequestError::MediaType { .. }
@@ -268,6 +280,7 @@ impl Error {
                 RequestError::Singularity { .. } => "PGRST116",
                 RequestError::InvalidPath => "PGRST125",
                 RequestError::PayloadTooLarge { .. } => "PGRST150",
+                RequestError::TokenArgument { error, .. } => error.code(),
             },
             Error::SchemaCache(e) => match e {
                 SchemaCacheError::NotLoaded => "PGRST002",
@@ -300,6 +313,7 @@ impl Error {
             Error::Response(e) => match e {
                 ResponseSettingsError::Headers => "PGRST111",
                 ResponseSettingsError::Status => "PGRST112",
+                ResponseSettingsError::ErrorSetting => "PGRST151",
                 ResponseSettingsError::RaiseParse { .. } => "PGRST121",
             },
             Error::Internal(_) => "PGRSTX00",
@@ -323,6 +337,7 @@ impl Error {
                 RequestError::Singularity { .. } => "Cannot coerce the result to a single JSON object".into(),
                 RequestError::InvalidPath => "Invalid path specified in request URL".into(),
                 RequestError::PayloadTooLarge { .. } => "Request body is too large".into(),
+                RequestError::TokenArgument { error, .. } => error.message(),
             },
             Error::SchemaCache(e) => match e {
                 SchemaCacheError::NotLoaded => {
@@ -369,6 +384,7 @@ impl Error {
             Error::Response(e) => match e {
                 ResponseSettingsError::Headers => "response.headers guc must be a JSON array composed of objects with a single key and a string value".into(),
                 ResponseSettingsError::Status => "response.status guc must be a valid status code".into(),
+                ResponseSettingsError::ErrorSetting => "response.error guc must be a JSON object with string keys 'code' and 'message' and optional 'details' and 'hint'".into(),
                 ResponseSettingsError::RaiseParse { .. } => {
                     "Could not parse JSON in the \"RAISE SQLSTATE 'PGRST'\" error".into()
                 }
@@ -390,6 +406,10 @@ impl Error {
                 RequestError::PayloadTooLarge { limit } => Some(format!(
                     "The limit is {limit} bytes (server.max_body_bytes)"
                 )),
+                RequestError::TokenArgument { param, error } => Some(match error.details() {
+                    Some(d) => format!("The token given for parameter '{param}' was refused: {d}"),
+                    None => format!("The token given for parameter '{param}' was refused"),
+                }),
                 _ => None,
             },
             Error::SchemaCache(SchemaCacheError::NoRpc {

@@ -61,6 +61,8 @@ pub struct Outcome {
     pub headers: Option<String>,
     /// `response.status` as set by the function.
     pub status: Option<String>,
+    /// `response.error`: the error body of a failure the function commits.
+    pub error: Option<String>,
 }
 
 /// Map a pool failure: waiting too long is 504, not reaching the database 503.
@@ -137,6 +139,7 @@ pub async fn run(pool: &Pool, tx: &TxRequest) -> Result<Outcome, Error> {
         rows: row.try_get(1).map_err(|e| Error::from_pg(&e, authed))?,
         headers: row.try_get(2).map_err(|e| Error::from_pg(&e, authed))?,
         status: row.try_get(3).map_err(|e| Error::from_pg(&e, authed))?,
+        error: row.try_get(4).map_err(|e| Error::from_pg(&e, authed))?,
     };
     if tx.singular {
         if outcome.rows != 1 {

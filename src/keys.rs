@@ -52,9 +52,10 @@ fn read(key: &'static str, path: &Path) -> Result<Vec<u8>, KeyError> {
     })
 }
 
-/// Build the verifier/signer from the config; `data_dir` is the embedded
-/// cluster's (where a generated secret lives).
-pub fn load(config: &Config) -> Result<Jwt, KeyError> {
+/// Build the verifier/signer from the config. With the embedded default and no
+/// key configured, the generated secret is read, or created when `create` (the
+/// server, after the cluster exists; `pgrpc token` only reads it).
+pub fn load(config: &Config, create: bool) -> Result<Jwt, KeyError> {
     let j = &config.jwt;
     let mut secret = match (&j.secret, &j.secret_file) {
         (Some(s), _) => Some(s.as_bytes().to_vec()),
@@ -89,7 +90,7 @@ pub fn load(config: &Config) -> Result<Jwt, KeyError> {
         || jwks_json.is_some();
     if !has_key {
         match &config.db.mode {
-            DbMode::Embedded { data_dir } => secret = Some(generated_secret(data_dir)?),
+            DbMode::Embedded { data_dir } => secret = Some(generated_secret(data_dir, create)?),
             DbMode::External { .. } => return Err(KeyError::Missing),
         }
     }
@@ -116,8 +117,18 @@ pub fn load(config: &Config) -> Result<Jwt, KeyError> {
 }
 
 /// The embedded default's secret: read it, or create it (0600) on first start.
-fn generated_secret(data_dir: &Path) -> Result<Vec<u8>, KeyError> {
+fn generated_secret(data_dir: &Path, create: bool) -> Result<Vec<u8>, KeyError> {
     let path = data_dir.join(GENERATED_SECRET_FILE);
+    if !create && !path.exists() {
+        return Err(KeyError::File {
+            key: "jwt.secret",
+            path,
+            source: std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "no generated secret yet: start the server once (it creates one), or configure jwt.secret",
+            ),
+        });
+    }
     match std::fs::read(&path) {
         Ok(bytes) if bytes.len() >= 32 => return Ok(bytes),
         Ok(_) | Err(_) if path.exists() => {

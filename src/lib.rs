@@ -25,3 +25,4 @@ pub mod query;
 pub mod respond;
 pub mod schema_cache;
 pub mod server;
+pub mod token_cmd;

@@ -1,4 +1,4 @@
-//! The `pgrpc` command: serve (default), migrate. Wires config, logging and
+//! The `pgrpc` command: serve (default), migrate, token. Wires config, logging and
 //! the server together; all logic lives in the library.
 
 use std::path::PathBuf;
@@ -29,6 +29,18 @@ enum Command {
     Serve,
     /// Apply migrations and sql/ with the owner connection, then exit.
     Migrate,
+    /// Print a token signed with the server's key (e.g. a first admin token).
+    Token {
+        /// The role claim.
+        #[arg(long)]
+        role: String,
+        /// Extra claim, key=value (value parsed as JSON when it is JSON); repeatable.
+        #[arg(long = "claim", value_name = "KEY=VALUE")]
+        claims: Vec<String>,
+        /// Lifetime: seconds, or with s/m/h/d (default: jwt.default_lifetime).
+        #[arg(long)]
+        ttl: Option<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -48,11 +60,24 @@ fn main() -> ExitCode {
         print!("{}", raw.dump_masked());
         return ExitCode::SUCCESS;
     }
+    if let Some(Command::Token { role, claims, ttl }) = &cli.command {
+        return match pgrpc::token_cmd::make_token(&config, role, claims, ttl.as_deref()) {
+            Ok(token) => {
+                println!("{token}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("pgrpc: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     logging::init(&config);
     let outcome = actix_web::rt::System::new().block_on(async move {
         match cli.command.unwrap_or(Command::Serve) {
             Command::Serve => server::serve(config).await,
             Command::Migrate => server::migrate_only(&config).await,
+            Command::Token { .. } => Ok(()),
         }
     });
     match outcome {

@@ -45,6 +45,9 @@ pub struct CallPlan {
     pub singular: bool,
     /// Claims-type positions in the result.
     pub claims_at: ClaimsAt,
+    /// Arguments of the claims type: the token sent is verified and replaced
+    /// by its claims before the call.
+    pub claims_args: Vec<String>,
 }
 
 /// `Allow` for a function (or all overloads of a name).
@@ -161,12 +164,22 @@ pub fn plan(req: &RpcRequest, cache: &SchemaCache) -> Result<CallPlan, Error> {
     };
     let read_only = chosen.volatility != Volatility::Volatile;
     let claims_at = claims_positions(&chosen, cache);
+    let claims_args = match (&args, cache.claims_type) {
+        (Args::Named(indexes), Some(claims)) => indexes
+            .iter()
+            .map(|&i| &chosen.params[i])
+            .filter(|p| p.type_oid == claims.oid)
+            .map(|p| p.name.clone())
+            .collect(),
+        _ => Vec::new(),
+    };
     Ok(CallPlan {
         routine: chosen,
         args,
         read_only,
         singular: req.singular,
         claims_at,
+        claims_args,
     })
 }
 

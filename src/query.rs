@@ -33,7 +33,8 @@ set_config('search_path', $7, true)";
 /// The call: SQL text and whether `$1` (the payload) is bound.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CallQuery {
-    /// Statement text; columns: body text, row count int8, response.headers, response.status.
+    /// Statement text; columns: body text, row count int8, response.headers,
+    /// response.status, response.error.
     pub sql: String,
     /// Bind the payload as `$1` (text).
     pub binds_payload: bool,
@@ -140,7 +141,8 @@ pub fn call_query(plan: &CallPlan) -> CallQuery {
     let sql = format!(
         "SELECT ({body})::text, count(*), \
 nullif(current_setting('response.headers', true), ''), \
-nullif(current_setting('response.status', true), '') \
+nullif(current_setting('response.status', true), ''), \
+nullif(current_setting('response.error', true), '') \
 FROM {from}"
     );
     CallQuery { sql, binds_payload }
@@ -169,10 +171,11 @@ mod tests {
             read_only: false,
             singular,
             claims_at: ClaimsAt::Nowhere,
+            claims_args: Vec::new(),
         }
     }
 
-    const TAIL: &str = "count(*), nullif(current_setting('response.headers', true), ''), nullif(current_setting('response.status', true), '')";
+    const TAIL: &str = "count(*), nullif(current_setting('response.headers', true), ''), nullif(current_setting('response.status', true), ''), nullif(current_setting('response.error', true), '')";
 
     #[test]
     fn scalar_with_named_args() {

@@ -41,6 +41,24 @@ pub fn respond(
         Some(text) => response_headers(text)?,
     };
 
+    // A function that records a failure (and so must not RAISE, which would roll
+    // the record back) answers with `response.status` ≥ 400 and the error body
+    // in `response.error`; the transaction has committed.
+    if let (Some(status), Some(text)) = (status, outcome.error.as_deref()) {
+        if status.is_client_error() || status.is_server_error() {
+            let body = error_setting(text)?;
+            let mut res = HttpResponse::build(status);
+            res.insert_header((header::CONTENT_TYPE, "application/json; charset=utf-8"));
+            for (name, value) in extra_headers {
+                res.append_header((name, value));
+            }
+            if req.method == RpcMethod::Head {
+                return Ok(res.finish());
+            }
+            return Ok(res.body(body));
+        }
+    }
+
     let void = matches!(plan.routine.returns, Returns::Void);
     let mut res = HttpResponse::build(status.unwrap_or(if void {
         StatusCode::NO_CONTENT
@@ -84,6 +102,25 @@ pub fn respond(
         return Ok(res.finish());
     }
     Ok(res.body(body))
+}
+
+/// `response.error`: `{"code", "message", "details"?, "hint"?}`, rendered in
+/// the gateway's error shape.
+fn error_setting(text: &str) -> Result<String, Error> {
+    let map: Map<String, Value> =
+        serde_json::from_str(text).map_err(|_| ResponseSettingsError::ErrorSetting)?;
+    let (Some(Value::String(code)), Some(Value::String(message))) =
+        (map.get("code"), map.get("message"))
+    else {
+        return Err(ResponseSettingsError::ErrorSetting.into());
+    };
+    let body = serde_json::json!({
+        "code": code,
+        "message": message,
+        "details": map.get("details").cloned().unwrap_or(Value::Null),
+        "hint": map.get("hint").cloned().unwrap_or(Value::Null),
+    });
+    Ok(body.to_string())
 }
 
 /// `response.headers`: a JSON array of objects with one key and a string value

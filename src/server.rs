@@ -70,8 +70,11 @@ pub async fn start_embedded(
         let admin = db::connect(&db::socket_config(&cluster, "postgres", "postgres")).await?;
         db::ensure_database(&admin, EMBEDDED_DB).await?;
         let owner_cfg = db::socket_config(&cluster, "postgres", EMBEDDED_DB);
-        let mut owner = db::connect(&owner_cfg).await?;
+        let (mut owner, notices) = db::connect_collecting_notices(&owner_cfg).await?;
         migrate::migrate(&mut owner).await?;
+        if cluster.initialized_now() {
+            first_start(&owner, &notices).await?;
+        }
         Ok::<_, StartError>(Endpoints {
             app: db::socket_config(&cluster, db::AUTHENTICATOR, EMBEDDED_DB),
             admin: Some(owner_cfg),
@@ -85,6 +88,29 @@ pub async fn start_embedded(
             Err(e)
         }
     }
+}
+
+/// First start of the embedded default: call `pgrpc.on_first_start()` when the
+/// SQL defines it (e.g. to create a first invite) and show what it says.
+async fn first_start(
+    owner: &tokio_postgres::Client,
+    notices: &db::Notices,
+) -> Result<(), StartError> {
+    let hook = owner
+        .query_one(
+            "select to_regprocedure('pgrpc.on_first_start()') is not null",
+            &[],
+        )
+        .await?;
+    if hook.get::<_, bool>(0) {
+        // Only what the hook says is for the operator; migration chatter is not.
+        notices.take();
+        owner.batch_execute("select pgrpc.on_first_start()").await?;
+        for line in notices.take() {
+            tracing::info!("{line}");
+        }
+    }
+    Ok(())
 }
 
 async fn stop_cluster(cluster: Cluster) {
@@ -147,7 +173,7 @@ async fn run_http(
     endpoints: &Endpoints,
     cluster: Option<&Cluster>,
 ) -> Result<(), StartError> {
-    let jwt = keys::load(config)?;
+    let jwt = keys::load(config, true)?;
     let pool = db::pool(
         endpoints.app.clone(),
         config.db.pool_size,
