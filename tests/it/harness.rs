@@ -21,7 +21,11 @@ use serde_json::Value;
 pub const SECRET: &str = "test-secret-test-secret-test-secret-0123";
 const TEMPLATE: &str = "pgrpc_template";
 /// Fixture files applied to the template after migrations and sql/, in order.
-const FIXTURES: &[(&str, &str)] = &[("core.sql", include_str!("../fixtures/core.sql"))];
+const FIXTURES: &[(&str, &str)] = &[
+    ("core.sql", include_str!("../fixtures/core.sql")),
+    ("seed.sql", include_str!("../fixtures/seed.sql")),
+    ("jwt.sql", include_str!("../fixtures/jwt.sql")),
+];
 
 struct Shared {
     cluster: Cluster,
@@ -43,7 +47,11 @@ extern "C" fn stop_cluster_at_exit() {
 fn shared() -> &'static Shared {
     // Built on its own thread: tests call this from inside their runtime,
     // which cannot block on another one.
-    SHARED.get_or_init(|| std::thread::spawn(build_shared).join().expect("test cluster set-up panicked"))
+    SHARED.get_or_init(|| {
+        std::thread::spawn(build_shared)
+            .join()
+            .expect("test cluster set-up panicked")
+    })
 }
 
 fn build_shared() -> Shared {
@@ -53,8 +61,11 @@ fn build_shared() -> Shared {
             .tempdir_in("/tmp")
             .expect("create temp dir");
         // The postgres OS user (when we are root) must traverse it.
-        std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755))
-            .expect("chmod temp dir");
+        std::fs::set_permissions(
+            dir.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .expect("chmod temp dir");
         let spec = ClusterSpec {
             data_dir: dir.path().join("data"),
             port: 5432,
@@ -71,17 +82,21 @@ fn build_shared() -> Shared {
             .build()
             .expect("runtime");
         rt.block_on(async {
-            let admin = pgrpc::db::connect(&pgrpc::db::socket_config(&cluster, "postgres", "postgres"))
-                .await
-                .expect("connect as postgres");
+            let admin =
+                pgrpc::db::connect(&pgrpc::db::socket_config(&cluster, "postgres", "postgres"))
+                    .await
+                    .expect("connect as postgres");
             admin
                 .batch_execute(&format!("create database {TEMPLATE}"))
                 .await
                 .expect("create template");
-            let mut owner = pgrpc::db::connect(&pgrpc::db::socket_config(&cluster, "postgres", TEMPLATE))
+            let mut owner =
+                pgrpc::db::connect(&pgrpc::db::socket_config(&cluster, "postgres", TEMPLATE))
+                    .await
+                    .expect("connect to template");
+            pgrpc::migrate::migrate(&mut owner)
                 .await
-                .expect("connect to template");
-            pgrpc::migrate::migrate(&mut owner).await.expect("migrate template");
+                .expect("migrate template");
             // Tests lower bcrypt's cost through the settings table when there is one.
             for (name, sql) in FIXTURES {
                 owner
@@ -115,11 +130,15 @@ impl TestDb {
     pub async fn new() -> TestDb {
         let s = shared();
         let name = format!("t{}", s.next.fetch_add(1, Ordering::SeqCst));
-        let admin = pgrpc::db::connect(&pgrpc::db::socket_config(&s.cluster, "postgres", "postgres"))
-            .await
-            .expect("connect as postgres");
+        let admin = pgrpc::db::connect(&pgrpc::db::socket_config(
+            &s.cluster, "postgres", "postgres",
+        ))
+        .await
+        .expect("connect as postgres");
         admin
-            .batch_execute(&format!("create database {name} template {TEMPLATE} strategy file_copy"))
+            .batch_execute(&format!(
+                "create database {name} template {TEMPLATE} strategy file_copy"
+            ))
             .await
             .expect("create test database");
         TestDb { name }
@@ -132,7 +151,9 @@ impl TestDb {
 
     /// A superuser connection (to arrange and inspect state directly).
     pub async fn admin(&self) -> tokio_postgres::Client {
-        pgrpc::db::connect(&self.config("postgres")).await.expect("connect as postgres")
+        pgrpc::db::connect(&self.config("postgres"))
+            .await
+            .expect("connect as postgres")
     }
 }
 
@@ -157,8 +178,13 @@ pub async fn setup() -> Ctx {
 /// Build a context with config overrides and explicit JWT settings.
 pub async fn setup_full(toml: &str, jwt: JwtSettings) -> Ctx {
     let db = TestDb::new().await;
-    let (config, _) = Config::from_toml(toml, std::path::Path::new("test.toml"), Vec::new()).expect("test config is valid");
-    let pool = pgrpc::db::pool(db.config("authenticator"), config.db.pool_size.min(4), config.db.pool_timeout);
+    let (config, _) = Config::from_toml(toml, std::path::Path::new("test.toml"), Vec::new())
+        .expect("test config is valid");
+    let pool = pgrpc::db::pool(
+        db.config("authenticator"),
+        config.db.pool_size.min(4),
+        config.db.pool_timeout,
+    );
     let jwt = Jwt::new(jwt).expect("test JWT settings are valid");
     let state = web::Data::new(AppState::new(Arc::new(config), pool, Some(Arc::new(jwt))));
     state.load_schema_cache().await.expect("load schema cache");
@@ -167,7 +193,13 @@ pub async fn setup_full(toml: &str, jwt: JwtSettings) -> Ctx {
 
 impl Ctx {
     /// The in-process service.
-    pub async fn app(&self) -> impl Service<actix_http::Request, Response = ServiceResponse<impl MessageBody>, Error = actix_web::Error> {
+    pub async fn app(
+        &self,
+    ) -> impl Service<
+        actix_http::Request,
+        Response = ServiceResponse<impl MessageBody>,
+        Error = actix_web::Error,
+    > {
         test::init_service(App::new().configure(app::routes(self.state.clone()))).await
     }
 
@@ -178,8 +210,15 @@ impl Ctx {
 
     /// Sign claims with the test app's key.
     pub fn token(&self, claims: Value) -> String {
-        let Value::Object(map) = claims else { panic!("claims must be an object") };
-        self.state.jwt.as_ref().expect("test apps have a key").sign(map).expect("sign")
+        let Value::Object(map) = claims else {
+            panic!("claims must be an object")
+        };
+        self.state
+            .jwt
+            .as_ref()
+            .expect("test apps have a key")
+            .sign(map)
+            .expect("sign")
     }
 }
 
@@ -197,12 +236,15 @@ pub struct Resp {
 impl Resp {
     /// Body as JSON (panics with the body when it is not).
     pub fn json(&self) -> Value {
-        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.body))
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.body))
     }
 
     /// A header as text.
     pub fn header(&self, name: &str) -> Option<String> {
-        self.headers.get(name).map(|v| v.to_str().expect("ascii header").to_string())
+        self.headers
+            .get(name)
+            .map(|v| v.to_str().expect("ascii header").to_string())
     }
 
     /// All values of a header.

@@ -3,4 +3,21 @@
 
 mod harness;
 
+// Gateway core (issue 2).
+mod binary;
 mod core_calls;
+mod core_errors;
+mod core_reload;
+mod core_responses;
+mod core_transactions;
+
+// JWT (issue 3).
+mod jwt_auth;
+mod jwt_claims;
+
+// Seed APIs in SQL (issue 4).
+mod seed_identify;
+mod seed_invites;
+mod seed_register;
+mod seed_rules;
+mod seed_tokens;
