@@ -8,7 +8,10 @@
 
 use std::sync::Arc;
 
-use actix_web::http::header;
+use std::time::{Duration, Instant};
+
+use actix_web::http::header::{self, HeaderName, HeaderValue};
+use actix_web::ResponseError;
 use actix_web::web::{self, Bytes, BytesMut};
 use actix_web::{HttpRequest, HttpResponse};
 use arc_swap::ArcSwapOption;
@@ -20,6 +23,7 @@ use crate::config::Config;
 use crate::error::{Error, RequestError, SchemaCacheError};
 use crate::execute::{self, TxRequest};
 use crate::jwt::Jwt;
+use crate::logging::events;
 use crate::parse::{self, HttpInput};
 use crate::plan;
 use crate::query;
@@ -102,8 +106,8 @@ async fn rpc(
     name: web::Path<String>,
     body: web::Payload,
     state: web::Data<AppState>,
-) -> Result<HttpResponse, Error> {
-    call(&req, &name, body, &state).await
+) -> HttpResponse {
+    handle(&req, &name, body, &state).await
 }
 
 async fn routed(
@@ -111,12 +115,75 @@ async fn routed(
     target: web::Data<RouteTarget>,
     body: web::Payload,
     state: web::Data<AppState>,
-) -> Result<HttpResponse, Error> {
-    call(&req, &target.0, body, &state).await
+) -> HttpResponse {
+    handle(&req, &target.0, body, &state).await
 }
 
 async fn not_found() -> Result<HttpResponse, Error> {
     Err(RequestError::InvalidPath.into())
+}
+
+/// What one request did, for its log line and `Server-Timing`.
+#[derive(Default)]
+struct Trace {
+    role: Option<String>,
+    /// (stage name, duration), in order.
+    stages: Vec<(&'static str, Duration)>,
+    last: Option<Instant>,
+}
+
+impl Trace {
+    fn start(&mut self) {
+        self.last = Some(Instant::now());
+    }
+
+    /// Close the stage that ran since the previous mark.
+    fn mark(&mut self, stage: &'static str) {
+        let now = Instant::now();
+        if let Some(last) = self.last.replace(now) {
+            self.stages.push((stage, now - last));
+        }
+    }
+
+    /// `Server-Timing` (W3C Server Timing): `jwt;dur=0.1, parse;dur=0.0, …` in ms.
+    fn server_timing(&self) -> String {
+        self.stages
+            .iter()
+            .map(|(name, d)| format!("{name};dur={:.1}", d.as_secs_f64() * 1000.0))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// Run the pipeline, render errors, add `Server-Timing`, log one line.
+async fn handle(req: &HttpRequest, function: &str, body: web::Payload, state: &AppState) -> HttpResponse {
+    let started = Instant::now();
+    let mut trace = Trace::default();
+    trace.start();
+    let result = call(req, function, body, state, &mut trace).await;
+    let (mut response, code) = match result {
+        Ok(r) => (r, None),
+        Err(e) => (e.error_response(), Some(e.code())),
+    };
+    trace.mark("response");
+    if state.config.server.timing {
+        if let Ok(v) = HeaderValue::from_str(&trace.server_timing()) {
+            response.headers_mut().insert(HeaderName::from_static("server-timing"), v);
+        }
+    }
+    // Never the body, the query string or a header value: they may hold
+    // passwords and tokens.
+    tracing::info!(
+        target: events::REQUEST,
+        method = %req.method(),
+        path = %req.path(),
+        function,
+        role = trace.role.as_deref().unwrap_or("-"),
+        status = response.status().as_u16(),
+        code = code.as_deref().unwrap_or(""),
+        duration_ms = started.elapsed().as_secs_f64() * 1000.0,
+    );
+    response
 }
 
 /// The pipeline for one call.
@@ -125,6 +192,7 @@ async fn call(
     function: &str,
     body: web::Payload,
     state: &AppState,
+    trace: &mut Trace,
 ) -> Result<HttpResponse, Error> {
     let config = &state.config;
     if req.method() == actix_web::http::Method::OPTIONS {
@@ -139,6 +207,8 @@ async fn call(
         state.jwt.as_deref(),
         config.db.anon_role.as_deref(),
     )?;
+    trace.role = Some(auth.role.clone());
+    trace.mark("jwt");
     let bytes = read_body(body, req, config.server.max_body_bytes).await?;
     let input = HttpInput {
         method: req.method().as_str(),
@@ -148,6 +218,7 @@ async fn call(
         body: &bytes,
     };
     let rpc = parse::parse(function, &input, &config.db.schemas)?;
+    trace.mark("parse");
     let cache = state.cache.load_full().ok_or(SchemaCacheError::NotLoaded)?;
     let plan = plan::plan(&rpc, &cache)?;
     let call = query::call_query(&plan);
@@ -156,6 +227,7 @@ async fn call(
     } else {
         auth::verify_token_arguments(&rpc.payload.raw, &plan.claims_args, state.jwt.as_deref())?
     };
+    trace.mark("plan");
     let tx = TxRequest {
         role: auth.role,
         authenticated: auth.authenticated,
@@ -175,6 +247,7 @@ async fn call(
     let outcome = actix_web::rt::spawn(async move { execute::run(&pool, &tx).await })
         .await
         .map_err(|e| Error::Internal(format!("request task failed: {e}")))??;
+    trace.mark("transaction");
     respond::respond(&rpc, &plan, outcome, state.jwt.as_deref())
 }
 

@@ -98,6 +98,9 @@ pub struct RawServer {
     /// Seconds to finish in-flight requests on shutdown.
     #[serde(deserialize_with = "lenient")]
     pub shutdown_timeout: u64,
+    /// Send `Server-Timing` with the stage durations.
+    #[serde(deserialize_with = "lenient")]
+    pub timing: bool,
 }
 
 impl Default for RawServer {
@@ -108,6 +111,7 @@ impl Default for RawServer {
             max_body_bytes: 1024 * 1024,
             workers: 0,
             shutdown_timeout: 30,
+            timing: true,
         }
     }
 }
@@ -320,6 +324,8 @@ pub struct ServerConfig {
     pub workers: usize,
     /// Grace period on shutdown.
     pub shutdown_timeout: Duration,
+    /// Send `Server-Timing`.
+    pub timing: bool,
 }
 
 /// Validated `[db]`.
@@ -481,6 +487,7 @@ impl Config {
                 s.workers
             },
             shutdown_timeout: Duration::from_secs(s.shutdown_timeout),
+            timing: s.timing,
         };
 
         let d = &raw.db;

@@ -10,8 +10,8 @@ use crate::config::{Config, LogFormat};
 
 /// Names of the events the gateway logs.
 pub mod events {
-    /// One line per request.
-    pub const REQUEST: &str = "request";
+    /// One line per request (a tracing target).
+    pub const REQUEST: &str = "pgrpc::request";
 }
 
 /// Install the global subscriber; a second call is a no-op.
