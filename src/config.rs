@@ -19,6 +19,9 @@ use std::time::Duration;
 use serde::de::{self, Deserializer};
 use serde::{Deserialize, Serialize};
 
+/// Admin port of the embedded default.
+pub const DEFAULT_ADMIN_PORT: u16 = 3001;
+
 /// Prefix of every environment override.
 pub const ENV_PREFIX: &str = "PGRPC_";
 
@@ -228,9 +231,10 @@ impl Default for RawJwt {
 #[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RawAdmin {
-    /// Admin server port; 0 = off.
-    #[serde(deserialize_with = "lenient")]
-    pub port: u16,
+    /// Admin server port; 0 = off; unset = 3001 with the embedded database,
+    /// off with an external one.
+    #[serde(deserialize_with = "lenient_option")]
+    pub port: Option<u16>,
 }
 
 /// `[log]` as given.
@@ -619,8 +623,9 @@ impl Config {
         }
 
         let admin_port = match (raw.admin.port, &db.mode) {
-            (0, _) => None,
-            (p, _) => Some(p),
+            (Some(0), _) | (None, DbMode::External { .. }) => None,
+            (Some(p), _) => Some(p),
+            (None, DbMode::Embedded { .. }) => Some(DEFAULT_ADMIN_PORT),
         };
 
         Ok(Config {
@@ -652,35 +657,120 @@ fn check_identifier(key: &str, value: &str) -> Result<(), ConfigError> {
     Ok(())
 }
 
-/// Overlay `PGRPC_*` variables onto the parsed file, as strings; returns which
-/// key each variable set. The rule: strip the prefix, lower-case, the first `_`
-/// separates section from key (`DB_DATA_DIR` → `db.data_dir`); a name without `_`
-/// is a top-level key (`ROUTES` → `routes`).
+/// PostgREST's environment names, read as aliases of ours so a team moving
+/// from PostgREST keeps its environment (PostgREST docs, references/configuration).
+/// `PGRPC_*` wins when both name the same key. Each entry: PostgREST variable,
+/// our key path, and how its value differs.
+const POSTGREST_ALIASES: &[(&str, &str, Alias)] = &[
+    ("PGRST_DB_URI", "db.uri", Alias::Same),
+    ("PGRST_DB_SCHEMAS", "db.schemas", Alias::Same),
+    ("PGRST_DB_SCHEMA", "db.schemas", Alias::Same),
+    ("PGRST_DB_ANON_ROLE", "db.anon_role", Alias::Same),
+    ("PGRST_DB_POOL", "db.pool", Alias::Same),
+    ("PGRST_DB_POOL_ACQUISITION_TIMEOUT", "db.pool_timeout", Alias::Same),
+    ("PGRST_DB_PRE_REQUEST", "db.pre_request", Alias::Same),
+    ("PGRST_DB_EXTRA_SEARCH_PATH", "db.extra_search_path", Alias::Same),
+    ("PGRST_JWT_SECRET", "jwt.secret", Alias::Secret),
+    ("PGRST_JWT_AUD", "jwt.aud", Alias::Same),
+    ("PGRST_JWT_ROLE_CLAIM_KEY", "jwt.role_claim", Alias::JsPath),
+    ("PGRST_SERVER_HOST", "server.host", Alias::Host),
+    ("PGRST_SERVER_PORT", "server.port", Alias::Same),
+    ("PGRST_SERVER_TIMING_ENABLED", "server.timing", Alias::Same),
+    ("PGRST_ADMIN_SERVER_PORT", "admin.port", Alias::Same),
+    ("PGRST_LOG_LEVEL", "log.level", Alias::LogLevel),
+];
+
+/// How a PostgREST value maps onto ours.
+#[derive(Clone, Copy)]
+enum Alias {
+    /// Same meaning and syntax.
+    Same,
+    /// `@/path` names a file (`jwt.secret_file`); anything else is the secret.
+    Secret,
+    /// A JSPath like `.app_metadata.role` → `app_metadata.role`.
+    JsPath,
+    /// `*`, `*4`, `!4` → `0.0.0.0`; `*6`, `!6` → `::`.
+    Host,
+    /// `crit` → `error`.
+    LogLevel,
+}
+
+fn translate_alias(alias: Alias, key: &str, value: String) -> (String, String) {
+    match alias {
+        Alias::Same => (key.to_string(), value),
+        Alias::Secret => match value.strip_prefix('@') {
+            Some(path) => ("jwt.secret_file".to_string(), path.to_string()),
+            None => (key.to_string(), value),
+        },
+        Alias::JsPath => (
+            key.to_string(),
+            value
+                .trim()
+                .trim_start_matches('.')
+                .split('.')
+                .map(|part| part.trim_matches('"'))
+                .collect::<Vec<_>>()
+                .join("."),
+        ),
+        Alias::Host => {
+            let host = match value.trim() {
+                "*" | "*4" | "!4" => "0.0.0.0".to_string(),
+                "*6" | "!6" => "::".to_string(),
+                other => other.to_string(),
+            };
+            (key.to_string(), host)
+        }
+        Alias::LogLevel => {
+            let level = if value.trim() == "crit" { "error".to_string() } else { value };
+            (key.to_string(), level)
+        }
+    }
+}
+
+fn set_path(table: &mut toml::Table, path: &str, value: String) {
+    match path.split_once('.') {
+        Some((section, key)) => {
+            let entry = table
+                .entry(section.to_string())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            if let toml::Value::Table(t) = entry {
+                t.insert(key.to_string(), toml::Value::String(value));
+            }
+        }
+        None => {
+            table.insert(path.to_string(), toml::Value::String(value));
+        }
+    }
+}
+
+/// Overlay `PGRST_*` aliases, then `PGRPC_*` variables, onto the parsed file,
+/// as strings; returns which variable set each key. The rule for ours: strip
+/// the prefix, lower-case, the first `_` separates section from key
+/// (`DB_DATA_DIR` → `db.data_dir`); a name without `_` is a top-level key
+/// (`ROUTES` → `routes`).
 pub fn apply_env(
     table: &mut toml::Table,
     env: impl IntoIterator<Item = (String, String)>,
 ) -> Origins {
     let mut origins = Origins::new();
+    let mut ours = Vec::new();
     for (name, value) in env {
-        let Some(rest) = name.strip_prefix(ENV_PREFIX) else {
-            continue;
-        };
-        let lower = rest.to_ascii_lowercase().replace('-', "_");
-        match lower.split_once('_') {
-            Some((section, key)) => {
-                let entry = table
-                    .entry(section.to_string())
-                    .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-                if let toml::Value::Table(t) = entry {
-                    t.insert(key.to_string(), toml::Value::String(value));
-                }
-                origins.insert(format!("{section}.{key}"), name);
-            }
-            None => {
-                table.insert(lower.clone(), toml::Value::String(value));
-                origins.insert(lower, name);
-            }
+        if let Some(rest) = name.strip_prefix(ENV_PREFIX) {
+            let lower = rest.to_ascii_lowercase().replace('-', "_");
+            let path = match lower.split_once('_') {
+                Some((section, key)) => format!("{section}.{key}"),
+                None => lower,
+            };
+            ours.push((path, value, name));
+        } else if let Some((_, key, alias)) = POSTGREST_ALIASES.iter().find(|(n, _, _)| *n == name) {
+            let (path, value) = translate_alias(*alias, key, value);
+            set_path(table, &path, value);
+            origins.insert(path, name);
         }
+    }
+    for (path, value, name) in ours {
+        set_path(table, &path, value);
+        origins.insert(path, name);
     }
     origins
 }
@@ -704,6 +794,23 @@ where
         NativeOrText::Text(s) => s
             .trim()
             .parse()
+            .map_err(|e| de::Error::custom(format!("cannot parse {s:?}: {e}"))),
+    }
+}
+
+fn lenient_option<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de> + FromStr,
+    T::Err: fmt::Display,
+{
+    match NativeOrText::<T>::deserialize(d)? {
+        NativeOrText::Native(v) => Ok(Some(v)),
+        NativeOrText::Text(s) if s.trim().is_empty() => Ok(None),
+        NativeOrText::Text(s) => s
+            .trim()
+            .parse()
+            .map(Some)
             .map_err(|e| de::Error::custom(format!("cannot parse {s:?}: {e}"))),
     }
 }
@@ -848,6 +955,34 @@ mod tests {
 
         let e = load("", &[("PGRPC_DB_URI", "not a uri ::::")]).expect_err("bad uri");
         assert!(e.to_string().contains("db.uri"), "{e}");
+    }
+
+    #[test]
+    fn postgrest_names_are_aliases_and_ours_win() {
+        let c = load(
+            "",
+            &[
+                ("PGRST_DB_URI", "postgres://authenticator@db/app"),
+                ("PGRST_DB_SCHEMAS", "api,v2"),
+                ("PGRST_JWT_ROLE_CLAIM_KEY", ".app_metadata.role"),
+                ("PGRST_SERVER_HOST", "*4"),
+                ("PGRST_SERVER_PORT", "3100"),
+                ("PGRPC_SERVER_PORT", "3200"),
+                ("PGRST_JWT_SECRET", "@/run/secrets/jwt"),
+                ("PGRST_LOG_LEVEL", "crit"),
+            ],
+        )
+        .expect("valid");
+        assert!(!c.is_embedded());
+        assert_eq!(c.db.schemas, vec!["api", "v2"]);
+        assert_eq!(c.jwt.role_claim, vec!["app_metadata", "role"]);
+        assert_eq!(c.server.host, "0.0.0.0");
+        assert_eq!(c.server.port, 3200, "PGRPC_ wins over PGRST_");
+        assert_eq!(c.jwt.secret_file.as_deref(), Some(Path::new("/run/secrets/jwt")));
+        assert_eq!(c.log_level, "error");
+        assert_eq!(c.admin_port, None, "admin is off by default with an external database");
+        let e = load("", &[("PGRST_SERVER_PORT", "x")]).expect_err("invalid");
+        assert!(e.to_string().contains("PGRST_SERVER_PORT"), "{e}");
     }
 
     #[test]
