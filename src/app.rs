@@ -11,8 +11,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix_web::http::header::{self, HeaderName, HeaderValue};
-use actix_web::ResponseError;
 use actix_web::web::{self, Bytes, BytesMut};
+use actix_web::ResponseError;
 use actix_web::{HttpRequest, HttpResponse};
 use arc_swap::ArcSwapOption;
 use deadpool_postgres::Pool;
@@ -24,6 +24,7 @@ use crate::error::{Error, RequestError, SchemaCacheError};
 use crate::execute::{self, TxRequest};
 use crate::jwt::Jwt;
 use crate::logging::events;
+use crate::metrics::Metrics;
 use crate::parse::{self, HttpInput};
 use crate::plan;
 use crate::query;
@@ -40,6 +41,8 @@ pub struct AppState {
     pub cache: Arc<ArcSwapOption<SchemaCache>>,
     /// JWT verifier/signer; None when no key is configured.
     pub jwt: Option<Arc<Jwt>>,
+    /// Counters for `/metrics`.
+    pub metrics: Arc<Metrics>,
     /// `select "schema"."fn"()` for `db.pre_request`.
     pre_request_sql: Option<String>,
 }
@@ -53,6 +56,7 @@ impl AppState {
             pool,
             cache: Arc::new(ArcSwapOption::empty()),
             jwt,
+            metrics: Arc::new(Metrics::new()),
             pre_request_sql,
         }
     }
@@ -63,6 +67,7 @@ impl AppState {
             cache: self.cache.clone(),
             schemas: self.config.db.schemas.clone(),
             claims_type: self.config.jwt.claims_type.clone(),
+            metrics: self.metrics.clone(),
         }
     }
 
@@ -76,6 +81,7 @@ impl AppState {
         )
         .await
         .map_err(|e| Error::Internal(e.to_string()))?;
+        self.metrics.schema_loaded(cache.load_time.as_secs_f64());
         self.cache.store(Some(Arc::new(cache)));
         Ok(())
     }
@@ -156,7 +162,12 @@ impl Trace {
 }
 
 /// Run the pipeline, render errors, add `Server-Timing`, log one line.
-async fn handle(req: &HttpRequest, function: &str, body: web::Payload, state: &AppState) -> HttpResponse {
+async fn handle(
+    req: &HttpRequest,
+    function: &str,
+    body: web::Payload,
+    state: &AppState,
+) -> HttpResponse {
     let started = Instant::now();
     let mut trace = Trace::default();
     trace.start();
@@ -168,9 +179,18 @@ async fn handle(req: &HttpRequest, function: &str, body: web::Payload, state: &A
     trace.mark("response");
     if state.config.server.timing {
         if let Ok(v) = HeaderValue::from_str(&trace.server_timing()) {
-            response.headers_mut().insert(HeaderName::from_static("server-timing"), v);
+            response
+                .headers_mut()
+                .insert(HeaderName::from_static("server-timing"), v);
         }
     }
+    let elapsed = started.elapsed();
+    state.metrics.request(
+        function,
+        response.status().as_u16(),
+        elapsed.as_secs_f64(),
+        code.as_deref() == Some("PGRST003"),
+    );
     // Never the body, the query string or a header value: they may hold
     // passwords and tokens.
     tracing::info!(
@@ -181,7 +201,7 @@ async fn handle(req: &HttpRequest, function: &str, body: web::Payload, state: &A
         role = trace.role.as_deref().unwrap_or("-"),
         status = response.status().as_u16(),
         code = code.as_deref().unwrap_or(""),
-        duration_ms = started.elapsed().as_secs_f64() * 1000.0,
+        duration_ms = elapsed.as_secs_f64() * 1000.0,
     );
     response
 }

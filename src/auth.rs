@@ -12,6 +12,7 @@ use serde_json::{Map, Value};
 
 use crate::error::{AuthError, Error, RequestError};
 use crate::jwt::{Jwt, JwtError};
+use crate::plan::ClaimsArg;
 
 /// Who the request runs as.
 #[derive(Debug, Clone)]
@@ -70,45 +71,64 @@ pub fn authenticate(
     })
 }
 
-/// Replace each claims-type argument's token by its verified claims, so the
-/// function receives the claims and never the key. A refused token is the
-/// caller's bad input: 400 with the reason.
-pub fn verify_token_arguments(
-    payload: &str,
-    params: &[String],
-    jwt: Option<&Jwt>,
-) -> Result<String, Error> {
-    let mut args: Map<String, Value> = serde_json::from_str(payload)
-        .map_err(|e| Error::Internal(format!("payload re-parse: {e}")))?;
+/// Replace each token of a claims-type argument (or each element of an array
+/// of them) by its verified claims, so the function receives claims and never
+/// the key. A refused token is the caller's bad input: 400 with the reason.
+pub fn verify_token_arguments(payload: &str, params: &[ClaimsArg], jwt: Option<&Jwt>) -> Result<String, Error> {
+    let mut args: Map<String, Value> =
+        serde_json::from_str(payload).map_err(|e| Error::Internal(format!("payload re-parse: {e}")))?;
     for param in params {
-        let refuse = |error: JwtError| -> Error {
-            RequestError::TokenArgument {
-                param: param.clone(),
-                error,
-            }
-            .into()
+        let Some(value) = args.get_mut(&param.name) else {
+            continue;
         };
-        let claims = match args.get(param) {
-            None | Some(Value::Null) => continue,
-            Some(Value::String(token)) => {
-                let token = token.trim();
-                if token.is_empty() {
-                    return Err(refuse(JwtError::Empty));
+        if param.array {
+            match value {
+                Value::Null => {}
+                Value::Array(items) => {
+                    for item in items.iter_mut() {
+                        verify_one(item, &param.name, jwt)?;
+                    }
                 }
-                let jwt = jwt.ok_or(AuthError::SecretMissing)?;
-                jwt.verify(token).map_err(refuse)?
+                _ => return Err(not_a_token(&param.name)),
             }
-            Some(_) => {
-                return Err(RequestError::InvalidBody {
-                    message: format!("Parameter '{param}' must be a token string"),
-                    details: Some("Pass the JWT as a JSON string".into()),
-                }
-                .into())
-            }
-        };
-        args.insert(param.clone(), Value::Object((*claims).clone()));
+        } else {
+            verify_one(value, &param.name, jwt)?;
+        }
     }
     Ok(Value::Object(args).to_string())
+}
+
+/// One token → its claims object, in place; `null` stays `null`.
+fn verify_one(value: &mut Value, param: &str, jwt: Option<&Jwt>) -> Result<(), Error> {
+    let refuse = |error: JwtError| -> Error {
+        RequestError::TokenArgument {
+            param: param.to_string(),
+            error,
+        }
+        .into()
+    };
+    let claims = match value {
+        Value::Null => return Ok(()),
+        Value::String(token) => {
+            let token = token.trim();
+            if token.is_empty() {
+                return Err(refuse(JwtError::Empty));
+            }
+            let jwt = jwt.ok_or(AuthError::SecretMissing)?;
+            jwt.verify(token).map_err(refuse)?
+        }
+        _ => return Err(not_a_token(param)),
+    };
+    *value = Value::Object((*claims).clone());
+    Ok(())
+}
+
+fn not_a_token(param: &str) -> Error {
+    RequestError::InvalidBody {
+        message: format!("Parameter '{param}' must be a token string"),
+        details: Some("Pass the JWT as a JSON string (an array of them for an array parameter)".into()),
+    }
+    .into()
 }
 
 /// A valid token without a role claim runs as the anonymous role, keeping its claims.

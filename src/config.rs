@@ -667,9 +667,17 @@ const POSTGREST_ALIASES: &[(&str, &str, Alias)] = &[
     ("PGRST_DB_SCHEMA", "db.schemas", Alias::Same),
     ("PGRST_DB_ANON_ROLE", "db.anon_role", Alias::Same),
     ("PGRST_DB_POOL", "db.pool", Alias::Same),
-    ("PGRST_DB_POOL_ACQUISITION_TIMEOUT", "db.pool_timeout", Alias::Same),
+    (
+        "PGRST_DB_POOL_ACQUISITION_TIMEOUT",
+        "db.pool_timeout",
+        Alias::Same,
+    ),
     ("PGRST_DB_PRE_REQUEST", "db.pre_request", Alias::Same),
-    ("PGRST_DB_EXTRA_SEARCH_PATH", "db.extra_search_path", Alias::Same),
+    (
+        "PGRST_DB_EXTRA_SEARCH_PATH",
+        "db.extra_search_path",
+        Alias::Same,
+    ),
     ("PGRST_JWT_SECRET", "jwt.secret", Alias::Secret),
     ("PGRST_JWT_AUD", "jwt.aud", Alias::Same),
     ("PGRST_JWT_ROLE_CLAIM_KEY", "jwt.role_claim", Alias::JsPath),
@@ -721,7 +729,11 @@ fn translate_alias(alias: Alias, key: &str, value: String) -> (String, String) {
             (key.to_string(), host)
         }
         Alias::LogLevel => {
-            let level = if value.trim() == "crit" { "error".to_string() } else { value };
+            let level = if value.trim() == "crit" {
+                "error".to_string()
+            } else {
+                value
+            };
             (key.to_string(), level)
         }
     }
@@ -762,7 +774,8 @@ pub fn apply_env(
                 None => lower,
             };
             ours.push((path, value, name));
-        } else if let Some((_, key, alias)) = POSTGREST_ALIASES.iter().find(|(n, _, _)| *n == name) {
+        } else if let Some((_, key, alias)) = POSTGREST_ALIASES.iter().find(|(n, _, _)| *n == name)
+        {
             let (path, value) = translate_alias(*alias, key, value);
             set_path(table, &path, value);
             origins.insert(path, name);
@@ -978,9 +991,15 @@ mod tests {
         assert_eq!(c.jwt.role_claim, vec!["app_metadata", "role"]);
         assert_eq!(c.server.host, "0.0.0.0");
         assert_eq!(c.server.port, 3200, "PGRPC_ wins over PGRST_");
-        assert_eq!(c.jwt.secret_file.as_deref(), Some(Path::new("/run/secrets/jwt")));
+        assert_eq!(
+            c.jwt.secret_file.as_deref(),
+            Some(Path::new("/run/secrets/jwt"))
+        );
         assert_eq!(c.log_level, "error");
-        assert_eq!(c.admin_port, None, "admin is off by default with an external database");
+        assert_eq!(
+            c.admin_port, None,
+            "admin is off by default with an external database"
+        );
         let e = load("", &[("PGRST_SERVER_PORT", "x")]).expect_err("invalid");
         assert!(e.to_string().contains("PGRST_SERVER_PORT"), "{e}");
     }

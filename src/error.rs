@@ -337,6 +337,11 @@ impl Error {
                 RequestError::Singularity { .. } => "Cannot coerce the result to a single JSON object".into(),
                 RequestError::InvalidPath => "Invalid path specified in request URL".into(),
                 RequestError::PayloadTooLarge { .. } => "Request body is too large".into(),
+                // The JWT module's text for an empty token names the header.
+                RequestError::TokenArgument {
+                    error: JwtError::Empty,
+                    ..
+                } => "The JWT is empty".into(),
                 RequestError::TokenArgument { error, .. } => error.message(),
             },
             Error::SchemaCache(e) => match e {

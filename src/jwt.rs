@@ -21,6 +21,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -348,6 +349,9 @@ pub struct Jwt {
     signer: Option<(Algorithm, EncodingKey)>,
     /// `None` when `cache_max_entries` is 0.
     cache: Option<Mutex<HashMap<String, CacheEntry>>>,
+    /// Verifications answered from the cache / by full verification (metrics).
+    hits: AtomicU64,
+    misses: AtomicU64,
 }
 
 impl fmt::Debug for Jwt {
@@ -484,7 +488,17 @@ impl Jwt {
             keys,
             signer,
             cache,
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
         })
+    }
+
+    /// (cache hits, cache misses) since start, for `/metrics`.
+    pub fn cache_stats(&self) -> (u64, u64) {
+        (
+            self.hits.load(Ordering::Relaxed),
+            self.misses.load(Ordering::Relaxed),
+        )
     }
 
     /// Verify signature, algorithm pinning and the time/audience/issuer claims; cached.
@@ -495,8 +509,10 @@ impl Jwt {
     /// [`Jwt::verify`] with an explicit clock (`now` in Unix seconds), for tests.
     pub fn verify_at(&self, token: &str, now: u64) -> Result<Arc<Claims>, JwtError> {
         if let Some(claims) = self.cache_get(token, now) {
+            self.hits.fetch_add(1, Ordering::Relaxed);
             return Ok(claims);
         }
+        self.misses.fetch_add(1, Ordering::Relaxed);
         let claims = self.decode_and_verify(token)?;
         let window = self.check_claims(&claims, now)?;
         let claims = Arc::new(claims);

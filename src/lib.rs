@@ -7,6 +7,7 @@
 //! routes; [`server`] starts and stops everything. Tests reach the app through
 //! [`app::routes`] and the database through [`embedded`] and [`migrate`].
 
+pub mod admin;
 pub mod app;
 pub mod auth;
 pub mod config;
@@ -18,6 +19,7 @@ pub mod jwt;
 pub mod keys;
 pub mod listener;
 pub mod logging;
+pub mod metrics;
 pub mod migrate;
 pub mod parse;
 pub mod plan;

@@ -16,6 +16,7 @@ use tokio::sync::mpsc;
 use tokio_postgres::{AsyncMessage, NoTls};
 
 use crate::config::QualifiedName;
+use crate::metrics::Metrics;
 use crate::schema_cache::SchemaCache;
 
 /// Channels the listener subscribes to (ours and PostgREST's).
@@ -39,6 +40,8 @@ pub struct CacheTarget {
     pub schemas: Vec<String>,
     /// Claims type name.
     pub claims_type: QualifiedName,
+    /// Where loads are counted.
+    pub metrics: Arc<Metrics>,
 }
 
 impl CacheTarget {
@@ -52,6 +55,7 @@ impl CacheTarget {
                     claims_type = cache.claims_type.is_some(),
                     "schema cache loaded"
                 );
+                self.metrics.schema_loaded(cache.load_time.as_secs_f64());
                 self.cache.store(Some(Arc::new(cache)));
                 true
             }

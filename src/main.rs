@@ -34,7 +34,7 @@ enum Command {
         /// The role claim.
         #[arg(long)]
         role: String,
-        /// Extra claim, key=value (value parsed as JSON when it is JSON); repeatable.
+        /// Extra claim: key=value (a string) or key:=json (a JSON value); repeatable.
         #[arg(long = "claim", value_name = "KEY=VALUE")]
         claims: Vec<String>,
         /// Lifetime: seconds, or with s/m/h/d (default: jwt.default_lifetime).

@@ -45,9 +45,18 @@ pub struct CallPlan {
     pub singular: bool,
     /// Claims-type positions in the result.
     pub claims_at: ClaimsAt,
-    /// Arguments of the claims type: the token sent is verified and replaced
-    /// by its claims before the call.
-    pub claims_args: Vec<String>,
+    /// Arguments of the claims type (or arrays of it): each token sent is
+    /// verified and replaced by its claims before the call.
+    pub claims_args: Vec<ClaimsArg>,
+}
+
+/// An argument that carries tokens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimsArg {
+    /// Parameter name.
+    pub name: String,
+    /// An array of the claims type: every element is a token.
+    pub array: bool,
 }
 
 /// `Allow` for a function (or all overloads of a name).
@@ -164,15 +173,7 @@ pub fn plan(req: &RpcRequest, cache: &SchemaCache) -> Result<CallPlan, Error> {
     };
     let read_only = chosen.volatility != Volatility::Volatile;
     let claims_at = claims_positions(&chosen, cache);
-    let claims_args = match (&args, cache.claims_type) {
-        (Args::Named(indexes), Some(claims)) => indexes
-            .iter()
-            .map(|&i| &chosen.params[i])
-            .filter(|p| p.type_oid == claims.oid)
-            .map(|p| p.name.clone())
-            .collect(),
-        _ => Vec::new(),
-    };
+    let claims_args = claims_arguments(&chosen, &args, cache)?;
     Ok(CallPlan {
         routine: chosen,
         args,
@@ -181,6 +182,42 @@ pub fn plan(req: &RpcRequest, cache: &SchemaCache) -> Result<CallPlan, Error> {
         claims_at,
         claims_args,
     })
+}
+
+/// Which arguments carry tokens. Claims may only arrive as the claims type
+/// itself or an array of it, where each token is verified; any other type that
+/// contains the claims type (a row with a claims attribute, a domain) would let
+/// a client pass claims nobody signed, so such a call is refused.
+fn claims_arguments(routine: &Routine, args: &Args, cache: &SchemaCache) -> Result<Vec<ClaimsArg>, Error> {
+    let (Args::Named(indexes), Some(claims)) = (args, cache.claims_type) else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::new();
+    for p in indexes.iter().map(|&i| &routine.params[i]) {
+        if p.type_oid == claims.oid {
+            out.push(ClaimsArg {
+                name: p.name.clone(),
+                array: false,
+            });
+        } else if let Some(element) = cache.claims_containers.get(&p.type_oid) {
+            if *element == Some(claims.oid) {
+                out.push(ClaimsArg {
+                    name: p.name.clone(),
+                    array: true,
+                });
+            } else {
+                return Err(RequestError::InvalidBody {
+                    message: format!("Parameter '{}' cannot carry tokens", p.name),
+                    details: Some(format!(
+                        "Its type {} contains the claims type; tokens are accepted only as a parameter of the claims type or an array of it",
+                        p.type_sql
+                    )),
+                }
+                .into());
+            }
+        }
+    }
+    Ok(out)
 }
 
 fn ambiguous(many: &[&Arc<Routine>]) -> Error {

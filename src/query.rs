@@ -105,21 +105,43 @@ pub fn call_query(plan: &CallPlan) -> CallQuery {
 
     let call = format!("{function}({call_args})");
     let set = r.returns.is_set() && !plan.singular;
+    // The call in a select list rather than in FROM, for results that FROM
+    // would expand or refuse.
+    let in_select_list = || {
+        let inner_from = if args_from.is_empty() {
+            String::new()
+        } else {
+            format!(" FROM {}", args_from.trim_end_matches([',', ' ']))
+        };
+        format!("(SELECT {call} AS pgrst_scalar{inner_from}) pgrst_call")
+    };
     let (from, body) = match &r.returns {
         Returns::Void => (
             format!("{args_from}LATERAL {call} pgrst_call"),
             "NULL::json".to_string(),
         ),
         Returns::Scalar { type_oid, .. } if *type_oid == RECORD_OID => {
-            let inner_from = if args_from.is_empty() {
-                String::new()
+            (in_select_list(), scalar_body(set))
+        }
+        // One OUT/INOUT parameter or a one-column RETURNS TABLE: PostgreSQL
+        // returns the bare column type, so FROM would yield the bare value (or
+        // expand a composite one); the row is built here, as PostgREST answers
+        // it (PostgREST#1615, #1931).
+        Returns::Composite {
+            type_oid: None,
+            columns,
+            ..
+        } if columns.len() == 1 => {
+            let row = format!(
+                "json_build_object({}, pgrst_call.pgrst_scalar)",
+                literal(&columns[0].name)
+            );
+            let body = if set {
+                format!("coalesce(json_agg({row}), '[]')")
             } else {
-                format!(" FROM {}", args_from.trim_end_matches([',', ' ']))
+                format!("json_agg({row}) -> 0")
             };
-            (
-                format!("(SELECT {call} AS pgrst_scalar{inner_from}) pgrst_call"),
-                scalar_body(set),
-            )
+            (in_select_list(), body)
         }
         Returns::Scalar { .. } => (
             format!("{args_from}LATERAL {call} AS pgrst_call(pgrst_scalar)"),
@@ -146,6 +168,11 @@ nullif(current_setting('response.error', true), '') \
 FROM {from}"
     );
     CallQuery { sql, binds_payload }
+}
+
+/// A string literal (standard_conforming_strings is on since PostgreSQL 9.1).
+fn literal(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
 }
 
 fn scalar_body(set: bool) -> String {
@@ -206,8 +233,9 @@ mod tests {
 
     #[test]
     fn set_of_composite_and_singular() {
+        // A table's row type (a named composite, as the schema cache reports it).
         let rows = Returns::Composite {
-            type_oid: None,
+            type_oid: Some(16_384),
             columns: vec![Column {
                 name: "id".into(),
                 type_oid: 23,
@@ -246,6 +274,25 @@ mod tests {
             format!(
                 "SELECT (NULL::json)::text, {TAIL} FROM \"api\".\"hook\"($1::jsonb) pgrst_call"
             )
+        );
+    }
+
+    #[test]
+    fn single_output_column_is_wrapped_in_an_object() {
+        let one = Returns::Composite {
+            type_oid: None,
+            columns: vec![Column {
+                name: "it's".into(),
+                type_oid: 23,
+                type_sql: "integer".into(),
+            }],
+            set: true,
+        };
+        let r = routine("one", &[("n", "integer", true)], Volatility::Stable, one);
+        let q = call_query(&plan_for(r, Args::Named(vec![0]), false));
+        assert_eq!(
+            q.sql,
+            format!("SELECT (coalesce(json_agg(json_build_object('it''s', pgrst_call.pgrst_scalar)), '[]'))::text, {TAIL} FROM (SELECT \"api\".\"one\"(\"n\" := pgrst_args.\"n\") AS pgrst_scalar FROM json_to_record($1::json) AS pgrst_args(\"n\" integer)) pgrst_call")
         );
     }
 

@@ -17,6 +17,7 @@ use crate::config::QualifiedName;
 
 const FUNCTIONS_SQL: &str = include_str!("schema_cache/functions.sql");
 const CLAIMS_TYPE_SQL: &str = include_str!("schema_cache/types.sql");
+const CLAIMS_CONTAINERS_SQL: &str = include_str!("schema_cache/claims_containers.sql");
 
 /// Type OIDs of `json` and `jsonb` (fixed in `pg_type.dat`).
 pub const JSON_OID: u32 = 114;
@@ -169,6 +170,10 @@ pub struct SchemaCache {
     functions: HashMap<String, HashMap<String, Vec<Arc<Routine>>>>,
     /// The claims type, when it exists.
     pub claims_type: Option<ClaimsType>,
+    /// Types that contain the claims type (arrays, domains, rows): type OID →
+    /// the array's element type, when it is an array.
+    #[serde(skip)]
+    pub claims_containers: HashMap<u32, Option<u32>>,
     /// When it was loaded.
     #[serde(skip)]
     pub loaded_at: SystemTime,
@@ -372,9 +377,20 @@ impl SchemaCache {
                     _ => None,
                 }
             });
+        let mut claims_containers = HashMap::new();
+        if let Some(ct) = claims {
+            for row in client.query(CLAIMS_CONTAINERS_SQL, &[&ct.oid]).await? {
+                let oid: i64 = row.try_get(0)?;
+                let elem: Option<i64> = row.try_get(1)?;
+                if let Ok(oid) = u32::try_from(oid) {
+                    claims_containers.insert(oid, elem.and_then(|e| u32::try_from(e).ok()));
+                }
+            }
+        }
         Ok(SchemaCache {
             functions,
             claims_type: claims,
+            claims_containers,
             loaded_at: SystemTime::now(),
             load_time: started.elapsed(),
         })
@@ -422,6 +438,7 @@ impl SchemaCache {
         SchemaCache {
             functions,
             claims_type,
+            claims_containers: HashMap::new(),
             loaded_at: SystemTime::now(),
             load_time: Duration::ZERO,
         }

@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use actix_web::{web, App, HttpServer};
 
+use crate::admin;
 use crate::app::{self, AppState};
 use crate::config::{Config, DbMode};
 use crate::db::{self, Endpoints, EMBEDDED_DB};
@@ -207,7 +208,30 @@ async fn run_http(
     if let Some(cluster) = cluster {
         tracing::info!(psql = %cluster.psql_command(EMBEDDED_DB), "embedded database; open it with");
     }
+    let admin = match config.admin_port {
+        Some(port) => {
+            let admin_addr = format!("{}:{port}", config.server.host);
+            let data = state.clone();
+            let admin = HttpServer::new(move || App::new().configure(admin::routes(data.clone())))
+                .workers(1)
+                .disable_signals()
+                .bind(&admin_addr)
+                .map_err(|source| StartError::Bind {
+                    addr: admin_addr.clone(),
+                    source,
+                })?
+                .run();
+            tracing::info!(url = %format!("http://{admin_addr}"), "admin server (live, ready, metrics, schema_cache)");
+            let handle = admin.handle();
+            tokio::spawn(admin);
+            Some(handle)
+        }
+        None => None,
+    };
     let outcome = server.run().await;
+    if let Some(admin) = admin {
+        admin.stop(true).await;
+    }
     tracing::info!("HTTP server stopped; closing the pool");
     pool.close();
     outcome.map_err(|source| StartError::Bind { addr, source })

@@ -16,7 +16,7 @@ pub enum TokenCmdError {
     #[error("{0}")]
     Keys(#[from] KeyError),
     /// A `--claim` is not `key=value`.
-    #[error("--claim {0:?}: expected key=value")]
+    #[error("--claim {0:?}: expected key=value (a string) or key:=json")]
     Claim(String),
     /// A `--ttl` is not a duration.
     #[error("--ttl {0:?}: expected seconds or a number with s, m, h or d (e.g. 30m, 12h, 7d)")]
@@ -48,25 +48,27 @@ pub fn parse_ttl(text: &str) -> Result<u64, TokenCmdError> {
         .ok_or_else(|| TokenCmdError::Ttl(text.to_string()))
 }
 
-/// Build and sign the claims: `role`, each `key=value` (a JSON value when it
-/// parses as one, else a string), `exp` = now + ttl.
-pub fn make_token(
-    config: &Config,
-    role: &str,
-    claims: &[String],
-    ttl: Option<&str>,
-) -> Result<String, TokenCmdError> {
+/// Build and sign the claims: `role`, each `key=value` (a string, as RFC 7519
+/// wants `sub` and most claims) or `key:=json` (a JSON value: numbers, arrays,
+/// objects), `exp` = now + ttl.
+pub fn make_token(config: &Config, role: &str, claims: &[String], ttl: Option<&str>) -> Result<String, TokenCmdError> {
     let jwt = keys::load(config, false)?;
     let mut map = Map::new();
     for item in claims {
-        let (k, v) = item
-            .split_once('=')
-            .ok_or_else(|| TokenCmdError::Claim(item.clone()))?;
-        if k.is_empty() {
+        let (key, value) = match item.split_once(":=") {
+            Some((k, v)) if !k.contains('=') => {
+                let json = serde_json::from_str(v).map_err(|_| TokenCmdError::Claim(item.clone()))?;
+                (k, json)
+            }
+            _ => {
+                let (k, v) = item.split_once('=').ok_or_else(|| TokenCmdError::Claim(item.clone()))?;
+                (k, Value::String(v.to_string()))
+            }
+        };
+        if key.is_empty() {
             return Err(TokenCmdError::Claim(item.clone()));
         }
-        let value = serde_json::from_str(v).unwrap_or_else(|_| Value::String(v.to_string()));
-        map.insert(k.to_string(), value);
+        map.insert(key.to_string(), value);
     }
     map.insert("role".into(), Value::String(role.to_string()));
     let now = std::time::SystemTime::now()

@@ -166,8 +166,19 @@ pub struct Ctx {
 }
 
 /// Build a context with config overrides in TOML (`""` for defaults).
+///
+/// The JWT verifier is built from the `[jwt]` section exactly as the server
+/// builds it (`keys::load`), with `SECRET` as the key unless the section
+/// names one.
 pub async fn setup_with(toml: &str) -> Ctx {
-    setup_full(toml, JwtSettings::with_secret(SECRET.as_bytes())).await
+    let (mut config, _) = Config::from_toml(toml, std::path::Path::new("test.toml"), Vec::new())
+        .expect("test config is valid");
+    let j = &config.jwt;
+    if j.secret.is_none() && j.secret_file.is_none() && j.public_key_file.is_none() && j.private_key_file.is_none() && j.jwks_file.is_none() {
+        config.jwt.secret = Some(SECRET.to_string());
+    }
+    let jwt = pgrpc::keys::load(&config, false).expect("test JWT config is valid");
+    setup_jwt(toml, jwt).await
 }
 
 /// Build a context with default config.
@@ -177,6 +188,10 @@ pub async fn setup() -> Ctx {
 
 /// Build a context with config overrides and explicit JWT settings.
 pub async fn setup_full(toml: &str, jwt: JwtSettings) -> Ctx {
+    setup_jwt(toml, Jwt::new(jwt).expect("test JWT settings are valid")).await
+}
+
+async fn setup_jwt(toml: &str, jwt: Jwt) -> Ctx {
     let db = TestDb::new().await;
     let (config, _) = Config::from_toml(toml, std::path::Path::new("test.toml"), Vec::new())
         .expect("test config is valid");
@@ -185,7 +200,6 @@ pub async fn setup_full(toml: &str, jwt: JwtSettings) -> Ctx {
         config.db.pool_size.min(4),
         config.db.pool_timeout,
     );
-    let jwt = Jwt::new(jwt).expect("test JWT settings are valid");
     let state = web::Data::new(AppState::new(Arc::new(config), pool, Some(Arc::new(jwt))));
     state.load_schema_cache().await.expect("load schema cache");
     Ctx { db, state }

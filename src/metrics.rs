@@ -1,0 +1,173 @@
+//! Prometheus metrics: what `/metrics` on the admin port exposes.
+//!
+//! Requests by function and status, a latency histogram, pool size,
+//! availability, waiters and timeouts, schema cache loads and load time, and
+//! JWT cache hits and misses. Values owned elsewhere (the pool, the JWT cache)
+//! are read at scrape time. Serving them is `admin`'s job.
+
+use std::sync::atomic::AtomicU64;
+use std::sync::Mutex;
+
+use deadpool_postgres::Pool;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+use crate::jwt::Jwt;
+
+/// Labels of the request counter.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    function: String,
+    status: u16,
+}
+
+/// Every metric the gateway keeps.
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    latency: Histogram,
+    pool_size: Gauge,
+    pool_available: Gauge,
+    pool_waiting: Gauge,
+    pool_timeouts: Counter,
+    schema_loads: Counter,
+    schema_load_seconds: Gauge<f64, AtomicU64>,
+    jwt_hits: Counter,
+    jwt_misses: Counter,
+    /// JWT cache totals already added to the counters.
+    jwt_seen: Mutex<(u64, u64)>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+impl Metrics {
+    /// A registry with every metric registered.
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("pgrpc");
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register(
+            "requests",
+            "HTTP requests by function and status",
+            requests.clone(),
+        );
+        // 0.25 ms … ~4 s.
+        let latency = Histogram::new(exponential_buckets(0.000_25, 2.0, 15));
+        registry.register(
+            "request_duration_seconds",
+            "Request latency",
+            latency.clone(),
+        );
+        let pool_size = Gauge::default();
+        registry.register(
+            "pool_size",
+            "Connections open in the pool",
+            pool_size.clone(),
+        );
+        let pool_available = Gauge::default();
+        registry.register(
+            "pool_available",
+            "Idle connections in the pool",
+            pool_available.clone(),
+        );
+        let pool_waiting = Gauge::default();
+        registry.register(
+            "pool_waiting",
+            "Requests waiting for a connection",
+            pool_waiting.clone(),
+        );
+        let pool_timeouts = Counter::default();
+        registry.register(
+            "pool_timeouts",
+            "Requests that gave up waiting for a connection (504)",
+            pool_timeouts.clone(),
+        );
+        let schema_loads = Counter::default();
+        registry.register(
+            "schema_cache_loads",
+            "Schema cache loads",
+            schema_loads.clone(),
+        );
+        let schema_load_seconds = Gauge::<f64, AtomicU64>::default();
+        registry.register(
+            "schema_cache_load_seconds",
+            "Duration of the last schema cache load",
+            schema_load_seconds.clone(),
+        );
+        let jwt_hits = Counter::default();
+        registry.register(
+            "jwt_cache_hits",
+            "Tokens answered from the verified-token cache",
+            jwt_hits.clone(),
+        );
+        let jwt_misses = Counter::default();
+        registry.register(
+            "jwt_cache_misses",
+            "Tokens verified in full",
+            jwt_misses.clone(),
+        );
+        Metrics {
+            registry,
+            requests,
+            latency,
+            pool_size,
+            pool_available,
+            pool_waiting,
+            pool_timeouts,
+            schema_loads,
+            schema_load_seconds,
+            jwt_hits,
+            jwt_misses,
+            jwt_seen: Mutex::new((0, 0)),
+        }
+    }
+
+    /// Count one request.
+    pub fn request(&self, function: &str, status: u16, seconds: f64, pool_timeout: bool) {
+        self.requests
+            .get_or_create(&RequestLabels {
+                function: function.to_string(),
+                status,
+            })
+            .inc();
+        self.latency.observe(seconds);
+        if pool_timeout {
+            self.pool_timeouts.inc();
+        }
+    }
+
+    /// Count one schema cache load.
+    pub fn schema_loaded(&self, seconds: f64) {
+        self.schema_loads.inc();
+        self.schema_load_seconds.set(seconds);
+    }
+
+    /// The Prometheus text exposition, with pool and JWT figures read now.
+    pub fn render(&self, pool: &Pool, jwt: Option<&Jwt>) -> String {
+        let status = pool.status();
+        self.pool_size
+            .set(i64::try_from(status.size).unwrap_or(i64::MAX));
+        self.pool_available
+            .set(i64::try_from(status.available).unwrap_or(i64::MAX));
+        self.pool_waiting
+            .set(i64::try_from(status.waiting).unwrap_or(i64::MAX));
+        if let (Some(jwt), Ok(mut seen)) = (jwt, self.jwt_seen.lock()) {
+            let (hits, misses) = jwt.cache_stats();
+            self.jwt_hits.inc_by(hits.saturating_sub(seen.0));
+            self.jwt_misses.inc_by(misses.saturating_sub(seen.1));
+            *seen = (hits.max(seen.0), misses.max(seen.1));
+        }
+        let mut out = String::new();
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            tracing::error!("encoding metrics failed");
+        }
+        out
+    }
+}
