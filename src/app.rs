@@ -92,6 +92,11 @@ pub fn routes(state: web::Data<AppState>) -> impl FnOnce(&mut web::ServiceConfig
     move |cfg: &mut web::ServiceConfig| {
         let extra: Vec<(String, String)> = state.config.routes.clone();
         cfg.app_data(state);
+        cfg.service(
+            web::resource("/")
+                .route(web::get().to(crate::openapi::root))
+                .route(web::head().to(crate::openapi::root)),
+        );
         cfg.service(web::resource("/rpc/{name}").route(web::route().to(rpc)));
         for (path, function) in extra {
             cfg.service(

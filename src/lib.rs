@@ -21,6 +21,7 @@ pub mod listener;
 pub mod logging;
 pub mod metrics;
 pub mod migrate;
+pub mod openapi;
 pub mod parse;
 pub mod plan;
 pub mod query;

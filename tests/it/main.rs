@@ -15,6 +15,12 @@ mod core_transactions;
 mod jwt_auth;
 mod jwt_claims;
 
+// Operations and ecosystem (issue 5).
+mod clients;
+mod lifecycle;
+mod openapi;
+mod ops;
+
 // Seed APIs in SQL (issue 4).
 mod seed_identify;
 mod seed_invites;
