@@ -14,12 +14,13 @@ use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::web::{self, Bytes, BytesMut};
 use actix_web::ResponseError;
 use actix_web::{HttpRequest, HttpResponse};
-use arc_swap::ArcSwapOption;
+use arc_swap::{ArcSwap, ArcSwapOption};
 use deadpool_postgres::Pool;
 use futures_util::StreamExt;
 
 use crate::auth;
 use crate::config::Config;
+use crate::cors::CorsPolicy;
 use crate::error::{Error, RequestError, SchemaCacheError};
 use crate::execute::{self, TxRequest};
 use crate::jwt::Jwt;
@@ -39,8 +40,11 @@ pub struct AppState {
     pub pool: Pool,
     /// The schema cache; None until first loaded.
     pub cache: Arc<ArcSwapOption<SchemaCache>>,
-    /// JWT verifier/signer; None when no key is configured.
-    pub jwt: Option<Arc<Jwt>>,
+    /// JWT verifier/signer; None when no key is configured. Swapped on a
+    /// config reload.
+    pub jwt: ArcSwapOption<Jwt>,
+    /// CORS policy; swapped on a config reload.
+    pub cors: ArcSwap<CorsPolicy>,
     /// Counters for `/metrics`.
     pub metrics: Arc<Metrics>,
     /// `select "schema"."fn"()` for `db.pre_request`.
@@ -51,11 +55,15 @@ impl AppState {
     /// State with an empty (not yet loaded) schema cache.
     pub fn new(config: Arc<Config>, pool: Pool, jwt: Option<Arc<Jwt>>) -> AppState {
         let pre_request_sql = config.db.pre_request.as_ref().map(query::pre_request_sql);
+        let cors = ArcSwap::from_pointee(CorsPolicy {
+            allowed_origins: config.server.cors_allowed_origins.clone(),
+        });
         AppState {
+            cors,
             config,
             pool,
             cache: Arc::new(ArcSwapOption::empty()),
-            jwt,
+            jwt: ArcSwapOption::new(jwt),
             metrics: Arc::new(Metrics::new()),
             pre_request_sql,
         }
@@ -227,9 +235,10 @@ async fn call(
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
+    let jwt = state.jwt.load_full();
     let auth = auth::authenticate(
         authorization,
-        state.jwt.as_deref(),
+        jwt.as_deref(),
         config.db.anon_role.as_deref(),
     )?;
     trace.role = Some(auth.role.clone());
@@ -250,7 +259,7 @@ async fn call(
     let payload = if plan.claims_args.is_empty() {
         rpc.payload.raw.clone()
     } else {
-        auth::verify_token_arguments(&rpc.payload.raw, &plan.claims_args, state.jwt.as_deref())?
+        auth::verify_token_arguments(&rpc.payload.raw, &plan.claims_args, jwt.as_deref())?
     };
     trace.mark("plan");
     let tx = TxRequest {
@@ -273,7 +282,7 @@ async fn call(
         .await
         .map_err(|e| Error::Internal(format!("request task failed: {e}")))??;
     trace.mark("transaction");
-    respond::respond(&rpc, &plan, outcome, state.jwt.as_deref())
+    respond::respond(&rpc, &plan, outcome, jwt.as_deref())
 }
 
 /// `OPTIONS`: the methods a function allows, from the cache alone.

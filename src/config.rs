@@ -104,6 +104,9 @@ pub struct RawServer {
     /// Send `Server-Timing` with the stage durations.
     #[serde(deserialize_with = "lenient")]
     pub timing: bool,
+    /// Origins allowed by CORS; empty = any.
+    #[serde(deserialize_with = "lenient_list")]
+    pub cors_allowed_origins: Vec<String>,
 }
 
 impl Default for RawServer {
@@ -115,6 +118,7 @@ impl Default for RawServer {
             workers: 0,
             shutdown_timeout: 30,
             timing: true,
+            cors_allowed_origins: Vec::new(),
         }
     }
 }
@@ -330,6 +334,8 @@ pub struct ServerConfig {
     pub shutdown_timeout: Duration,
     /// Send `Server-Timing`.
     pub timing: bool,
+    /// CORS origins; empty = any.
+    pub cors_allowed_origins: Vec<String>,
 }
 
 /// Validated `[db]`.
@@ -492,6 +498,7 @@ impl Config {
             },
             shutdown_timeout: Duration::from_secs(s.shutdown_timeout),
             timing: s.timing,
+            cors_allowed_origins: s.cors_allowed_origins.clone(),
         };
 
         let d = &raw.db;
@@ -684,6 +691,7 @@ const POSTGREST_ALIASES: &[(&str, &str, Alias)] = &[
     ("PGRST_SERVER_HOST", "server.host", Alias::Host),
     ("PGRST_SERVER_PORT", "server.port", Alias::Same),
     ("PGRST_SERVER_TIMING_ENABLED", "server.timing", Alias::Same),
+    ("PGRST_SERVER_CORS_ALLOWED_ORIGINS", "server.cors_allowed_origins", Alias::Same),
     ("PGRST_ADMIN_SERVER_PORT", "admin.port", Alias::Same),
     ("PGRST_LOG_LEVEL", "log.level", Alias::LogLevel),
 ];

@@ -11,6 +11,7 @@ pub mod admin;
 pub mod app;
 pub mod auth;
 pub mod config;
+pub mod cors;
 pub mod db;
 pub mod embedded;
 pub mod error;

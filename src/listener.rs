@@ -1,5 +1,5 @@
-//! Reloads: `NOTIFY pgrpc, 'reload schema'` (and PostgREST's `pgrst` channel),
-//! SIGUSR1, and reconnects.
+//! Reloads: `NOTIFY pgrpc, 'reload schema' | 'reload config'` (and PostgREST's
+//! `pgrst` channel), SIGUSR1 (schema), SIGUSR2 (config), and reconnects.
 //!
 //! One dedicated connection LISTENs and also loads the cache, so reloading
 //! never takes a request's pooled connection. A new cache is built completely
@@ -29,7 +29,12 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 pub enum Reload {
     /// The schema cache.
     Schema,
+    /// The parts of the configuration that can change without a restart.
+    Config,
 }
+
+/// Called for `reload config`.
+pub type ConfigHook = Arc<dyn Fn() + Send + Sync>;
 
 /// What to load and where to put it.
 #[derive(Clone)]
@@ -80,18 +85,29 @@ impl Listener {
     }
 }
 
-/// Start the listener task on the current runtime.
+/// Start the listener task on the current runtime (schema reloads only).
 pub fn spawn(cfg: tokio_postgres::Config, target: CacheTarget) -> Listener {
+    spawn_with(cfg, target, None)
+}
+
+/// Start the listener; `reload config` notifications and requests call `on_config`.
+pub fn spawn_with(cfg: tokio_postgres::Config, target: CacheTarget, on_config: Option<ConfigHook>) -> Listener {
     let (tx, rx) = mpsc::unbounded_channel();
-    tokio::spawn(run(cfg, target, rx));
+    tokio::spawn(run(cfg, target, on_config, rx));
     Listener { tx }
 }
 
 async fn run(
     cfg: tokio_postgres::Config,
     target: CacheTarget,
+    on_config: Option<ConfigHook>,
     mut requests: mpsc::UnboundedReceiver<Reload>,
 ) {
+    let reload_config = || {
+        if let Some(hook) = &on_config {
+            hook();
+        }
+    };
     let mut backoff = Duration::from_millis(100);
     loop {
         match connect(&cfg).await {
@@ -103,11 +119,16 @@ async fn run(
                         note = notes.recv() => match note {
                             Some(payload) => {
                                 // Coalesce a burst (a migration's many DDL statements) into one reload.
-                                let mut reload = wants_schema(&payload);
+                                let (mut schema, mut config) = wants(&payload);
                                 while let Ok(more) = notes.try_recv() {
-                                    reload |= wants_schema(&more);
+                                    let (s, c) = wants(&more);
+                                    schema |= s;
+                                    config |= c;
                                 }
-                                if reload {
+                                if config {
+                                    reload_config();
+                                }
+                                if schema {
                                     target.reload(&client).await;
                                 }
                             }
@@ -121,6 +142,7 @@ async fn run(
                                 while requests.try_recv().is_ok() {}
                                 target.reload(&client).await;
                             }
+                            Some(Reload::Config) => reload_config(),
                             None => return,
                         },
                     }
@@ -133,9 +155,15 @@ async fn run(
     }
 }
 
-/// PostgREST's payloads: `reload schema`, or empty for everything.
-fn wants_schema(payload: &str) -> bool {
-    matches!(payload.trim(), "" | "reload schema")
+/// PostgREST's payloads: `reload schema`, `reload config`, or empty for both.
+/// Returns (schema, config).
+fn wants(payload: &str) -> (bool, bool) {
+    match payload.trim() {
+        "" => (true, true),
+        "reload schema" => (true, false),
+        "reload config" => (false, true),
+        _ => (false, false),
+    }
 }
 
 /// Connect, LISTEN, and forward notifications to a channel that closes when

@@ -72,10 +72,11 @@ fn main() -> ExitCode {
             }
         };
     }
-    logging::init(&config);
+    let log = logging::init(&config);
+    let source = server::ConfigSource { path, required };
     let outcome = actix_web::rt::System::new().block_on(async move {
         match cli.command.unwrap_or(Command::Serve) {
-            Command::Serve => server::serve(config).await,
+            Command::Serve => server::serve(config, source, log).await,
             Command::Migrate => server::migrate_only(&config).await,
             Command::Token { .. } => Ok(()),
         }

@@ -6,6 +6,7 @@
 //! finishes in-flight requests (bounded by `server.shutdown_timeout`), then the
 //! pool closes and, last, the embedded cluster stops. Owns no request logic.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use actix_web::{web, App, HttpServer};
@@ -13,6 +14,8 @@ use actix_web::{web, App, HttpServer};
 use crate::admin;
 use crate::app::{self, AppState};
 use crate::config::{Config, DbMode};
+use crate::cors::CorsPolicy;
+use crate::logging::LogHandle;
 use crate::db::{self, Endpoints, EMBEDDED_DB};
 use crate::embedded::{Cluster, ClusterSpec, EmbeddedError};
 use crate::keys::{self, KeyError};
@@ -139,8 +142,47 @@ pub async fn migrate_only(config: &Config) -> Result<(), StartError> {
     Ok(())
 }
 
+/// Where the configuration came from, to read it again on a reload.
+#[derive(Debug, Clone)]
+pub struct ConfigSource {
+    /// The file.
+    pub path: PathBuf,
+    /// Whether the file must exist (`--config` was given).
+    pub required: bool,
+}
+
+/// Re-read the configuration and swap what can change without a restart: JWT
+/// keys, CORS origins, log level. All are built first and swapped only when
+/// all are valid, so a bad edit changes nothing.
+fn reload_config(source: &ConfigSource, state: &AppState, log: &LogHandle) {
+    let (config, _) = match Config::load(&source.path, source.required, std::env::vars()) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "config reload refused; keeping the current configuration");
+            return;
+        }
+    };
+    let jwt = match keys::load(&config, true) {
+        Ok(jwt) => jwt,
+        Err(e) => {
+            tracing::error!(error = %e, "config reload refused; keeping the current configuration");
+            return;
+        }
+    };
+    let Some(filter) = LogHandle::parse(&config.log_level) else {
+        tracing::error!(level = %config.log_level, "config reload refused: log.level is not a valid filter");
+        return;
+    };
+    state.jwt.store(Some(Arc::new(jwt)));
+    state.cors.store(Arc::new(CorsPolicy {
+        allowed_origins: config.server.cors_allowed_origins.clone(),
+    }));
+    log.set(filter);
+    tracing::info!("configuration reloaded (JWT keys, CORS origins, log level)");
+}
+
 /// Run the gateway until SIGINT/SIGTERM.
-pub async fn serve(config: Config) -> Result<(), StartError> {
+pub async fn serve(config: Config, source: ConfigSource, log: LogHandle) -> Result<(), StartError> {
     let config = Arc::new(config);
     let (cluster, endpoints) = match &config.db.mode {
         DbMode::Embedded { data_dir } => {
@@ -162,7 +204,7 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
             )
         }
     };
-    let result = run_http(&config, &endpoints, cluster.as_ref()).await;
+    let result = run_http(&config, &endpoints, cluster.as_ref(), source, log).await;
     if let Some(cluster) = cluster {
         stop_cluster(cluster).await;
     }
@@ -173,6 +215,8 @@ async fn run_http(
     config: &Arc<Config>,
     endpoints: &Endpoints,
     cluster: Option<&Cluster>,
+    source: ConfigSource,
+    log: LogHandle,
 ) -> Result<(), StartError> {
     let jwt = keys::load(config, true)?;
     let pool = db::pool(
@@ -189,12 +233,18 @@ async fn run_http(
         // The listener keeps trying; meanwhile requests get 503 PGRST002.
         tracing::warn!(error = %e, "schema cache not loaded yet; retrying in the background");
     }
-    let reloads = listener::spawn(endpoints.app.clone(), state.cache_target());
-    spawn_sigusr1(reloads);
+    let hook_state = state.clone();
+    let hook: listener::ConfigHook = Arc::new(move || reload_config(&source, &hook_state, &log));
+    let reloads = listener::spawn_with(endpoints.app.clone(), state.cache_target(), Some(hook));
+    spawn_signal_reloads(reloads);
 
     let addr = format!("{}:{}", config.server.host, config.server.port);
     let data = state.clone();
-    let server = HttpServer::new(move || App::new().configure(app::routes(data.clone())))
+    let server = HttpServer::new(move || {
+        App::new()
+            .wrap(actix_web::middleware::from_fn(crate::cors::middleware))
+            .configure(app::routes(data.clone()))
+    })
         .workers(config.server.workers)
         .shutdown_timeout(config.server.shutdown_timeout.as_secs())
         .bind(&addr)
@@ -237,18 +287,25 @@ async fn run_http(
     outcome.map_err(|source| StartError::Bind { addr, source })
 }
 
-/// SIGUSR1 reloads the schema cache (PostgREST's convention).
-fn spawn_sigusr1(reloads: listener::Listener) {
+/// SIGUSR1 reloads the schema cache, SIGUSR2 the configuration (PostgREST's
+/// conventions); both run on the listener task.
+fn spawn_signal_reloads(reloads: listener::Listener) {
     use tokio::signal::unix::{signal, SignalKind};
-    match signal(SignalKind::user_defined1()) {
-        Ok(mut sig) => {
-            tokio::spawn(async move {
-                while sig.recv().await.is_some() {
-                    tracing::info!("SIGUSR1: reloading the schema cache");
-                    reloads.request(Reload::Schema);
-                }
-            });
+    for (kind, what, name) in [
+        (SignalKind::user_defined1(), Reload::Schema, "SIGUSR1"),
+        (SignalKind::user_defined2(), Reload::Config, "SIGUSR2"),
+    ] {
+        match signal(kind) {
+            Ok(mut sig) => {
+                let reloads = reloads.clone();
+                tokio::spawn(async move {
+                    while sig.recv().await.is_some() {
+                        tracing::info!(signal = name, "reload requested");
+                        reloads.request(what);
+                    }
+                });
+            }
+            Err(e) => tracing::warn!(error = %e, signal = name, "cannot listen for the signal"),
         }
-        Err(e) => tracing::warn!(error = %e, "cannot listen for SIGUSR1"),
     }
 }

@@ -214,7 +214,12 @@ impl Ctx {
         Response = ServiceResponse<impl MessageBody>,
         Error = actix_web::Error,
     > {
-        test::init_service(App::new().configure(app::routes(self.state.clone()))).await
+        test::init_service(
+            App::new()
+                .wrap(actix_web::middleware::from_fn(pgrpc::cors::middleware))
+                .configure(app::routes(self.state.clone())),
+        )
+        .await
     }
 
     /// Start the NOTIFY listener (for reload tests).
@@ -229,7 +234,7 @@ impl Ctx {
         };
         self.state
             .jwt
-            .as_ref()
+            .load_full()
             .expect("test apps have a key")
             .sign(map)
             .expect("sign")

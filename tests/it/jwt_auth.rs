@@ -624,7 +624,7 @@ async fn bad_token_is_401_even_when_the_database_is_unreachable() {
     let state = AppState::new(
         Arc::clone(&ctx.state.config),
         unreachable,
-        ctx.state.jwt.clone(),
+        ctx.state.jwt.load_full(),
     );
     state.cache.store(ctx.state.cache.load_full());
     let state = web::Data::new(state);
