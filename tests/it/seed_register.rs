@@ -1,0 +1,474 @@
+// POST /rpc/register: invite codes, field rules, uniqueness and the concurrency cases; also the helpers the other seed_* modules share.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{Service, ServiceResponse};
+use actix_web::test::TestRequest;
+use futures_util::future::join_all;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde_json::{json, Map, Value};
+
+use crate::harness::*;
+
+/// The token-auth seed's paths, as config.toml maps them.
+pub(crate) const ROUTES: &str = r#"
+[routes]
+"/auth/access_token/" = "access_token"
+"/auth/refresh_token/" = "refresh_token"
+"/auth/verify_token/" = "verify_token"
+"#;
+
+/// The password every helper-registered user has.
+pub(crate) const PASSWORD: &str = "correct horse";
+
+/// Unix seconds now.
+pub(crate) fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs() as i64
+}
+
+/// A fresh invite code, made directly in the database.
+pub(crate) async fn invite(ctx: &Ctx, max_uses: i32, valid_for: &str) -> String {
+    ctx.db
+        .admin()
+        .await
+        .query_one(
+            "insert into auth.invites (max_uses, expires_at) \
+             values ($1, now() + $2::text::interval) returning code::text",
+            &[&max_uses, &valid_for],
+        )
+        .await
+        .expect("create invite")
+        .get(0)
+}
+
+/// A register body.
+pub(crate) fn register_body(username: &str, password: &str, email: &str, code: &str) -> String {
+    json!({"username": username, "password": password, "email": email, "invite_code": code})
+        .to_string()
+}
+
+/// Register `username` (PASSWORD, `<username>@example.com`) with a fresh
+/// invite and return its token.
+pub(crate) async fn register<S, B>(ctx: &Ctx, app: &S, username: &str) -> String
+where
+    S: Service<actix_http::Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
+    B: MessageBody,
+{
+    let code = invite(ctx, 1, "1 day").await;
+    let email = format!("{username}@example.com");
+    let r = send(
+        app,
+        post(
+            "/rpc/register",
+            &register_body(username, PASSWORD, &email, &code),
+        ),
+    )
+    .await;
+    assert_eq!(r.status, 200, "register {username}: {}", r.body);
+    r.json()["token"]
+        .as_str()
+        .expect("token string")
+        .to_string()
+}
+
+/// The claims of a token, checked against the test key independently of the
+/// gateway (expiry not checked: some tests look at old tokens).
+pub(crate) fn claims(token: &Value) -> Map<String, Value> {
+    let token = token
+        .as_str()
+        .unwrap_or_else(|| panic!("not a token string: {token}"));
+    let mut validation = Validation::new(Algorithm::HS256);
+    validation.validate_aud = false;
+    validation.validate_exp = false;
+    validation.required_spec_claims.clear();
+    jsonwebtoken::decode::<Map<String, Value>>(
+        token,
+        &DecodingKey::from_secret(SECRET.as_bytes()),
+        &validation,
+    )
+    .unwrap_or_else(|e| panic!("{token} does not verify: {e}"))
+    .claims
+}
+
+/// An integer claim.
+pub(crate) fn int(claims: &Map<String, Value>, name: &str) -> i64 {
+    claims[name]
+        .as_i64()
+        .unwrap_or_else(|| panic!("{name} is not an integer: {claims:?}"))
+}
+
+/// `req` with `Authorization: Bearer <token>`.
+pub(crate) fn bearer(req: TestRequest, token: &str) -> TestRequest {
+    req.insert_header(("authorization", format!("Bearer {token}")))
+}
+
+/// The id of a user.
+pub(crate) async fn user_id(ctx: &Ctx, username: &str) -> i64 {
+    ctx.db
+        .admin()
+        .await
+        .query_one(
+            "select id from auth.users where username = $1",
+            &[&username],
+        )
+        .await
+        .expect("user exists")
+        .get(0)
+}
+
+/// Claims as our SQL issues them, for a token crafted with the test key.
+pub(crate) fn user_claims(id: i64, username: &str, iat: i64, exp: i64, orig_iat: i64) -> Value {
+    json!({
+        "role": "app_user", "sub": id.to_string(), "username": username,
+        "iat": iat, "exp": exp, "orig_iat": orig_iat,
+        "jti": "00000000-0000-4000-8000-000000000000"
+    })
+}
+
+async fn count(ctx: &Ctx, sql: &str) -> i64 {
+    ctx.db
+        .admin()
+        .await
+        .query_one(sql, &[])
+        .await
+        .expect(sql)
+        .get(0)
+}
+
+#[actix_web::test]
+async fn register_answers_a_24_hour_app_user_token() {
+    let ctx = setup().await;
+    let app = ctx.app().await;
+    let code = invite(&ctx, 1, "1 day").await;
+    let r = send(
+        &app,
+        post(
+            "/rpc/register",
+            &register_body("Abstract", "password", "  Josh@CoinDroids.com ", &code),
+        ),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let body = r.json();
+    assert_eq!(
+        body.as_object().map(|o| o.len()),
+        Some(1),
+        "only a token: {body}"
+    );
+    let c = claims(&body["token"]);
+    let id = user_id(&ctx, "Abstract").await;
+    assert_eq!(c["role"], "app_user");
+    assert_eq!(c["sub"], id.to_string(), "sub is the user id as text");
+    assert_eq!(c["username"], "Abstract");
+    let iat = int(&c, "iat");
+    assert!((iat - now()).abs() <= 5, "iat is now");
+    assert_eq!(int(&c, "exp"), iat + 24 * 3600, "24 hours");
+    assert_eq!(int(&c, "orig_iat"), iat, "a new session starts now");
+    let jti = c["jti"].as_str().expect("jti");
+    assert_eq!(jti.len(), 36, "jti is a uuid: {jti}");
+
+    let row = ctx
+        .db
+        .admin()
+        .await
+        .query_one(
+            "select u.email, u.role, u.password_hash, i.uses \
+             from auth.users u join auth.invites i on i.code = u.invite_code where u.id = $1",
+            &[&id],
+        )
+        .await
+        .expect("user row");
+    assert_eq!(
+        row.get::<_, String>(0),
+        "josh@coindroids.com",
+        "trimmed and lower-cased"
+    );
+    assert_eq!(row.get::<_, String>(1), "app_user");
+    let hash: String = row.get(2);
+    assert!(
+        hash.starts_with("$2a$04$"),
+        "bcrypt at the fixture's cost 4: {hash}"
+    );
+    assert_eq!(row.get::<_, i32>(3), 1, "the invite was used once");
+}
+
+#[actix_web::test]
+async fn missing_fields_answer_422_naming_the_field() {
+    let ctx = setup().await;
+    let app = ctx.app().await;
+    let code = invite(&ctx, 1, "1 day").await;
+    let full = json!({"username": "abstract", "password": "password", "email": "a@example.com", "invite_code": code});
+    for field in ["username", "password", "email", "invite_code"] {
+        let mut body = full.clone();
+        body.as_object_mut().expect("object").remove(field);
+        let r = send(&app, post("/rpc/register", &body.to_string())).await;
+        assert_eq!(r.status, 422, "without {field}: {}", r.body);
+        assert_eq!(r.code(), "PT422");
+        assert_eq!(r.json()["message"], format!("{field} is required"));
+        // Empty is missing too.
+        body[field] = json!("");
+        let r = send(&app, post("/rpc/register", &body.to_string())).await;
+        assert_eq!(r.status, 422, "empty {field}: {}", r.body);
+        assert_eq!(r.json()["message"], format!("{field} is required"));
+    }
+    let r = send(&app, post("/rpc/register", "{}")).await;
+    assert_eq!(r.status, 422, "{}", r.body);
+    assert_eq!(count(&ctx, "select count(*) from auth.users").await, 0);
+}
+
+#[actix_web::test]
+async fn malformed_fields_answer_422_naming_the_field() {
+    let ctx = setup().await;
+    let app = ctx.app().await;
+    let code = invite(&ctx, 10, "1 day").await;
+    let cases = [
+        ("ab", "password", "a@example.com", "username"),
+        ("a b c", "password", "a@example.com", "username"),
+        ("bad/name", "password", "a@example.com", "username"),
+        (&"x".repeat(33), "password", "a@example.com", "username"),
+        ("abstract", "short", "a@example.com", "password"),
+        ("abstract", "1234567", "a@example.com", "password"),
+        ("abstract", &"p".repeat(73), "a@example.com", "password"),
+        // 37 characters but 74 bytes: the limit is bcrypt's, in bytes.
+        ("abstract", &"é".repeat(37), "a@example.com", "password"),
+        ("abstract", "password", "not-an-address", "email"),
+        ("abstract", "password", "a@example", "email"),
+        ("abstract", "password", "a b@example.com", "email"),
+        ("abstract", "password", "a@@example.com", "email"),
+    ];
+    for (username, password, email, field) in cases {
+        let r = send(
+            &app,
+            post(
+                "/rpc/register",
+                &register_body(username, password, email, &code),
+            ),
+        )
+        .await;
+        assert_eq!(
+            r.status, 422,
+            "{username:?}/{password:?}/{email:?}: {}",
+            r.body
+        );
+        assert_eq!(r.code(), "PT422");
+        let message = r.json()["message"].as_str().expect("message").to_string();
+        assert!(message.starts_with(field), "{message:?} names {field}");
+    }
+    assert_eq!(count(&ctx, "select count(*) from auth.users").await, 0);
+    assert_eq!(
+        count(&ctx, "select uses::int8 from auth.invites").await,
+        0,
+        "no use consumed"
+    );
+
+    // The edges that are allowed: 3 and 32 characters, 8 and 72 bytes.
+    for (username, password) in [
+        ("abc", "12345678".to_string()),
+        (&"y".repeat(32), "p".repeat(72)),
+        ("a.b-c_D", "é".repeat(36)),
+    ] {
+        let email = format!("{}@example.com", username.to_lowercase());
+        let r = send(
+            &app,
+            post(
+                "/rpc/register",
+                &register_body(username, &password, &email, &code),
+            ),
+        )
+        .await;
+        assert_eq!(r.status, 200, "{username}: {}", r.body);
+    }
+}
+
+#[actix_web::test]
+async fn a_wrongly_typed_field_is_a_client_error() {
+    let ctx = setup().await;
+    let app = ctx.app().await;
+    let code = invite(&ctx, 1, "1 day").await;
+    let body = json!({"username": ["x"], "password": "password", "email": "a@example.com", "invite_code": code});
+    let r = send(&app, post("/rpc/register", &body.to_string())).await;
+    assert!((400..500).contains(&r.status), "{} {}", r.status, r.body);
+    assert_eq!(count(&ctx, "select count(*) from auth.users").await, 0);
+}
+
+#[actix_web::test]
+async fn username_is_unique_case_insensitively_and_email_after_normalizing() {
+    let ctx = setup().await;
+    let app = ctx.app().await;
+    register(&ctx, &app, "Abstract").await;
+    let code = invite(&ctx, 5, "1 day").await;
+
+    let r = send(
+        &app,
+        post(
+            "/rpc/register",
+            &register_body("aBSTRACT", PASSWORD, "other@example.com", &code),
+        ),
+    )
+    .await;
+    assert_eq!(r.status, 409, "{}", r.body);
+    assert_eq!(r.code(), "23505");
+    assert_eq!(r.json()["message"], "username is already taken");
+
+    let r = send(
+        &app,
+        post(
+            "/rpc/register",
+            &register_body("other", PASSWORD, " ABSTRACT@example.com", &code),
+        ),
+    )
+    .await;
+    assert_eq!(r.status, 409, "{}", r.body);
+    assert_eq!(r.json()["message"], "email is already registered");
+
+    // A refused registration gives its invite use back.
+    assert_eq!(
+        count(
+            &ctx,
+            &format!("select uses::int8 from auth.invites where code = '{code}'")
+        )
+        .await,
+        0
+    );
+    assert_eq!(count(&ctx, "select count(*) from auth.users").await, 1);
+}
+
+#[actix_web::test]
+async fn unknown_used_up_and_expired_invites_get_the_same_403() {
+    let ctx = setup().await;
+    let app = ctx.app().await;
+    let used = invite(&ctx, 1, "1 day").await;
+    register_with(&app, "first", &used, 200).await;
+    let expired = invite(&ctx, 1, "1 day").await;
+    ctx.db
+        .admin()
+        .await
+        .execute("update auth.invites set expires_at = now() - interval '1 second' where code = $1::text::uuid", &[&expired])
+        .await
+        .expect("expire invite");
+
+    let mut bodies = Vec::new();
+    for code in [
+        "00000000-0000-4000-8000-000000000000".to_string(),
+        "not-a-uuid".to_string(),
+        used,
+        expired,
+    ] {
+        let r = register_with(&app, "second", &code, 403).await;
+        assert_eq!(r.code(), "PT403");
+        assert_eq!(r.json()["message"], "invalid invite code");
+        bodies.push(r.body);
+    }
+    assert!(
+        bodies.windows(2).all(|w| w[0] == w[1]),
+        "identical bodies: {bodies:?}"
+    );
+    assert_eq!(count(&ctx, "select count(*) from auth.users").await, 1);
+}
+
+async fn register_with<S, B>(app: &S, username: &str, code: &str, status: u16) -> Resp
+where
+    S: Service<actix_http::Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
+    B: MessageBody,
+{
+    let email = format!("{username}@example.com");
+    let r = send(
+        app,
+        post(
+            "/rpc/register",
+            &register_body(username, PASSWORD, &email, code),
+        ),
+    )
+    .await;
+    assert_eq!(r.status, status, "{username} with {code}: {}", r.body);
+    r
+}
+
+#[actix_web::test]
+async fn a_multi_use_invite_admits_exactly_max_uses_users() {
+    let ctx = setup().await;
+    let app = ctx.app().await;
+    let code = invite(&ctx, 3, "1 day").await;
+    for name in ["one", "two", "three"] {
+        register_with(&app, name, &code, 200).await;
+    }
+    register_with(&app, "four", &code, 403).await;
+    assert_eq!(count(&ctx, "select count(*) from auth.users").await, 3);
+}
+
+#[actix_web::test]
+async fn twenty_concurrent_registrations_with_one_single_use_code_create_one_user() {
+    let ctx = setup().await;
+    let app = ctx.app().await;
+    let code = invite(&ctx, 1, "1 day").await;
+    let results = join_all((0..20).map(|i| {
+        let body = register_body(
+            &format!("racer{i}"),
+            PASSWORD,
+            &format!("racer{i}@example.com"),
+            &code,
+        );
+        send(&app, post("/rpc/register", &body))
+    }))
+    .await;
+    let statuses: Vec<u16> = results.iter().map(|r| r.status).collect();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 403).count(),
+        19,
+        "{statuses:?}"
+    );
+    assert_eq!(count(&ctx, "select count(*) from auth.users").await, 1);
+    assert_eq!(count(&ctx, "select uses::int8 from auth.invites").await, 1);
+}
+
+#[actix_web::test]
+async fn two_concurrent_registrations_of_one_username_give_200_and_409() {
+    let ctx = setup().await;
+    let app = ctx.app().await;
+    let code = invite(&ctx, 2, "1 day").await;
+    let results = join_all(["Twin", "tWIN"].iter().enumerate().map(|(i, name)| {
+        let body = register_body(name, PASSWORD, &format!("twin{i}@example.com"), &code);
+        send(&app, post("/rpc/register", &body))
+    }))
+    .await;
+    let mut statuses: Vec<u16> = results.iter().map(|r| r.status).collect();
+    statuses.sort_unstable();
+    assert_eq!(statuses, vec![200, 409], "{results:?}");
+    assert_eq!(count(&ctx, "select count(*) from auth.users").await, 1);
+    assert_eq!(
+        count(&ctx, "select uses::int8 from auth.invites").await,
+        1,
+        "the loser's use rolled back"
+    );
+}
+
+#[actix_web::test]
+async fn registering_with_a_token_header_is_allowed() {
+    // Clients send their token on every call (the token-auth seed); register
+    // must not turn into a 403 for a signed-in user.
+    let ctx = setup().await;
+    let app = ctx.app().await;
+    let token = register(&ctx, &app, "first").await;
+    let code = invite(&ctx, 1, "1 day").await;
+    let r = send(
+        &app,
+        bearer(
+            post(
+                "/rpc/register",
+                &register_body("second", PASSWORD, "second@example.com", &code),
+            ),
+            &token,
+        ),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+}
