@@ -103,7 +103,8 @@ pub fn routes(state: web::Data<AppState>) -> impl FnOnce(&mut web::ServiceConfig
         cfg.service(
             web::resource("/")
                 .route(web::get().to(crate::openapi::root))
-                .route(web::head().to(crate::openapi::root)),
+                .route(web::head().to(crate::openapi::root))
+                .default_service(web::to(root_method_not_allowed)),
         );
         cfg.service(web::resource("/rpc/{name}").route(web::route().to(rpc)));
         for (path, function) in extra {
@@ -136,6 +137,15 @@ async fn routed(
     state: web::Data<AppState>,
 ) -> HttpResponse {
     handle(&req, &target.0, body, &state).await
+}
+
+async fn root_method_not_allowed(req: HttpRequest) -> Result<HttpResponse, Error> {
+    Err(RequestError::InvalidRpcMethod {
+        method: req.method().to_string(),
+        details: Some("The root path serves the OpenAPI document with GET.".into()),
+        allow: "OPTIONS,GET,HEAD",
+    }
+    .into())
 }
 
 async fn not_found() -> Result<HttpResponse, Error> {

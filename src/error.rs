@@ -548,9 +548,11 @@ pub fn sqlstate_status(code: &str, message: &str, authenticated: bool) -> Status
     let s = |n: u16| StatusCode::from_u16(n).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     match code {
         // PTnnn: a function chose the status (`RAISE ... USING ERRCODE = 'PT402'`).
+        // Only real statuses: the http crate would accept any three digits.
         c if c.starts_with("PT") => c[2..]
-            .parse()
+            .parse::<u16>()
             .ok()
+            .filter(|n| (100..=599).contains(n))
             .and_then(|n| StatusCode::from_u16(n).ok())
             .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
         c if c.starts_with("08") => s(503), // connection exception

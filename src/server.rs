@@ -58,8 +58,10 @@ pub enum StartError {
 
 /// Start (or reuse) the embedded cluster, create its database, migrate.
 /// Stops the cluster again when a later step fails.
+/// `base_url` is what the first-start hook tells a newcomer to call.
 pub async fn start_embedded(
     data_dir: &std::path::Path,
+    base_url: Option<&str>,
 ) -> Result<(Cluster, Endpoints), StartError> {
     let spec = ClusterSpec {
         data_dir: data_dir.to_path_buf(),
@@ -77,7 +79,7 @@ pub async fn start_embedded(
         let (mut owner, notices) = db::connect_collecting_notices(&owner_cfg).await?;
         migrate::migrate(&mut owner).await?;
         if cluster.initialized_now() {
-            first_start(&owner, &notices).await?;
+            first_start(&owner, &notices, base_url).await?;
         }
         Ok::<_, StartError>(Endpoints {
             app: db::socket_config(&cluster, db::AUTHENTICATOR, EMBEDDED_DB),
@@ -99,6 +101,7 @@ pub async fn start_embedded(
 async fn first_start(
     owner: &tokio_postgres::Client,
     notices: &db::Notices,
+    base_url: Option<&str>,
 ) -> Result<(), StartError> {
     let hook = owner
         .query_one(
@@ -109,6 +112,11 @@ async fn first_start(
     if hook.get::<_, bool>(0) {
         // Only what the hook says is for the operator; migration chatter is not.
         notices.take();
+        if let Some(url) = base_url {
+            owner
+                .execute("select set_config('pgrpc.base_url', $1, false)", &[&url])
+                .await?;
+        }
         owner.batch_execute("select pgrpc.on_first_start()").await?;
         for line in notices.take() {
             tracing::info!("{line}");
@@ -129,7 +137,7 @@ async fn stop_cluster(cluster: Cluster) {
 pub async fn migrate_only(config: &Config) -> Result<(), StartError> {
     match &config.db.mode {
         DbMode::Embedded { data_dir } => {
-            let (cluster, _) = start_embedded(data_dir).await?;
+            let (cluster, _) = start_embedded(data_dir, None).await?;
             stop_cluster(cluster).await;
         }
         DbMode::External { admin_uri, .. } => {
@@ -186,7 +194,8 @@ pub async fn serve(config: Config, source: ConfigSource, log: LogHandle) -> Resu
     let config = Arc::new(config);
     let (cluster, endpoints) = match &config.db.mode {
         DbMode::Embedded { data_dir } => {
-            let (cluster, endpoints) = start_embedded(data_dir).await?;
+            let base_url = format!("http://{}:{}", config.server.host, config.server.port);
+            let (cluster, endpoints) = start_embedded(data_dir, Some(&base_url)).await?;
             (Some(cluster), endpoints)
         }
         DbMode::External { uri, admin_uri } => {
