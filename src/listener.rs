@@ -109,6 +109,7 @@ async fn run(
         }
     };
     let mut backoff = Duration::from_millis(100);
+    let mut requests_open = true;
     loop {
         match connect(&cfg).await {
             Ok((client, mut notes)) => {
@@ -137,13 +138,15 @@ async fn run(
                                 break;
                             }
                         },
-                        request = requests.recv() => match request {
+                        request = requests.recv(), if requests_open => match request {
                             Some(Reload::Schema) => {
                                 while requests.try_recv().is_ok() {}
                                 target.reload(&client).await;
                             }
                             Some(Reload::Config) => reload_config(),
-                            None => return,
+                            // Every handle is gone (no signals, a test that
+                            // dropped it): NOTIFY still works.
+                            None => requests_open = false,
                         },
                     }
                 }

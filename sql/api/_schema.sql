@@ -4,5 +4,5 @@ drop schema if exists api cascade;
 create schema api;
 comment on schema api is 'Functions exposed over HTTP by pgrpc as /rpc/<name>';
 grant usage on schema api to web_anon, app_user, app_admin;
--- New functions are not executable by PUBLIC; each file grants what it means.
-alter default privileges in schema api revoke execute on functions from public;
+-- New functions are not executable by PUBLIC (migration V0004 sets that
+-- default); each file grants what it means.

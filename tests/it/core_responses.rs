@@ -194,7 +194,6 @@ async fn unacceptable_accept_is_406() {
 }
 
 #[actix_web::test]
-#[ignore = "sql/api/_schema.sql: a per-schema ALTER DEFAULT PRIVILEGES cannot revoke PUBLIC's global EXECUTE default (lead's file)"]
 async fn new_api_function_is_not_executable_without_a_grant() {
     // sql/api/_schema.sql says new functions in api are not executable by
     // PUBLIC; a function a DBA creates without a grant must answer 401.
