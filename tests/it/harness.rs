@@ -174,7 +174,12 @@ pub async fn setup_with(toml: &str) -> Ctx {
     let (mut config, _) = Config::from_toml(toml, std::path::Path::new("test.toml"), Vec::new())
         .expect("test config is valid");
     let j = &config.jwt;
-    if j.secret.is_none() && j.secret_file.is_none() && j.public_key_file.is_none() && j.private_key_file.is_none() && j.jwks_file.is_none() {
+    if j.secret.is_none()
+        && j.secret_file.is_none()
+        && j.public_key_file.is_none()
+        && j.private_key_file.is_none()
+        && j.jwks_file.is_none()
+    {
         config.jwt.secret = Some(SECRET.to_string());
     }
     let jwt = pgrpc::keys::load(&config, false).expect("test JWT config is valid");
@@ -326,5 +331,122 @@ where
             return false;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+// ---- the real binary ------------------------------------------------------
+
+/// A free TCP port on loopback (bound and released; good enough for tests).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// Poll `check` every 25 ms until it holds or `limit` passes.
+pub fn wait_until(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if check() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    false
+}
+
+/// The real `pgrpc` binary on its embedded default in a temp dir; SIGTERM on drop.
+pub struct Gateway {
+    /// The process.
+    pub child: std::process::Child,
+    /// HTTP port.
+    pub port: u16,
+    /// Admin port.
+    pub admin: u16,
+    /// Holds config.toml and data/ (the data dir is also the socket dir).
+    pub dir: tempfile::TempDir,
+}
+
+impl Gateway {
+    /// Start with `config` as its config file and extra environment; waits for /ready.
+    pub fn start(config: &str, env: &[(&str, &str)]) -> Gateway {
+        let dir = tempfile::Builder::new()
+            .prefix("pgrpc-bin-")
+            .tempdir_in("/tmp")
+            .expect("temp dir");
+        std::fs::set_permissions(
+            dir.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .expect("chmod");
+        let config_path = dir.path().join("config.toml");
+        std::fs::write(&config_path, config).expect("write config");
+        let (port, admin) = (free_port(), free_port());
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_pgrpc"));
+        cmd.arg("--config")
+            .arg(&config_path)
+            .env("PGRPC_DB_DATA_DIR", dir.path().join("data"))
+            .env("PGRPC_SERVER_PORT", port.to_string())
+            .env("PGRPC_ADMIN_PORT", admin.to_string())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().expect("start pgrpc");
+        let gw = Gateway {
+            child,
+            port,
+            admin,
+            dir,
+        };
+        let ready = wait_until(Duration::from_secs(30), || gw.ready() == 200);
+        assert!(ready, "the gateway did not become ready");
+        gw
+    }
+
+    /// `GET /ready` on the admin port (0 when it does not answer).
+    pub fn ready(&self) -> u16 {
+        match ureq::get(&format!("http://127.0.0.1:{}/ready", self.admin)).call() {
+            Ok(r) => r.status(),
+            Err(ureq::Error::Status(code, _)) => code,
+            Err(_) => 0,
+        }
+    }
+
+    /// The embedded data (and socket) directory.
+    pub fn data_dir(&self) -> std::path::PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// Run SQL as the superuser through the socket.
+    pub fn psql(&self, sql: &str) {
+        let out = std::process::Command::new("psql")
+            .args(["-v", "ON_ERROR_STOP=1", "-h"])
+            .arg(self.data_dir())
+            .args(["-U", "postgres", "-d", "pgrpc", "-c", sql])
+            .output()
+            .expect("psql");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Send a signal to the process.
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: signalling our own child by pid.
+        unsafe {
+            libc::kill(self.child.id() as i32, sig);
+        }
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        self.signal(libc::SIGTERM);
+        let _ = self.child.wait();
     }
 }

@@ -1,8 +1,7 @@
 // Operations: CORS, Server-Timing, the admin server (live, ready, metrics,
 // schema cache), and config reloads (SIGUSR2, NOTIFY 'reload config').
 
-use std::io::Write;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use actix_web::test::{self, TestRequest};
@@ -22,17 +21,35 @@ async fn cors_preflight_lists_authorization_explicitly() {
             .uri("/rpc/add")
             .insert_header(("origin", "https://app.example"))
             .insert_header(("access-control-request-method", "POST"))
-            .insert_header(("access-control-request-headers", "authorization, content-type, x-custom")),
+            .insert_header((
+                "access-control-request-headers",
+                "authorization, content-type, x-custom",
+            )),
     )
     .await;
     assert_eq!(r.status, 200, "{}", r.body);
-    assert_eq!(r.header("access-control-allow-origin").as_deref(), Some("*"));
+    assert_eq!(
+        r.header("access-control-allow-origin").as_deref(),
+        Some("*")
+    );
     let methods = r.header("access-control-allow-methods").expect("methods");
-    assert!(methods.contains("POST") && methods.contains("GET"), "{methods}");
-    let headers = r.header("access-control-allow-headers").expect("headers").to_ascii_lowercase();
+    assert!(
+        methods.contains("POST") && methods.contains("GET"),
+        "{methods}"
+    );
+    let headers = r
+        .header("access-control-allow-headers")
+        .expect("headers")
+        .to_ascii_lowercase();
     assert!(headers.contains("authorization"), "{headers}");
-    assert!(!headers.trim().eq("*"), "a bare * does not cover Authorization");
-    assert!(headers.contains("x-custom"), "requested headers are allowed: {headers}");
+    assert!(
+        !headers.trim().eq("*"),
+        "a bare * does not cover Authorization"
+    );
+    assert!(
+        headers.contains("x-custom"),
+        "requested headers are allowed: {headers}"
+    );
     assert!(r.header("access-control-max-age").is_some());
 }
 
@@ -40,9 +57,16 @@ async fn cors_preflight_lists_authorization_explicitly() {
 async fn cors_actual_request_exposes_headers_and_preflight_skips_auth() {
     let ctx = setup().await;
     let app = ctx.app().await;
-    let r = send(&app, post("/rpc/numbers", r#"{"n": 2}"#).insert_header(("origin", "https://app.example"))).await;
+    let r = send(
+        &app,
+        post("/rpc/numbers", r#"{"n": 2}"#).insert_header(("origin", "https://app.example")),
+    )
+    .await;
     assert_eq!(r.status, 200);
-    assert_eq!(r.header("access-control-allow-origin").as_deref(), Some("*"));
+    assert_eq!(
+        r.header("access-control-allow-origin").as_deref(),
+        Some("*")
+    );
     let exposed = r.header("access-control-expose-headers").expect("expose");
     assert!(exposed.contains("Content-Range"), "{exposed}");
     // A preflight carries no credentials: a bad token must not break it.
@@ -66,11 +90,25 @@ async fn cors_actual_request_exposes_headers_and_preflight_skips_auth() {
 async fn cors_allowlist_echoes_only_listed_origins() {
     let ctx = setup_with("[server]\ncors_allowed_origins = [\"https://good.example\"]").await;
     let app = ctx.app().await;
-    let good = send(&app, post("/rpc/add", r#"{"a": 1}"#).insert_header(("origin", "https://good.example"))).await;
-    assert_eq!(good.header("access-control-allow-origin").as_deref(), Some("https://good.example"));
+    let good = send(
+        &app,
+        post("/rpc/add", r#"{"a": 1}"#).insert_header(("origin", "https://good.example")),
+    )
+    .await;
+    assert_eq!(
+        good.header("access-control-allow-origin").as_deref(),
+        Some("https://good.example")
+    );
     assert!(good.header_all("vary").iter().any(|v| v.contains("Origin")));
-    let bad = send(&app, post("/rpc/add", r#"{"a": 1}"#).insert_header(("origin", "https://evil.example"))).await;
-    assert_eq!(bad.status, 200, "CORS is enforced by the browser, not by refusing");
+    let bad = send(
+        &app,
+        post("/rpc/add", r#"{"a": 1}"#).insert_header(("origin", "https://evil.example")),
+    )
+    .await;
+    assert_eq!(
+        bad.status, 200,
+        "CORS is enforced by the browser, not by refusing"
+    );
     assert!(bad.header("access-control-allow-origin").is_none());
 }
 
@@ -81,10 +119,16 @@ async fn server_timing_names_each_stage_and_can_be_turned_off() {
     let r = send(&app, post("/rpc/add", r#"{"a": 1}"#)).await;
     let timing = r.header("server-timing").expect("server-timing");
     for stage in ["jwt", "parse", "plan", "transaction", "response"] {
-        assert!(timing.contains(&format!("{stage};dur=")), "{stage} missing in {timing}");
+        assert!(
+            timing.contains(&format!("{stage};dur=")),
+            "{stage} missing in {timing}"
+        );
     }
     let errors = send(&app, post("/rpc/nope", "{}")).await;
-    assert!(errors.header("server-timing").is_some(), "errors carry timings too");
+    assert!(
+        errors.header("server-timing").is_some(),
+        "errors carry timings too"
+    );
     let ctx = setup_with("[server]\ntiming = false").await;
     let app = ctx.app().await;
     let r = send(&app, post("/rpc/add", r#"{"a": 1}"#)).await;
@@ -95,7 +139,8 @@ async fn server_timing_names_each_stage_and_can_be_turned_off() {
 async fn admin_live_ready_metrics_and_schema_cache() {
     let ctx = setup().await;
     let app = ctx.app().await;
-    let admin = test::init_service(App::new().configure(pgrpc::admin::routes(ctx.state.clone()))).await;
+    let admin =
+        test::init_service(App::new().configure(pgrpc::admin::routes(ctx.state.clone()))).await;
     assert_eq!(send(&admin, get("/live")).await.status, 200);
     assert_eq!(send(&admin, get("/ready")).await.status, 200);
 
@@ -105,21 +150,41 @@ async fn admin_live_ready_metrics_and_schema_cache() {
     send(&app, post("/rpc/raise_plain", "{}")).await;
     let token = ctx.token(json!({"role": "web_anon", "exp": 4_000_000_000u64}));
     for _ in 0..2 {
-        send(&app, post("/rpc/add", r#"{"a": 1}"#).insert_header(("authorization", format!("Bearer {token}")))).await;
+        send(
+            &app,
+            post("/rpc/add", r#"{"a": 1}"#)
+                .insert_header(("authorization", format!("Bearer {token}"))),
+        )
+        .await;
     }
     let m = send(&admin, get("/metrics")).await;
     assert_eq!(m.status, 200);
-    assert!(m.header("content-type").expect("type").starts_with("text/plain"));
+    assert!(m
+        .header("content-type")
+        .expect("type")
+        .starts_with("text/plain"));
     let text = m.body;
-    assert!(text.contains(r#"pgrpc_requests_total{function="add",status="200"} 5"#), "{text}");
-    assert!(text.contains(r#"pgrpc_requests_total{function="raise_plain",status="400"} 1"#), "{text}");
-    assert!(text.contains("pgrpc_request_duration_seconds_bucket"), "{text}");
+    assert!(
+        text.contains(r#"pgrpc_requests_total{function="add",status="200"} 5"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"pgrpc_requests_total{function="raise_plain",status="400"} 1"#),
+        "{text}"
+    );
+    assert!(
+        text.contains("pgrpc_request_duration_seconds_bucket"),
+        "{text}"
+    );
     assert!(text.contains("pgrpc_pool_size"), "{text}");
     assert!(text.contains("pgrpc_pool_available"), "{text}");
     assert!(text.contains("pgrpc_pool_waiting"), "{text}");
     assert!(text.contains("pgrpc_pool_timeouts_total 0"), "{text}");
     assert!(text.contains("pgrpc_schema_cache_loads_total 1"), "{text}");
-    assert!(text.contains("pgrpc_jwt_cache_hits_total 1"), "second use of the token is a hit: {text}");
+    assert!(
+        text.contains("pgrpc_jwt_cache_hits_total 1"),
+        "second use of the token is a hit: {text}"
+    );
     assert!(text.contains("pgrpc_jwt_cache_misses_total 1"), "{text}");
 
     let cache = send(&admin, get("/schema_cache")).await;
@@ -136,7 +201,11 @@ async fn ready_is_503_when_the_database_is_unreachable() {
     let mut bad = ctx.db.config("authenticator");
     bad.dbname("no_such_database");
     let pool = pgrpc::db::pool(bad, 1, Duration::from_secs(1));
-    let state = actix_web::web::Data::new(pgrpc::app::AppState::new(ctx.state.config.clone(), pool, ctx.state.jwt.load_full()));
+    let state = actix_web::web::Data::new(pgrpc::app::AppState::new(
+        ctx.state.config.clone(),
+        pool,
+        ctx.state.jwt.load_full(),
+    ));
     state.cache.store(ctx.state.cache.load_full());
     let admin = test::init_service(App::new().configure(pgrpc::admin::routes(state.clone()))).await;
     assert_eq!(send(&admin, get("/live")).await.status, 200);
@@ -148,65 +217,8 @@ async fn ready_is_503_when_the_database_is_unreachable() {
 
 // ---- the real binary: config reload -------------------------------------
 
-struct Gateway {
-    child: Child,
-    port: u16,
-    admin: u16,
-    dir: tempfile::TempDir,
-}
-
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        // SAFETY: signalling our own child by pid.
-        unsafe {
-            libc::kill(self.child.id() as i32, libc::SIGTERM);
-        }
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
 fn start_gateway(config: &str) -> Gateway {
-    let dir = tempfile::Builder::new().prefix("pgrpc-ops-").tempdir_in("/tmp").expect("temp dir");
-    std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
-    let config_path = dir.path().join("config.toml");
-    std::fs::File::create(&config_path)
-        .and_then(|mut f| f.write_all(config.as_bytes()))
-        .expect("write config");
-    let (port, admin) = (free_port(), free_port());
-    let child = Command::new(env!("CARGO_BIN_EXE_pgrpc"))
-        .arg("--config")
-        .arg(&config_path)
-        .env("PGRPC_DB_DATA_DIR", dir.path().join("data"))
-        .env("PGRPC_SERVER_PORT", port.to_string())
-        .env("PGRPC_ADMIN_PORT", admin.to_string())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start pgrpc");
-    let gw = Gateway { child, port, admin, dir };
-    let ready = wait_until(Duration::from_secs(30), || {
-        ureq::get(&format!("http://127.0.0.1:{}/ready", gw.admin)).call().is_ok()
-    });
-    assert!(ready, "the gateway did not become ready");
-    gw
-}
-
-fn wait_until(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
-    let deadline = std::time::Instant::now() + limit;
-    while std::time::Instant::now() < deadline {
-        if check() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(25));
-    }
-    false
+    Gateway::start(config, &[])
 }
 
 fn status_with_token(port: u16, token: &str) -> u16 {
@@ -221,8 +233,10 @@ fn status_with_token(port: u16, token: &str) -> u16 {
 }
 
 fn sign(secret: &str) -> String {
-    let jwt = pgrpc::jwt::Jwt::new(pgrpc::jwt::JwtSettings::with_secret(secret.as_bytes())).expect("jwt");
-    let serde_json::Value::Object(claims) = json!({"role": "web_anon", "exp": 4_000_000_000u64}) else {
+    let jwt =
+        pgrpc::jwt::Jwt::new(pgrpc::jwt::JwtSettings::with_secret(secret.as_bytes())).expect("jwt");
+    let serde_json::Value::Object(claims) = json!({"role": "web_anon", "exp": 4_000_000_000u64})
+    else {
         unreachable!()
     };
     jwt.sign(claims).expect("sign")
@@ -239,31 +253,66 @@ fn sigusr2_and_notify_reload_the_jwt_keys_without_restart() {
     assert_eq!(status_with_token(gw.port, &sign(a)), 404);
     assert_eq!(status_with_token(gw.port, &sign(b)), 401);
 
-    std::fs::write(gw.dir.path().join("config.toml"), format!("[jwt]\nsecret = \"{b}\"\n")).expect("rewrite");
+    std::fs::write(
+        gw.dir.path().join("config.toml"),
+        format!("[jwt]\nsecret = \"{b}\"\n"),
+    )
+    .expect("rewrite");
     // SAFETY: signalling our own child by pid.
     unsafe {
         libc::kill(gw.child.id() as i32, libc::SIGUSR2);
     }
     assert!(
-        wait_until(Duration::from_secs(10), || status_with_token(gw.port, &sign(b)) == 404),
+        wait_until(Duration::from_secs(10), || status_with_token(
+            gw.port,
+            &sign(b)
+        ) == 404),
         "SIGUSR2 did not load the new secret"
     );
-    assert_eq!(status_with_token(gw.port, &sign(a)), 401, "the old secret is gone");
+    assert_eq!(
+        status_with_token(gw.port, &sign(a)),
+        401,
+        "the old secret is gone"
+    );
 
     // An invalid config is refused as a whole: the current keys stay.
-    std::fs::write(gw.dir.path().join("config.toml"), "[jwt]\nsecret = \"short\"\n").expect("rewrite");
+    std::fs::write(
+        gw.dir.path().join("config.toml"),
+        "[jwt]\nsecret = \"short\"\n",
+    )
+    .expect("rewrite");
     unsafe {
         libc::kill(gw.child.id() as i32, libc::SIGUSR2);
     }
-    std::fs::write(gw.dir.path().join("config.toml"), format!("[jwt]\nsecret = \"{c}\"\n")).expect("rewrite");
+    std::fs::write(
+        gw.dir.path().join("config.toml"),
+        format!("[jwt]\nsecret = \"{c}\"\n"),
+    )
+    .expect("rewrite");
     // NOTIFY pgrpc, 'reload config' through the database.
     let out = Command::new("psql")
-        .args(["-h", gw.dir.path().join("data").to_str().expect("utf-8"), "-U", "postgres", "-d", "pgrpc", "-c", "notify pgrpc, 'reload config'"])
+        .args([
+            "-h",
+            gw.dir.path().join("data").to_str().expect("utf-8"),
+            "-U",
+            "postgres",
+            "-d",
+            "pgrpc",
+            "-c",
+            "notify pgrpc, 'reload config'",
+        ])
         .output()
         .expect("psql");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(
-        wait_until(Duration::from_secs(10), || status_with_token(gw.port, &sign(c)) == 404),
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        wait_until(Duration::from_secs(10), || status_with_token(
+            gw.port,
+            &sign(c)
+        ) == 404),
         "NOTIFY 'reload config' did not load the new secret"
     );
     assert_eq!(status_with_token(gw.port, &sign(b)), 401);
