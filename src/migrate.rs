@@ -16,7 +16,7 @@ mod embedded {
 include!(concat!(env!("OUT_DIR"), "/sql_files.rs"));
 
 /// Advisory lock key shared by every gateway migrating the same database.
-const MIGRATION_LOCK: i64 = 0x7067_7270_63; // "pgrpc"
+const MIGRATION_LOCK: i64 = 0x0070_6772_7063; // "pgrpc" in ASCII
 
 /// Why migrating failed.
 #[derive(Debug, thiserror::Error)]
