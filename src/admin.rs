@@ -59,7 +59,11 @@ async fn metrics(state: web::Data<AppState>) -> HttpResponse {
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         ))
-        .body(state.metrics.render(&state.pool, state.jwt.load().as_deref()))
+        .body(
+            state
+                .metrics
+                .render(&state.pool, state.jwt.load().as_deref()),
+        )
 }
 
 async fn schema_cache(state: web::Data<AppState>) -> HttpResponse {

@@ -74,9 +74,13 @@ pub fn authenticate(
 /// Replace each token of a claims-type argument (or each element of an array
 /// of them) by its verified claims, so the function receives claims and never
 /// the key. A refused token is the caller's bad input: 400 with the reason.
-pub fn verify_token_arguments(payload: &str, params: &[ClaimsArg], jwt: Option<&Jwt>) -> Result<String, Error> {
-    let mut args: Map<String, Value> =
-        serde_json::from_str(payload).map_err(|e| Error::Internal(format!("payload re-parse: {e}")))?;
+pub fn verify_token_arguments(
+    payload: &str,
+    params: &[ClaimsArg],
+    jwt: Option<&Jwt>,
+) -> Result<String, Error> {
+    let mut args: Map<String, Value> = serde_json::from_str(payload)
+        .map_err(|e| Error::Internal(format!("payload re-parse: {e}")))?;
     for param in params {
         let Some(value) = args.get_mut(&param.name) else {
             continue;
@@ -126,7 +130,9 @@ fn verify_one(value: &mut Value, param: &str, jwt: Option<&Jwt>) -> Result<(), E
 fn not_a_token(param: &str) -> Error {
     RequestError::InvalidBody {
         message: format!("Parameter '{param}' must be a token string"),
-        details: Some("Pass the JWT as a JSON string (an array of them for an array parameter)".into()),
+        details: Some(
+            "Pass the JWT as a JSON string (an array of them for an array parameter)".into(),
+        ),
     }
     .into()
 }

@@ -691,7 +691,11 @@ const POSTGREST_ALIASES: &[(&str, &str, Alias)] = &[
     ("PGRST_SERVER_HOST", "server.host", Alias::Host),
     ("PGRST_SERVER_PORT", "server.port", Alias::Same),
     ("PGRST_SERVER_TIMING_ENABLED", "server.timing", Alias::Same),
-    ("PGRST_SERVER_CORS_ALLOWED_ORIGINS", "server.cors_allowed_origins", Alias::Same),
+    (
+        "PGRST_SERVER_CORS_ALLOWED_ORIGINS",
+        "server.cors_allowed_origins",
+        Alias::Same,
+    ),
     ("PGRST_ADMIN_SERVER_PORT", "admin.port", Alias::Same),
     ("PGRST_LOG_LEVEL", "log.level", Alias::LogLevel),
 ];

@@ -48,7 +48,10 @@ impl CorsPolicy {
     fn add_actual(&self, origin: &str, headers: &mut HeaderMap) {
         if let Some(value) = self.allow(origin) {
             headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, value);
-            headers.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, HeaderValue::from_static(EXPOSE_HEADERS));
+            headers.insert(
+                header::ACCESS_CONTROL_EXPOSE_HEADERS,
+                HeaderValue::from_static(EXPOSE_HEADERS),
+            );
         }
         if !self.allowed_origins.is_empty() {
             headers.append(header::VARY, HeaderValue::from_static("Origin"));
@@ -85,16 +88,24 @@ pub async fn middleware(
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
     let Some(origin) = origin else {
-        return next.call(req).await.map(ServiceResponse::map_into_left_body);
+        return next
+            .call(req)
+            .await
+            .map(ServiceResponse::map_into_left_body);
     };
     let policy = req
         .app_data::<web::Data<AppState>>()
         .map(|s| s.cors.load_full())
         .unwrap_or_default();
     let is_preflight = req.method() == actix_web::http::Method::OPTIONS
-        && req.headers().contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
+        && req
+            .headers()
+            .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
     if is_preflight {
-        let res = policy.preflight(&origin, req.headers().get(header::ACCESS_CONTROL_REQUEST_HEADERS));
+        let res = policy.preflight(
+            &origin,
+            req.headers().get(header::ACCESS_CONTROL_REQUEST_HEADERS),
+        );
         return Ok(req.into_response(res).map_into_right_body());
     }
     let mut res = next.call(req).await?;

@@ -78,6 +78,12 @@ pub enum RequestError {
         /// Parser position and the like.
         details: Option<String>,
     },
+    /// PGRST103: a negative `limit`, or an `offset` past the end of a counted result.
+    #[error("range not satisfiable")]
+    InvalidRange {
+        /// Which boundary is wrong.
+        details: String,
+    },
     /// PGRST106: the profile header names a schema that is not exposed.
     #[error("schema not exposed")]
     UnacceptableSchema {
@@ -228,6 +234,7 @@ impl Error {
                 | RequestError::InvalidBody { .. }
                 | RequestError::TokenArgument { .. } => StatusCode::BAD_REQUEST,
                 RequestError::InvalidRpcMethod { .. } => StatusCode::METHOD_NOT_ALLOWED,
+                RequestError::InvalidRange { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
                 RequestError::UnacceptableSchema { .. }
                 | RequestError::MediaType { .. }
                 | RequestError::Singularity { .. } => StatusCode::NOT_ACCEPTABLE,
@@ -275,6 +282,7 @@ impl Error {
                 RequestError::QueryParam { .. } => "PGRST100",
                 RequestError::InvalidRpcMethod { .. } => "PGRST101",
                 RequestError::InvalidBody { .. } => "PGRST102",
+                RequestError::InvalidRange { .. } => "PGRST103",
                 RequestError::UnacceptableSchema { .. } => "PGRST106",
                 RequestError::MediaType { .. } => "PGRST107",
                 RequestError::Singularity { .. } => "PGRST116",
@@ -330,6 +338,7 @@ impl Error {
                     format!("Cannot use the {method} method on RPC")
                 }
                 RequestError::InvalidBody { message, .. } => message.clone(),
+                RequestError::InvalidRange { .. } => "Requested range not satisfiable".into(),
                 RequestError::UnacceptableSchema { schema, .. } => format!("Invalid schema: {schema}"),
                 RequestError::MediaType { accept } => {
                     format!("None of these media types are available: {accept}")
@@ -405,6 +414,7 @@ impl Error {
                 RequestError::QueryParam { details, .. } => Some(details.clone()),
                 RequestError::InvalidRpcMethod { details, .. } => details.clone(),
                 RequestError::InvalidBody { details, .. } => details.clone(),
+                RequestError::InvalidRange { details } => Some(details.clone()),
                 RequestError::Singularity { rows } => {
                     Some(format!("The result contains {rows} rows"))
                 }

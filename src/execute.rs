@@ -9,12 +9,15 @@
 //! statement fails, the following ones fail with 25P02 and `COMMIT` answers
 //! `ROLLBACK`, so the pipeline is still all-or-nothing; the first error wins.
 //! Singular responses cannot commit blindly: they check the row count first.
+//! The call binds the payload as `$1` (text) and the query string's values
+//! after it in text form with the type left to the server (`Untyped`).
 
 use std::time::Duration;
 
+use actix_web::web::BytesMut;
 use deadpool_postgres::{Pool, PoolError};
 use futures_util::future::OptionFuture;
-use tokio_postgres::types::{ToSql, Type};
+use tokio_postgres::types::{to_sql_checked, Format, IsNull, ToSql, Type};
 
 use crate::error::{DbError, Error, RequestError};
 use crate::query::{CallQuery, SETUP_SQL};
@@ -63,6 +66,35 @@ pub struct Outcome {
     pub status: Option<String>,
     /// `response.error`: the error body of a failure the function commits.
     pub error: Option<String>,
+    /// Rows before `limit`/`offset`, when a count was asked for.
+    pub total: Option<i64>,
+}
+
+/// A parameter sent in text format with the type left to the server
+/// (`unknown`): PostgreSQL infers it from the expression the placeholder is
+/// in and parses the text with that type's input function, as for a literal.
+#[derive(Debug)]
+struct Untyped<'a>(&'a str);
+
+impl ToSql for Untyped<'_> {
+    fn to_sql(
+        &self,
+        _ty: &Type,
+        out: &mut BytesMut,
+    ) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        out.extend_from_slice(self.0.as_bytes());
+        Ok(IsNull::No)
+    }
+
+    fn accepts(_ty: &Type) -> bool {
+        true
+    }
+
+    fn encode_format(&self, _ty: &Type) -> Format {
+        Format::Text
+    }
+
+    to_sql_checked!();
 }
 
 /// Map a pool failure: waiting too long is 504, not reaching the database 503.
@@ -101,13 +133,15 @@ pub async fn run(pool: &Pool, tx: &TxRequest) -> Result<Outcome, Error> {
             .as_deref()
             .map(|sql| client.query_typed(sql, &[])),
     );
-    let payload_param: [(&(dyn ToSql + Sync), Type); 1] = [(&tx.payload, Type::TEXT)];
-    let call_params: &[(&(dyn ToSql + Sync), Type)] = if tx.query.binds_payload {
-        &payload_param
-    } else {
-        &[]
-    };
-    let call = client.query_typed(&tx.query.sql, call_params);
+    let extra: Vec<Untyped<'_>> = tx.query.params.iter().map(|p| Untyped(p)).collect();
+    let mut call_params: Vec<(&(dyn ToSql + Sync), Type)> = Vec::with_capacity(1 + extra.len());
+    if tx.query.binds_payload {
+        call_params.push((&tx.payload, Type::TEXT));
+    }
+    for p in &extra {
+        call_params.push((p, Type::UNKNOWN));
+    }
+    let call = client.query_typed(&tx.query.sql, &call_params);
     let commit = OptionFuture::from((!tx.singular).then(|| client.batch_execute("COMMIT")));
 
     let (r_begin, r_setup, r_pre, r_call, r_commit) =
@@ -140,6 +174,7 @@ pub async fn run(pool: &Pool, tx: &TxRequest) -> Result<Outcome, Error> {
         headers: row.try_get(2).map_err(|e| Error::from_pg(&e, authed))?,
         status: row.try_get(3).map_err(|e| Error::from_pg(&e, authed))?,
         error: row.try_get(4).map_err(|e| Error::from_pg(&e, authed))?,
+        total: row.try_get(5).map_err(|e| Error::from_pg(&e, authed))?,
     };
     if tx.singular {
         if outcome.rows != 1 {

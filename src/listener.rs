@@ -91,7 +91,11 @@ pub fn spawn(cfg: tokio_postgres::Config, target: CacheTarget) -> Listener {
 }
 
 /// Start the listener; `reload config` notifications and requests call `on_config`.
-pub fn spawn_with(cfg: tokio_postgres::Config, target: CacheTarget, on_config: Option<ConfigHook>) -> Listener {
+pub fn spawn_with(
+    cfg: tokio_postgres::Config,
+    target: CacheTarget,
+    on_config: Option<ConfigHook>,
+) -> Listener {
     let (tx, rx) = mpsc::unbounded_channel();
     tokio::spawn(run(cfg, target, on_config, rx));
     Listener { tx }

@@ -1,11 +1,1240 @@
-//! `GET /`: the OpenAPI 3 document of the exposed functions (being written).
+//! `GET /` and `HEAD /`: the OpenAPI 3.0 document of the exposed functions, as
+//! the caller's role may use them.
+//!
+//! Owns the document: one path per function name (`/rpc/<name>`, plus each
+//! configured route to it) with `post` always and `get` for STABLE/IMMUTABLE
+//! functions, JSON Schemas mapped from PostgreSQL types for arguments and
+//! results, the error shape, and the bearer security scheme. It does not decide
+//! who the caller is (the auth stage does, exactly as for a call), which
+//! functions exist (the schema cache) or who may call them: PostgreSQL answers
+//! that in one catalog query on a pooled connection (`openapi/privileges.sql`),
+//! which also describes the types involved. [`document`] is pure.
+//!
+//! Like PostgREST's root endpoint, the document covers one schema: the first
+//! exposed one, or the one `Accept-Profile` names; operations of another schema
+//! then require the profile header that selects it.
+//! Spec: <https://spec.openapis.org/oas/v3.0.3>.
 
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::Method;
 use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+use tokio_postgres::types::{ToSql, Type};
 
 use crate::app::AppState;
-use crate::error::{Error, RequestError};
+use crate::auth;
+use crate::error::{DbError, Error, RequestError, SchemaCacheError};
+use crate::execute;
+use crate::logging::events;
+use crate::schema_cache::{Returns, Routine, Volatility};
+
+const PRIVILEGES_SQL: &str = include_str!("openapi/privileges.sql");
+
+/// The media type of the document (the OpenAPI Initiative's registration).
+pub const MEDIA_TYPE: &str = "application/openapi+json; charset=utf-8";
 
 /// Serve the OpenAPI document for the caller's role.
-pub async fn root(_req: HttpRequest, _state: web::Data<AppState>) -> Result<HttpResponse, Error> {
-    Err(RequestError::InvalidPath.into())
+pub async fn root(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, Error> {
+    let started = Instant::now();
+    let mut role = None;
+    let result = serve(&req, &state, &mut role).await;
+    let (status, code) = match &result {
+        Ok(r) => (r.status().as_u16(), String::new()),
+        Err(e) => (e.status().as_u16(), e.code()),
+    };
+    // The same line as a call's: never a header value or the query string.
+    tracing::info!(
+        target: events::REQUEST,
+        method = %req.method(),
+        path = %req.path(),
+        function = "",
+        role = role.as_deref().unwrap_or("-"),
+        status,
+        code = code.as_str(),
+        duration_ms = started.elapsed().as_secs_f64() * 1000.0,
+    );
+    result
+}
+
+async fn serve(
+    req: &HttpRequest,
+    state: &AppState,
+    role: &mut Option<String>,
+) -> Result<HttpResponse, Error> {
+    let config = &state.config;
+    let authorization = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let jwt = state.jwt.load_full();
+    let caller = auth::authenticate(
+        authorization,
+        jwt.as_deref(),
+        config.db.anon_role.as_deref(),
+    )?;
+    *role = Some(caller.role.clone());
+    let (schema, schema_from_header) = profile(req, &config.db.schemas)?;
+    accept(req)?;
+    let cache = state.cache.load_full().ok_or(SchemaCacheError::NotLoaded)?;
+
+    let candidates: Vec<Arc<Routine>> = cache
+        .all()
+        .filter(|r| r.schema == schema)
+        .cloned()
+        .collect();
+    let mut type_oids: Vec<i64> = candidates
+        .iter()
+        .flat_map(|r| routine_types(r))
+        .map(i64::from)
+        .collect();
+    type_oids.sort_unstable();
+    type_oids.dedup();
+
+    let seen = visibility(
+        state,
+        &caller.role,
+        caller.authenticated,
+        std::slice::from_ref(&schema),
+        &type_oids,
+    )
+    .await?;
+    let routines: Vec<Arc<Routine>> = candidates
+        .into_iter()
+        .filter(|r| seen.executable.contains(&r.oid))
+        .collect();
+
+    let doc = document(&Input {
+        routines: &routines,
+        types: &seen.types,
+        claims_type: cache.claims_type.map(|c| c.oid),
+        schema: &schema,
+        default_schema: config.db.schemas.first() == Some(&schema),
+        routes: &config.routes,
+        server: server_url(req),
+        anonymous: config.db.anon_role.is_some(),
+    });
+    let mut res = HttpResponse::Ok();
+    res.insert_header((header::CONTENT_TYPE, MEDIA_TYPE));
+    // The document depends on who asks and for which schema (RFC 9110 §12.5.5).
+    res.append_header((
+        header::VARY,
+        HeaderValue::from_static("Accept, Accept-Profile, Authorization"),
+    ));
+    if schema_from_header {
+        if let Ok(v) = HeaderValue::from_str(&schema) {
+            res.insert_header((header::HeaderName::from_static("content-profile"), v));
+        }
+    }
+    if req.method() == Method::HEAD {
+        return Ok(res.finish());
+    }
+    Ok(res.body(doc.to_string()))
+}
+
+/// `Accept-Profile` picks the schema, as for a GET call (406 `PGRST106` when unlisted).
+fn profile(req: &HttpRequest, schemas: &[String]) -> Result<(String, bool), Error> {
+    let default = schemas.first().cloned().unwrap_or_else(|| "api".into());
+    let Some(value) = req.headers().get("accept-profile") else {
+        return Ok((default, false));
+    };
+    let wanted = value.to_str().unwrap_or_default().trim();
+    match schemas.iter().find(|s| *s == wanted) {
+        Some(s) => Ok((s.clone(), true)),
+        None => Err(RequestError::UnacceptableSchema {
+            schema: wanted.to_string(),
+            exposed: schemas.to_vec(),
+        }
+        .into()),
+    }
+}
+
+/// The document is JSON: 406 `PGRST107` when `Accept` allows none of its names.
+fn accept(req: &HttpRequest) -> Result<(), Error> {
+    let accept = req
+        .headers()
+        .get_all(header::ACCEPT)
+        .filter_map(|v| v.to_str().ok())
+        .collect::<Vec<_>>()
+        .join(",");
+    if accept.trim().is_empty() {
+        return Ok(());
+    }
+    let fits = accept.split(',').any(|item| {
+        let media = item.split(';').next().unwrap_or_default().trim();
+        media.is_empty()
+            || [
+                "application/openapi+json",
+                "application/json",
+                "application/*",
+                "*/*",
+            ]
+            .iter()
+            .any(|m| media.eq_ignore_ascii_case(m))
+    });
+    if fits {
+        Ok(())
+    } else {
+        Err(RequestError::MediaType { accept }.into())
+    }
+}
+
+/// `http://<Host>`, when the request names a usable host.
+fn server_url(req: &HttpRequest) -> Option<String> {
+    let host = match req.headers().get(header::HOST) {
+        Some(v) => v.to_str().ok()?.trim().to_string(),
+        None => req.connection_info().host().to_string(),
+    };
+    let url = url::Url::parse(&format!("http://{host}/")).ok()?;
+    // Only scheme, host and port: anything else in Host is not a host.
+    if url.host_str().is_none_or(str::is_empty)
+        || url.path() != "/"
+        || url.query().is_some()
+        || url.fragment().is_some()
+        || !url.username().is_empty()
+    {
+        return None;
+    }
+    Some(url.as_str().trim_end_matches('/').to_string())
+}
+
+/// Type oids a routine's parameters and result use.
+fn routine_types(r: &Routine) -> Vec<u32> {
+    let mut out: Vec<u32> = r.params.iter().map(|p| p.type_oid).collect();
+    match &r.returns {
+        Returns::Void => {}
+        Returns::Scalar { type_oid, .. } => out.push(*type_oid),
+        Returns::Composite {
+            type_oid, columns, ..
+        } => {
+            out.extend(type_oid);
+            out.extend(columns.iter().map(|c| c.type_oid));
+        }
+    }
+    out
+}
+
+/// What `privileges.sql` answered.
+struct Visibility {
+    executable: HashSet<i64>,
+    types: HashMap<u32, TypeInfo>,
+}
+
+/// Ask PostgreSQL what `role` may execute, and what the types look like.
+async fn visibility(
+    state: &AppState,
+    role: &str,
+    authenticated: bool,
+    schemas: &[String],
+    type_oids: &[i64],
+) -> Result<Visibility, Error> {
+    let client = state.pool.get().await.map_err(execute::pool_error)?;
+    let params: [(&(dyn ToSql + Sync), Type); 3] = [
+        (&role, Type::TEXT),
+        (&schemas, Type::TEXT_ARRAY),
+        (&type_oids, Type::INT8_ARRAY),
+    ];
+    let rows = client
+        .query_typed(PRIVILEGES_SQL, &params)
+        .await
+        .map_err(|e| query_error(&e, authenticated))?;
+    let row = rows
+        .first()
+        .ok_or_else(|| Error::Internal("the privileges query returned no row".into()))?;
+    let decode = |e: tokio_postgres::Error| Error::Internal(format!("privileges query: {e}"));
+    let role_exists: bool = row.try_get(0).map_err(decode)?;
+    let may_switch: bool = row.try_get(1).map_err(decode)?;
+    let executable: Vec<i64> = row.try_get(2).map_err(decode)?;
+    let types: String = row.try_get(3).map_err(decode)?;
+    // The errors SET ROLE raises for the same role when it calls a function, so
+    // that a token is answered alike here and at /rpc/.
+    if !role_exists {
+        return Err(DbError::Server {
+            code: "22023".into(),
+            message: format!("role \"{role}\" does not exist"),
+            detail: None,
+            hint: None,
+            authenticated,
+        }
+        .into());
+    }
+    if !may_switch {
+        return Err(DbError::Server {
+            code: "42501".into(),
+            message: format!("permission denied to set role \"{role}\""),
+            detail: None,
+            hint: None,
+            authenticated,
+        }
+        .into());
+    }
+    let types: HashMap<u32, TypeInfo> = serde_json::from_str(&types)
+        .map_err(|e| Error::Internal(format!("privileges query types: {e}")))?;
+    Ok(Visibility {
+        executable: executable.into_iter().collect(),
+        types,
+    })
+}
+
+/// Losing the database is answered as for a call (503 and retry); anything
+/// else about our own catalog query is a bug, answered generically.
+fn query_error(e: &tokio_postgres::Error, authenticated: bool) -> Error {
+    match e.as_db_error().map(|db| db.code().code()) {
+        None => Error::from_pg(e, authenticated),
+        Some(code) if ["08", "53", "57"].iter().any(|c| code.starts_with(c)) => {
+            Error::from_pg(e, authenticated)
+        }
+        Some(_) => Error::Internal(format!("privileges query: {e}")),
+    }
+}
+
+/// A type as `privileges.sql` describes it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct TypeInfo {
+    /// Its schema.
+    pub schema: String,
+    /// `pg_type.typname`.
+    pub name: String,
+    /// `format_type` spelling.
+    pub sql: String,
+    /// `typtype`: b base, c composite, d domain, e enum, p pseudo, r range, m multirange.
+    pub kind: String,
+    /// `typcategory` (`A` for arrays).
+    pub category: String,
+    /// Element type of an array.
+    pub element: Option<u32>,
+    /// Base type of a domain.
+    pub base: Option<u32>,
+    /// Labels of an enum, in order.
+    pub labels: Option<Vec<String>>,
+    /// Attributes of a composite type, in order.
+    pub attributes: Option<Vec<Attribute>>,
+    /// `COMMENT ON TYPE`.
+    pub description: Option<String>,
+}
+
+/// An attribute of a composite type.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Attribute {
+    /// Name.
+    pub name: String,
+    /// Type oid.
+    pub type_oid: u32,
+}
+
+/// Everything the document is made of.
+pub struct Input<'a> {
+    /// The functions the role may execute, all of `schema`.
+    pub routines: &'a [Arc<Routine>],
+    /// Descriptions of the types they use (a missing one falls back to its SQL name).
+    pub types: &'a HashMap<u32, TypeInfo>,
+    /// The claims type's oid: such values travel as JWT strings.
+    pub claims_type: Option<u32>,
+    /// The schema documented.
+    pub schema: &'a str,
+    /// Whether it is the default (first exposed) schema; otherwise operations
+    /// need the profile headers.
+    pub default_schema: bool,
+    /// Configured routes: path → function name.
+    pub routes: &'a [(String, String)],
+    /// `servers[0].url`.
+    pub server: Option<String>,
+    /// Whether requests without a token are allowed (`db.anon_role`).
+    pub anonymous: bool,
+}
+
+/// Whether plan can ever choose this routine: by named arguments, or by the
+/// whole body for a single unnamed json/jsonb parameter.
+fn callable(r: &Routine) -> bool {
+    r.takes_whole_body() || r.params.iter().all(|p| !p.name.is_empty())
+}
+
+/// Build the OpenAPI 3.0 document.
+pub fn document(input: &Input<'_>) -> Value {
+    let mapper = Mapper {
+        types: input.types,
+        claims: input.claims_type,
+    };
+    let mut by_name: BTreeMap<&str, Vec<&Routine>> = BTreeMap::new();
+    for r in input.routines.iter().filter(|r| callable(r)) {
+        by_name.entry(r.name.as_str()).or_default().push(r);
+    }
+    for overloads in by_name.values_mut() {
+        overloads.sort_by_key(|r| r.oid);
+    }
+    let mut ids = OperationIds::default();
+    let mut paths = Map::new();
+    for (name, overloads) in &by_name {
+        let path = format!("/rpc/{}", encode_segment(name));
+        let item = path_item(&mapper, input, name, overloads, &path, &mut ids);
+        paths.insert(path, item);
+    }
+    for (path, function) in input.routes {
+        // A `{…}` segment is an actix pattern, which would be an OpenAPI
+        // template without a parameter: such routes are left out.
+        if path.contains(['{', '}']) || paths.contains_key(path) {
+            continue;
+        }
+        if let Some(overloads) = by_name.get(function.as_str()) {
+            let item = path_item(&mapper, input, function, overloads, path, &mut ids);
+            paths.insert(path.clone(), item);
+        }
+    }
+
+    let bearer = json!({ "bearerAuth": [] });
+    let security = if input.anonymous {
+        json!([{}, bearer])
+    } else {
+        json!([bearer])
+    };
+    let server = input.server.clone().unwrap_or_else(|| "/".into());
+    json!({
+        "openapi": "3.0.3",
+        "info": {
+            "title": "pgrpc",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": format!(
+                "PostgreSQL functions of schema `{}` served over HTTP, PostgREST-style. \
+    POST /rpc/<name> with a JSON object of named arguments; GET /rpc/<name>?arg=value for \
+    STABLE and IMMUTABLE functions. Only the functions the caller's role may execute are listed.",
+                input.schema
+            ),
+        },
+        "servers": [{ "url": server }],
+        "security": security,
+        "paths": paths,
+        "components": components(input.anonymous),
+    })
+}
+
+/// Security scheme, error schema and the shared error responses.
+fn components(anonymous: bool) -> Value {
+    let mut responses = Map::new();
+    for (_, name, text) in ERROR_RESPONSES {
+        responses.insert(
+            name.to_string(),
+            json!({
+                "description": text,
+                "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } },
+            }),
+        );
+    }
+    let auth_text = if anonymous {
+        "A JWT whose role claim names the database role to run as. Without one, requests run as the anonymous role."
+    } else {
+        "A JWT whose role claim names the database role to run as. Anonymous requests are refused."
+    };
+    json!({
+        "securitySchemes": {
+            "bearerAuth": {
+                "type": "http",
+                "scheme": "bearer",
+                "bearerFormat": "JWT",
+                "description": auth_text,
+            }
+        },
+        "schemas": {
+            "Error": {
+                "type": "object",
+                "description": "Every error: a gateway code (PGRSTnnn) or the SQLSTATE the database raised, and its texts.",
+                "required": ["code", "message"],
+                "properties": {
+                    "code": { "type": "string", "description": "PGRSTnnn, or a SQLSTATE such as 23505" },
+                    "message": { "type": "string" },
+                    "details": { "type": "string", "nullable": true },
+                    "hint": { "type": "string", "nullable": true },
+                },
+            }
+        },
+        "responses": responses,
+    })
+}
+
+/// Shared error responses: status, component name, description.
+const ERROR_RESPONSES: &[(&str, &str, &str)] = &[
+    ("300", "AmbiguousFunction", "Several overloads accept these arguments (PGRST203)"),
+    ("400", "BadRequest", "Invalid body, argument value or query parameter; RAISE EXCEPTION (P0001) and other client errors"),
+    ("401", "Unauthorized", "Invalid or missing token, or the role may not run the function anonymously"),
+    ("403", "Forbidden", "The token's role may not do this"),
+    ("404", "NotFound", "No function takes these arguments (PGRST202)"),
+    ("406", "NotAcceptable", "Unsupported Accept or profile header, or a singular response of several rows"),
+    ("409", "Conflict", "A unique or foreign key violation"),
+    ("413", "PayloadTooLarge", "The body exceeds server.max_body_bytes (PGRST150)"),
+    ("500", "InternalError", "An internal error"),
+    ("503", "Unavailable", "The database is unreachable or the schema cache is not loaded; retry after Retry-After"),
+    ("504", "Timeout", "No pooled connection in time, or the statement timed out"),
+    ("default", "Error", "Any other status: RAISE ... USING ERRCODE = 'PTnnn' answers with status nnn and this shape (a function that sets response.status itself chooses its own body)"),
+];
+
+/// Unique `operationId`s.
+#[derive(Default)]
+struct OperationIds(HashSet<String>);
+
+impl OperationIds {
+    fn make(&mut self, method: &str, function: &str, route: Option<&str>) -> String {
+        let clean = |s: &str| -> String {
+            let s: String = s
+                .chars()
+                .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+                .collect();
+            s.trim_matches('_').to_string()
+        };
+        let mut id = format!("{method}_{}", clean(function));
+        if let Some(route) = route {
+            id = format!("{id}_at_{}", clean(route));
+        }
+        let mut unique = id.clone();
+        let mut n = 2;
+        while !self.0.insert(unique.clone()) {
+            unique = format!("{id}_{n}");
+            n += 1;
+        }
+        unique
+    }
+}
+
+/// Percent-encode a function name as one path segment (RFC 3986 unreserved
+/// characters stay; `{`, `}`, `/`, spaces and the rest are encoded).
+fn encode_segment(name: &str) -> String {
+    const SET: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'.')
+        .remove(b'_')
+        .remove(b'~');
+    percent_encoding::utf8_percent_encode(name, SET).to_string()
+}
+
+/// The path item of one function name (all its overloads the role may call).
+fn path_item(
+    mapper: &Mapper<'_>,
+    input: &Input<'_>,
+    name: &str,
+    overloads: &[&Routine],
+    path: &str,
+    ids: &mut OperationIds,
+) -> Value {
+    let route = (!path.starts_with("/rpc/")).then_some(path);
+    let (summary, description) = texts(overloads);
+    let mut errors = vec!["400", "401", "403", "404", "406", "500", "503", "504"];
+    if overloads.len() > 1 {
+        errors.push("300");
+    }
+    let mut item = Map::new();
+
+    // POST: every overload.
+    let mut post = Map::new();
+    post.insert("operationId".into(), json!(ids.make("call", name, route)));
+    if let Some(s) = &summary {
+        post.insert("summary".into(), json!(s));
+    }
+    if let Some(d) = &description {
+        post.insert("description".into(), json!(d));
+    }
+    if !input.default_schema {
+        post.insert(
+            "parameters".into(),
+            json!([profile_parameter("Content-Profile", input.schema)]),
+        );
+    }
+    post.insert("requestBody".into(), request_body(mapper, overloads));
+    let mut post_errors = errors.clone();
+    post_errors.extend(["409", "413"]);
+    post.insert(
+        "responses".into(),
+        responses(mapper, overloads, &post_errors),
+    );
+    item.insert("post".into(), Value::Object(post));
+
+    // GET: the overloads GET may call.
+    let readable: Vec<&Routine> = overloads
+        .iter()
+        .copied()
+        .filter(|r| r.volatility != Volatility::Volatile)
+        .collect();
+    if !readable.is_empty() {
+        let mut get = Map::new();
+        get.insert("operationId".into(), json!(ids.make("get", name, route)));
+        if let Some(s) = &summary {
+            get.insert("summary".into(), json!(s));
+        }
+        if let Some(d) = &description {
+            get.insert("description".into(), json!(d));
+        }
+        let mut parameters = query_parameters(mapper, &readable);
+        if !input.default_schema {
+            parameters.push(profile_parameter("Accept-Profile", input.schema));
+        }
+        if !parameters.is_empty() {
+            get.insert("parameters".into(), Value::Array(parameters));
+        }
+        get.insert("responses".into(), responses(mapper, &readable, &errors));
+        item.insert("get".into(), Value::Object(get));
+    }
+    Value::Object(item)
+}
+
+/// `summary` (first line of the comment) and `description` (the rest; every
+/// comment when overloads differ), PostgREST's convention.
+fn texts(overloads: &[&Routine]) -> (Option<String>, Option<String>) {
+    let mut comments: Vec<&str> = Vec::new();
+    for r in overloads {
+        if let Some(d) = r.description.as_deref().map(str::trim) {
+            if !d.is_empty() && !comments.contains(&d) {
+                comments.push(d);
+            }
+        }
+    }
+    match comments.as_slice() {
+        [] => (None, None),
+        [one] => {
+            let (first, rest) = one.split_once('\n').unwrap_or((one, ""));
+            let rest = rest.trim();
+            (
+                Some(first.trim().to_string()),
+                (!rest.is_empty()).then(|| rest.to_string()),
+            )
+        }
+        many => {
+            let first = many[0].lines().next().unwrap_or_default().trim();
+            (Some(first.to_string()), Some(many.join("\n\n")))
+        }
+    }
+}
+
+fn profile_parameter(header: &str, schema: &str) -> Value {
+    json!({
+        "name": header,
+        "in": "header",
+        "required": true,
+        "description": format!("Selects the schema {schema} (not the default one)"),
+        "schema": { "type": "string", "enum": [schema] },
+    })
+}
+
+/// One schema when all agree, else `anyOf` of the distinct ones.
+fn merge(schemas: Vec<Value>) -> Value {
+    let mut distinct: Vec<Value> = Vec::new();
+    for s in schemas {
+        if !distinct.contains(&s) {
+            distinct.push(s);
+        }
+    }
+    match distinct.len() {
+        0 => json!({}),
+        1 => distinct.remove(0),
+        _ => json!({ "anyOf": distinct }),
+    }
+}
+
+/// Named parameters merged over overloads: name → schemas (first-seen order),
+/// and the names every overload requires.
+fn merged_params(
+    overloads: &[&Routine],
+    schema_of: impl Fn(&crate::schema_cache::Param) -> Value,
+) -> (Vec<(String, Value)>, Vec<String>) {
+    let mut order: Vec<String> = Vec::new();
+    let mut schemas: HashMap<String, Vec<Value>> = HashMap::new();
+    for r in overloads {
+        for p in &r.params {
+            if !schemas.contains_key(&p.name) {
+                order.push(p.name.clone());
+            }
+            schemas
+                .entry(p.name.clone())
+                .or_default()
+                .push(schema_of(p));
+        }
+    }
+    let required: Vec<String> = order
+        .iter()
+        .filter(|name| {
+            overloads
+                .iter()
+                .all(|r| r.params.iter().any(|p| &p.name == *name && p.required))
+        })
+        .cloned()
+        .collect();
+    let merged = order
+        .into_iter()
+        .map(|name| {
+            let s = merge(schemas.remove(&name).unwrap_or_default());
+            (name, s)
+        })
+        .collect();
+    (merged, required)
+}
+
+fn request_body(mapper: &Mapper<'_>, overloads: &[&Routine]) -> Value {
+    if overloads.iter().any(|r| r.takes_whole_body()) {
+        return json!({
+            "description": "Any JSON value: the function receives the whole body as its single json/jsonb parameter",
+            "required": false,
+            "content": { "application/json": { "schema": {} } },
+        });
+    }
+    let (params, required) = merged_params(overloads, |p| mapper.input(p.type_oid, &p.type_sql));
+    let mut properties = Map::new();
+    for (name, schema) in params {
+        properties.insert(name, schema);
+    }
+    let mut schema = Map::new();
+    schema.insert("type".into(), json!("object"));
+    schema.insert("properties".into(), Value::Object(properties));
+    if !required.is_empty() {
+        schema.insert("required".into(), json!(required));
+    }
+    // An unknown argument matches no function: 404.
+    schema.insert("additionalProperties".into(), json!(false));
+    json!({
+        "description": "The named arguments; parameters with defaults may be left out",
+        "required": !required.is_empty(),
+        "content": { "application/json": { "schema": schema } },
+    })
+}
+
+/// GET arguments: each value is text that PostgreSQL casts to the parameter's
+/// type; an array is the parameter repeated (`?xs=1&xs=2`).
+fn query_parameters(mapper: &Mapper<'_>, overloads: &[&Routine]) -> Vec<Value> {
+    if overloads.iter().any(|r| r.takes_whole_body()) {
+        // The query string as one JSON object of strings is the single argument.
+        return vec![json!({
+            "name": "arguments",
+            "in": "query",
+            "required": false,
+            "style": "form",
+            "explode": true,
+            "description": "Any query parameters: the function receives them as one JSON object of strings",
+            "schema": { "type": "object", "additionalProperties": { "type": "string" } },
+        })];
+    }
+    let (params, required) = merged_params(overloads, |p| mapper.query(p.type_oid, &p.type_sql));
+    params
+        .into_iter()
+        .map(|(name, schema)| {
+            let array = schema.get("type") == Some(&json!("array"));
+            let mut p = json!({
+                "name": name,
+                "in": "query",
+                "required": required.contains(&name),
+                "style": "form",
+                "explode": true,
+                "schema": schema,
+            });
+            if array {
+                p["description"] =
+                    json!("Repeat the parameter for each element, or send one PostgreSQL array literal such as {1,2}");
+            }
+            p
+        })
+        .collect()
+}
+
+fn responses(mapper: &Mapper<'_>, overloads: &[&Routine], errors: &[&str]) -> Value {
+    let mut out = Map::new();
+    let voids = overloads
+        .iter()
+        .filter(|r| matches!(r.returns, Returns::Void))
+        .count();
+    let results: Vec<&Routine> = overloads
+        .iter()
+        .copied()
+        .filter(|r| !matches!(r.returns, Returns::Void))
+        .collect();
+    if !results.is_empty() {
+        let body = merge(results.iter().map(|r| mapper.result(&r.returns)).collect());
+        let mut content = Map::new();
+        content.insert("application/json".into(), json!({ "schema": body }));
+        let sets: Vec<&Routine> = results
+            .iter()
+            .copied()
+            .filter(|r| r.returns.is_set())
+            .collect();
+        if sets.len() == results.len() {
+            // Accept: application/vnd.pgrst.object+json asks for exactly one row.
+            let one = merge(sets.iter().map(|r| mapper.row(&r.returns)).collect());
+            content.insert(
+                "application/vnd.pgrst.object+json".into(),
+                json!({ "schema": one }),
+            );
+        }
+        out.insert(
+            "200".into(),
+            json!({ "description": "The function's result", "content": content }),
+        );
+    }
+    if voids > 0 {
+        out.insert(
+            "204".into(),
+            json!({ "description": "The function returns void" }),
+        );
+    }
+    for (status, name, _) in ERROR_RESPONSES {
+        if *status == "default" || errors.contains(status) {
+            out.insert(
+                status.to_string(),
+                json!({ "$ref": format!("#/components/responses/{name}") }),
+            );
+        }
+    }
+    Value::Object(out)
+}
+
+/// PostgreSQL types → JSON Schema (the OpenAPI 3.0 dialect).
+struct Mapper<'a> {
+    types: &'a HashMap<u32, TypeInfo>,
+    claims: Option<u32>,
+}
+
+/// Nesting deeper than this (composites of arrays of composites …) is `{}`.
+const MAX_DEPTH: usize = 8;
+
+/// `record`.
+const RECORD_OID: u32 = 2249;
+
+impl Mapper<'_> {
+    /// A JWT string standing for a value of the claims type.
+    fn jwt(input: bool) -> Value {
+        let text = if input {
+            "A JWT signed with the server's key; the function receives its verified claims"
+        } else {
+            "A JWT the gateway signs from the claims the function returned"
+        };
+        json!({ "type": "string", "description": text, "nullable": true })
+    }
+
+    /// A POST argument: JSON null is SQL NULL; claims-type values (and arrays
+    /// of them) are tokens, as plan verifies them.
+    fn input(&self, oid: u32, sql: &str) -> Value {
+        if Some(oid) == self.claims {
+            return Self::jwt(true);
+        }
+        if let Some(element) = self.types.get(&oid).and_then(|t| t.element) {
+            if Some(element) == self.claims {
+                return json!({ "type": "array", "items": Self::jwt(true), "nullable": true });
+            }
+        }
+        self.schema(oid, sql, true, 0)
+    }
+
+    /// A GET argument: text, so never null; an array is the parameter
+    /// repeated, and anything a query string cannot spell as JSON (rows, JSON
+    /// itself) is sent as text.
+    fn query(&self, oid: u32, sql: &str) -> Value {
+        for_query(self.input(oid, sql), sql)
+    }
+
+    /// A function's whole result body.
+    fn result(&self, returns: &Returns) -> Value {
+        let row = self.row(returns);
+        if returns.is_set() {
+            json!({ "type": "array", "items": row })
+        } else {
+            row
+        }
+    }
+
+    /// One row (or value) of a result.
+    fn row(&self, returns: &Returns) -> Value {
+        match returns {
+            Returns::Void => json!({}),
+            Returns::Scalar { type_oid, .. }
+            | Returns::Composite {
+                type_oid: Some(type_oid),
+                ..
+            } if Some(*type_oid) == self.claims => Self::jwt(false),
+            Returns::Scalar {
+                type_oid, type_sql, ..
+            } => self.schema(*type_oid, type_sql, true, 0),
+            Returns::Composite {
+                type_oid, columns, ..
+            } => {
+                let described = type_oid.and_then(|t| self.types.get(&t));
+                let mut properties = Map::new();
+                for c in columns {
+                    let s = if Some(c.type_oid) == self.claims {
+                        Self::jwt(false)
+                    } else {
+                        self.schema(c.type_oid, &c.type_sql, true, 1)
+                    };
+                    properties.insert(c.name.clone(), s);
+                }
+                let mut row =
+                    json!({ "type": "object", "properties": properties, "nullable": true });
+                if let Some(t) = described {
+                    row["description"] = json!(match &t.description {
+                        Some(d) => format!("{} ({d})", t.sql),
+                        None => t.sql.clone(),
+                    });
+                }
+                row
+            }
+        }
+    }
+
+    /// The JSON form of a value of type `oid` (`sql` names it when the
+    /// catalog description is missing).
+    fn schema(&self, oid: u32, sql: &str, nullable: bool, depth: usize) -> Value {
+        if depth > MAX_DEPTH {
+            return json!({});
+        }
+        let Some(t) = self.types.get(&oid) else {
+            return by_sql_name(sql, nullable);
+        };
+        let mut s = match t.kind.as_str() {
+            "d" => match t.base {
+                Some(base) => {
+                    let base_sql = self
+                        .types
+                        .get(&base)
+                        .map(|b| b.sql.clone())
+                        .unwrap_or_default();
+                    self.schema(base, &base_sql, nullable, depth + 1)
+                }
+                None => json!({}),
+            },
+            "c" => {
+                let mut properties = Map::new();
+                for a in t.attributes.iter().flatten() {
+                    let sql = self
+                        .types
+                        .get(&a.type_oid)
+                        .map(|x| x.sql.clone())
+                        .unwrap_or_default();
+                    properties.insert(
+                        a.name.clone(),
+                        self.schema(a.type_oid, &sql, true, depth + 1),
+                    );
+                }
+                json!({ "type": "object", "properties": properties })
+            }
+            "e" => {
+                let mut labels: Vec<Value> = t.labels.iter().flatten().map(|l| json!(l)).collect();
+                if nullable {
+                    // OpenAPI 3.0.3: an enum must list null for null to be valid.
+                    labels.push(Value::Null);
+                }
+                json!({ "type": "string", "enum": labels })
+            }
+            "p" if oid == RECORD_OID => json!({ "type": "object" }),
+            "p" => json!({}),
+            _ if t.category == "A" => match t.element {
+                Some(element) => {
+                    let sql = self
+                        .types
+                        .get(&element)
+                        .map(|x| x.sql.clone())
+                        .unwrap_or_default();
+                    json!({ "type": "array", "items": self.schema(element, &sql, true, depth + 1) })
+                }
+                None => json!({ "type": "string" }),
+            },
+            _ if t.schema == "pg_catalog" => builtin(&t.name),
+            // Base types of extensions (citext, ltree, …) and ranges: their text.
+            _ => json!({ "type": "string" }),
+        };
+        if let Value::Object(map) = &mut s {
+            if nullable && map.contains_key("type") {
+                map.insert("nullable".into(), json!(true));
+            }
+            if t.schema != "pg_catalog" && t.kind != "d" && !map.contains_key("description") {
+                let text = match &t.description {
+                    Some(d) => format!("{} ({d})", t.sql),
+                    None => t.sql.clone(),
+                };
+                if !map.is_empty() {
+                    map.insert("description".into(), json!(text));
+                }
+            }
+        }
+        s
+    }
+}
+
+/// The query-string form of an argument's schema (see [`Mapper::query`]).
+fn for_query(schema: Value, sql: &str) -> Value {
+    let Value::Object(mut map) = schema else {
+        return text_form(sql, true);
+    };
+    map.remove("nullable");
+    if let Some(Value::Array(labels)) = map.get_mut("enum") {
+        labels.retain(|v| !v.is_null());
+    }
+    match map.get("type").and_then(Value::as_str) {
+        Some("array") => {
+            let element = sql.strip_suffix("[]").unwrap_or(sql);
+            let items = map.remove("items").unwrap_or_else(|| json!({}));
+            map.insert("items".into(), for_query(items, element));
+            Value::Object(map)
+        }
+        Some("object") => text_form(sql, false),
+        None => text_form(sql, true),
+        Some(_) => Value::Object(map),
+    }
+}
+
+/// A GET argument PostgreSQL reads from text: a row literal such as `(1,2)`;
+/// JSON stays the text it was (json_to_record makes a JSON string of it).
+fn text_form(sql: &str, json: bool) -> Value {
+    let text = if json {
+        format!("Received by the function as a {sql} string; send JSON arguments with POST")
+    } else {
+        format!("{sql} in PostgreSQL's text form, such as a row literal (1,2)")
+    };
+    json!({ "type": "string", "description": text })
+}
+
+/// Built-in base types by `pg_type.typname`.
+fn builtin(name: &str) -> Value {
+    match name {
+        "int2" => json!({ "type": "integer", "minimum": i16::MIN, "maximum": i16::MAX }),
+        "int4" => {
+            json!({ "type": "integer", "format": "int32", "minimum": i32::MIN, "maximum": i32::MAX })
+        }
+        "int8" => {
+            json!({ "type": "integer", "format": "int64", "minimum": i64::MIN, "maximum": i64::MAX })
+        }
+        "oid" | "xid" | "cid" | "regproc" => {
+            json!({ "type": "integer", "minimum": 0, "maximum": u32::MAX })
+        }
+        "numeric" => json!({ "type": "number" }),
+        "float4" => json!({ "type": "number", "format": "float" }),
+        "float8" => json!({ "type": "number", "format": "double" }),
+        "bool" => json!({ "type": "boolean" }),
+        "json" | "jsonb" => json!({}),
+        "uuid" => json!({ "type": "string", "format": "uuid" }),
+        "date" => json!({ "type": "string", "format": "date" }),
+        "timestamptz" => json!({ "type": "string", "format": "date-time" }),
+        // No offset, so not RFC 3339's date-time.
+        "timestamp" => {
+            json!({ "type": "string", "description": "ISO 8601 date and time without offset" })
+        }
+        "bytea" => json!({ "type": "string", "description": "\\x followed by hexadecimal digits" }),
+        "record" => json!({ "type": "object" }),
+        _ => json!({ "type": "string" }),
+    }
+}
+
+/// When the catalog description of a type is missing: its `format_type` name.
+fn by_sql_name(sql: &str, nullable: bool) -> Value {
+    let mut s = match sql.strip_suffix("[]") {
+        Some(element) => {
+            json!({ "type": "array", "items": by_sql_name(element, true) })
+        }
+        None => builtin(match sql {
+            "smallint" => "int2",
+            "integer" => "int4",
+            "bigint" => "int8",
+            "real" => "float4",
+            "double precision" => "float8",
+            "boolean" => "bool",
+            "timestamp with time zone" => "timestamptz",
+            "timestamp without time zone" => "timestamp",
+            other => other,
+        }),
+    };
+    if let Value::Object(map) = &mut s {
+        if nullable && map.contains_key("type") {
+            map.insert("nullable".into(), json!(true));
+        }
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema_cache::{Column, Param};
+
+    fn routine(
+        name: &str,
+        oid: i64,
+        params: &[(&str, &str, bool)],
+        vol: Volatility,
+        returns: Returns,
+    ) -> Arc<Routine> {
+        Arc::new(Routine {
+            schema: "api".into(),
+            name: name.into(),
+            oid,
+            volatility: vol,
+            params: params
+                .iter()
+                .map(|(n, t, required)| Param {
+                    name: n.to_string(),
+                    type_oid: match *t {
+                        "integer" => 23,
+                        "text" => 25,
+                        "jsonb" => 3802,
+                        "json" => 114,
+                        _ => 0,
+                    },
+                    type_sql: t.to_string(),
+                    required: *required,
+                    variadic: false,
+                })
+                .collect(),
+            returns,
+            description: Some("Adds.\nIn detail.".into()),
+        })
+    }
+
+    fn int() -> Returns {
+        Returns::Scalar {
+            type_oid: 23,
+            type_sql: "integer".into(),
+            set: false,
+        }
+    }
+
+    fn doc(routines: &[Arc<Routine>], routes: &[(String, String)], anonymous: bool) -> Value {
+        document(&Input {
+            routines,
+            types: &HashMap::new(),
+            claims_type: Some(777),
+            schema: "api",
+            default_schema: true,
+            routes,
+            server: Some("http://localhost:3000".into()),
+            anonymous,
+        })
+    }
+
+    #[test]
+    fn post_always_get_only_when_not_volatile() {
+        let d = doc(
+            &[
+                routine(
+                    "add",
+                    1,
+                    &[("a", "integer", true), ("b", "integer", false)],
+                    Volatility::Immutable,
+                    int(),
+                ),
+                routine("bump", 2, &[], Volatility::Volatile, Returns::Void),
+            ],
+            &[],
+            true,
+        );
+        let add = &d["paths"]["/rpc/add"];
+        assert_eq!(
+            add["post"]["requestBody"]["content"]["application/json"]["schema"]["required"],
+            json!(["a"])
+        );
+        assert_eq!(add["post"]["summary"], json!("Adds."));
+        assert_eq!(add["post"]["description"], json!("In detail."));
+        assert_eq!(add["get"]["parameters"][0]["name"], json!("a"));
+        assert_eq!(add["get"]["parameters"][1]["required"], json!(false));
+        assert!(d["paths"]["/rpc/bump"]["get"].is_null());
+        assert!(d["paths"]["/rpc/bump"]["post"]["responses"]["204"].is_object());
+        assert_eq!(d["security"], json!([{}, {"bearerAuth": []}]));
+    }
+
+    #[test]
+    fn overloads_share_one_path_with_merged_parameters() {
+        let d = doc(
+            &[
+                routine(
+                    "over",
+                    1,
+                    &[("x", "integer", true)],
+                    Volatility::Stable,
+                    int(),
+                ),
+                routine("over", 2, &[("x", "text", true)], Volatility::Stable, int()),
+            ],
+            &[],
+            false,
+        );
+        let schema = &d["paths"]["/rpc/over"]["post"]["requestBody"]["content"]["application/json"]
+            ["schema"];
+        assert_eq!(schema["required"], json!(["x"]));
+        assert_eq!(
+            schema["properties"]["x"]["anyOf"].as_array().map(Vec::len),
+            Some(2)
+        );
+        assert!(d["paths"]["/rpc/over"]["post"]["responses"]["300"].is_object());
+        assert_eq!(d["security"], json!([{"bearerAuth": []}]));
+    }
+
+    #[test]
+    fn routes_are_extra_paths_and_names_are_encoded() {
+        let d = doc(
+            &[routine("Weird Name", 1, &[], Volatility::Volatile, int())],
+            &[
+                ("/x/".into(), "Weird Name".into()),
+                ("/y/".into(), "missing".into()),
+            ],
+            true,
+        );
+        assert!(d["paths"]["/rpc/Weird%20Name"]["post"].is_object());
+        assert!(d["paths"]["/x/"]["post"].is_object());
+        assert!(d["paths"]["/y/"].is_null());
+        assert_ne!(
+            d["paths"]["/x/"]["post"]["operationId"],
+            d["paths"]["/rpc/Weird%20Name"]["post"]["operationId"]
+        );
+    }
+
+    #[test]
+    fn whole_body_and_claims_columns() {
+        let d = doc(
+            &[
+                routine(
+                    "echo",
+                    1,
+                    &[("", "json", true)],
+                    Volatility::Immutable,
+                    int(),
+                ),
+                routine(
+                    "login",
+                    2,
+                    &[],
+                    Volatility::Volatile,
+                    Returns::Composite {
+                        type_oid: None,
+                        columns: vec![
+                            Column {
+                                name: "token".into(),
+                                type_oid: 777,
+                                type_sql: "auth.jwt_claims".into(),
+                            },
+                            Column {
+                                name: "n".into(),
+                                type_oid: 20,
+                                type_sql: "bigint".into(),
+                            },
+                        ],
+                        set: false,
+                    },
+                ),
+            ],
+            &[],
+            true,
+        );
+        assert_eq!(
+            d["paths"]["/rpc/echo"]["post"]["requestBody"]["content"]["application/json"]["schema"],
+            json!({})
+        );
+        let row = &d["paths"]["/rpc/login"]["post"]["responses"]["200"]["content"]
+            ["application/json"]["schema"];
+        assert_eq!(row["properties"]["token"]["type"], json!("string"));
+        assert_eq!(row["properties"]["n"]["format"], json!("int64"));
+    }
+
+    #[test]
+    fn server_is_from_host() {
+        let req = actix_web::test::TestRequest::get()
+            .insert_header(("host", "example.com:8080"))
+            .to_http_request();
+        assert_eq!(server_url(&req).as_deref(), Some("http://example.com:8080"));
+        let req = actix_web::test::TestRequest::get()
+            .insert_header(("host", "a/b?c"))
+            .to_http_request();
+        assert_eq!(server_url(&req), None);
+    }
 }

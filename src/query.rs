@@ -1,23 +1,33 @@
-//! Query stage: a [`CallPlan`] becomes SQL text with one bound parameter, without I/O.
+//! Query stage: a [`CallPlan`] becomes SQL text and bound parameters, without I/O.
 //!
 //! Identifiers come only from the schema cache and are always quoted; the
-//! request's values never enter the SQL text: the whole payload is bound once as
-//! `$1` and PostgreSQL itself casts each argument to its parameter's type through
-//! `json_to_record` (as PostgREST does), so a bad value is PostgreSQL's 22P02,
-//! not a string we built. Also owns the per-request settings statement.
+//! request's values never enter the SQL text. The whole payload is bound once
+//! as `$1` and PostgreSQL itself casts each argument to its parameter's type
+//! through `json_to_record` (as PostgREST does), so a bad value is PostgreSQL's
+//! 22P02, not a string we built. Filter values, `limit` and `offset` follow as
+//! `$2`, `$3`, … in text form with no declared type, so PostgreSQL infers each
+//! one's type from the column it is compared with (PostgREST binds them as
+//! `unknown` the same way). Also owns the per-request settings statement.
 //!
 //! The call statement aggregates the result into one JSON text and reads the
 //! `response.*` settings in the same row: an aggregate's output is computed
 //! after all its input rows, so the settings are read after the function ran.
+//! Filters, order and page apply to the call's rows in a subquery
+//! (`pgrst_t`) before the aggregate; with a count, the filtered rows are a CTE
+//! that both the page and the count read, so the function still runs once.
 
 use std::fmt::Write;
 
 use crate::config::QualifiedName;
-use crate::plan::{Args, CallPlan};
+use crate::parse::{
+    FtsOp, IsValue, LogicOp, OpExpr, Operation, OrderDirection, OrderNulls, QuantOp, Quantifier,
+    SimpleOp,
+};
+use crate::plan::{Args, CallPlan, ColumnSource, Condition, Projection, ResultColumn};
 use crate::schema_cache::{Returns, JSONB_OID};
 
 /// `record`'s OID: such a function cannot be called in FROM without a column list.
-const RECORD_OID: u32 = 2249;
+pub const RECORD_OID: u32 = 2249;
 
 /// Transaction-local request settings, one statement (PostgREST's `set_config` form).
 /// Parameters: role, claims, method, path, headers, cookies, search_path.
@@ -30,14 +40,17 @@ set_config('request.headers', $5, true), \
 set_config('request.cookies', $6, true), \
 set_config('search_path', $7, true)";
 
-/// The call: SQL text and whether `$1` (the payload) is bound.
+/// The call: SQL text and its parameters.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CallQuery {
     /// Statement text; columns: body text, row count int8, response.headers,
-    /// response.status, response.error.
+    /// response.status, response.error, total count int8 (NULL unless counted).
     pub sql: String,
-    /// Bind the payload as `$1` (text).
+    /// Bind the payload as `$1` (text). Always true when `params` is not empty.
     pub binds_payload: bool,
+    /// `$2`, `$3`, …: text values of no declared type (filter values, limit,
+    /// offset), for PostgreSQL to type from their context.
+    pub params: Vec<String>,
 }
 
 /// Quote an identifier the way `quote_ident` does, always.
@@ -71,6 +84,7 @@ pub fn call_query(plan: &CallPlan) -> CallQuery {
 
     // Arguments: named notation from the json_to_record row, or the whole payload.
     let mut record_cols = String::new();
+    let mut variadic = None;
     let call_args = match &plan.args {
         Args::WholeBody => {
             let cast = if r.params.first().is_some_and(|p| p.type_oid == JSONB_OID) {
@@ -89,18 +103,37 @@ pub fn call_query(plan: &CallPlan) -> CallQuery {
                     record_cols.push_str(", ");
                 }
                 let name = ident(&p.name);
-                let variadic = if p.variadic { "VARIADIC " } else { "" };
-                let _ = write!(args, "{variadic}{name} := pgrst_args.{name}");
+                let keyword = if p.variadic {
+                    variadic = Some(p.name.as_str());
+                    "VARIADIC "
+                } else {
+                    ""
+                };
+                let _ = write!(args, "{keyword}{name} := pgrst_args.{name}");
                 let _ = write!(record_cols, "{name} {}", p.type_sql);
             }
             args
         }
     };
-    let binds_payload = matches!(plan.args, Args::WholeBody) || !record_cols.is_empty();
+    let mut binds_payload = matches!(plan.args, Args::WholeBody) || !record_cols.is_empty();
     let args_from = if record_cols.is_empty() {
         String::new()
     } else {
-        format!("json_to_record($1::json) AS pgrst_args({record_cols}), ")
+        let payload = match variadic.filter(|_| plan.query_args) {
+            // `?nums=5` arrives as the string "5"; PostgREST passes a VARIADIC
+            // parameter from the query string as an array whatever the count
+            // (`toRpcParams`), so one value becomes a one-element array.
+            Some(name) => {
+                let key = literal(name);
+                format!(
+                    "CASE WHEN json_typeof($1::json -> {key}) = 'string' \
+THEN jsonb_set($1::jsonb, ARRAY[{key}], jsonb_build_array($1::json -> {key}))::json \
+ELSE $1::json END"
+                )
+            }
+            None => "$1::json".to_string(),
+        };
+        format!("json_to_record({payload}) AS pgrst_args({record_cols}), ")
     };
 
     let call = format!("{function}({call_args})");
@@ -115,13 +148,19 @@ pub fn call_query(plan: &CallPlan) -> CallQuery {
         };
         format!("(SELECT {call} AS pgrst_scalar{inner_from}) pgrst_call")
     };
-    let (from, body) = match &r.returns {
-        Returns::Void => (
-            format!("{args_from}LATERAL {call} pgrst_call"),
-            "NULL::json".to_string(),
-        ),
+    // The call's rows as `pgrst_call`, and how the body is made of them.
+    let (from, shape) = match &r.returns {
+        Returns::Void => {
+            let from = format!("{args_from}LATERAL {call} pgrst_call");
+            let from = from.strip_prefix("LATERAL ").unwrap_or(&from).to_string();
+            return CallQuery {
+                sql: format!("SELECT (NULL::json)::text, {TAIL_COLUMNS}, NULL::int8 FROM {from}"),
+                binds_payload,
+                params: Vec::new(),
+            };
+        }
         Returns::Scalar { type_oid, .. } if *type_oid == RECORD_OID => {
-            (in_select_list(), scalar_body(set))
+            (in_select_list(), Shape::Scalar)
         }
         // One OUT/INOUT parameter or a one-column RETURNS TABLE: PostgreSQL
         // returns the bare column type, so FROM would yield the bare value (or
@@ -131,43 +170,303 @@ pub fn call_query(plan: &CallPlan) -> CallQuery {
             type_oid: None,
             columns,
             ..
-        } if columns.len() == 1 => {
-            let row = format!(
-                "json_build_object({}, pgrst_call.pgrst_scalar)",
-                literal(&columns[0].name)
-            );
-            let body = if set {
-                format!("coalesce(json_agg({row}), '[]')")
-            } else {
-                format!("json_agg({row}) -> 0")
-            };
-            (in_select_list(), body)
-        }
+        } if columns.len() == 1 => (in_select_list(), Shape::OneColumn(&columns[0].name)),
         Returns::Scalar { .. } => (
             format!("{args_from}LATERAL {call} AS pgrst_call(pgrst_scalar)"),
-            scalar_body(set),
+            Shape::Scalar,
         ),
-        Returns::Composite { .. } => (
-            format!("{args_from}LATERAL {call} pgrst_call"),
-            if set {
-                "coalesce(json_agg(pgrst_call), '[]')".to_string()
-            } else {
-                "json_agg(pgrst_call) -> 0".to_string()
-            },
-        ),
+        Returns::Composite { .. } => (format!("{args_from}LATERAL {call} pgrst_call"), Shape::Rows),
     };
     let from = from
         .strip_prefix("LATERAL ")
         .map(str::to_string)
         .unwrap_or(from);
+
+    let read = &plan.read;
+    let mut params = Params::default();
+    let filter = if read.conditions.is_empty() {
+        String::new()
+    } else {
+        let all: Vec<String> = read
+            .conditions
+            .iter()
+            .map(|c| condition_sql(c, &mut params))
+            .collect();
+        format!(" WHERE {}", all.join(" AND "))
+    };
+    let mut page = String::new();
+    if !read.order.is_empty() {
+        let terms: Vec<String> = read
+            .order
+            .iter()
+            .map(|o| {
+                let mut t = comparable_ref(&o.column);
+                t.push_str(match o.direction {
+                    None => "",
+                    Some(OrderDirection::Asc) => " ASC",
+                    Some(OrderDirection::Desc) => " DESC",
+                });
+                t.push_str(match o.nulls {
+                    None => "",
+                    Some(OrderNulls::First) => " NULLS FIRST",
+                    Some(OrderNulls::Last) => " NULLS LAST",
+                });
+                t
+            })
+            .collect();
+        let _ = write!(page, " ORDER BY {}", terms.join(", "));
+    }
+    if let Some(limit) = read.limit {
+        let _ = write!(page, " LIMIT {}", params.bind(limit.to_string()));
+    }
+    if read.offset > 0 {
+        let _ = write!(page, " OFFSET {}", params.bind(read.offset.to_string()));
+    }
+
+    let projection = projection_sql(read.select.as_deref(), &shape);
+    let element = match shape {
+        Shape::Scalar => "pgrst_t.pgrst_scalar",
+        Shape::Rows | Shape::OneColumn(_) => "pgrst_t",
+    };
+    let agg = if plan.strip_nulls {
+        format!("json_strip_nulls(json_agg({element}))")
+    } else {
+        format!("json_agg({element})")
+    };
+    let body = if set {
+        format!("coalesce({agg}, '[]')")
+    } else {
+        format!("{agg} -> 0")
+    };
+    // With a count, the filtered rows are computed once (a CTE read twice is
+    // materialized) and counted before the page is cut from them.
+    let (with, source, total) = if read.count {
+        (
+            format!("WITH pgrst_source AS (SELECT pgrst_call.* FROM {from}{filter}) "),
+            "pgrst_source pgrst_call".to_string(),
+            "(SELECT count(*) FROM pgrst_source)",
+        )
+    } else {
+        (String::new(), format!("{from}{filter}"), "NULL::int8")
+    };
     let sql = format!(
-        "SELECT ({body})::text, count(*), \
+        "{with}SELECT ({body})::text, {TAIL_COLUMNS}, {total} \
+FROM (SELECT {projection} FROM {source}{page}) pgrst_t"
+    );
+    binds_payload |= !params.values.is_empty();
+    CallQuery {
+        sql,
+        binds_payload,
+        params: params.values,
+    }
+}
+
+/// The statement's columns after the body: rows, then the response settings.
+const TAIL_COLUMNS: &str = "count(*), \
 nullif(current_setting('response.headers', true), ''), \
 nullif(current_setting('response.status', true), ''), \
-nullif(current_setting('response.error', true), '') \
-FROM {from}"
-    );
-    CallQuery { sql, binds_payload }
+nullif(current_setting('response.error', true), '')";
+
+/// How the call's rows become the body.
+enum Shape<'a> {
+    /// A value per row (`pgrst_call.pgrst_scalar`).
+    Scalar,
+    /// An object per row, its attributes as keys.
+    Rows,
+    /// An object per row with one key, this column, built from the bare
+    /// value in `pgrst_call.pgrst_scalar`.
+    OneColumn(&'a str),
+}
+
+/// The page subquery's select list: the body's columns.
+fn projection_sql(select: Option<&[Projection]>, shape: &Shape<'_>) -> String {
+    let star = || match shape {
+        Shape::Scalar => "pgrst_call.pgrst_scalar".to_string(),
+        Shape::Rows => "pgrst_call.*".to_string(),
+        Shape::OneColumn(name) => format!("pgrst_call.pgrst_scalar AS {}", ident(name)),
+    };
+    match (select, shape) {
+        (None, _) | (Some(_), Shape::Scalar) => star(),
+        (Some(items), _) => items
+            .iter()
+            .map(|p| match p {
+                Projection::Star => star(),
+                Projection::Column { column, alias } => {
+                    format!("{} AS {}", column_ref(column), ident(alias))
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(", "),
+    }
+}
+
+/// A result column in `pgrst_call`.
+fn column_ref(column: &ResultColumn) -> String {
+    match column.source {
+        ColumnSource::Attribute => format!("pgrst_call.{}", ident(&column.name)),
+        ColumnSource::Scalar => "pgrst_call.pgrst_scalar".to_string(),
+    }
+}
+
+/// A result column as filters and `ORDER BY` compare it: `json` has no
+/// equality or ordering operators, so it is compared as `jsonb`.
+fn comparable_ref(column: &ResultColumn) -> String {
+    let r = column_ref(column);
+    if column.type_sql == "json" {
+        format!("{r}::jsonb")
+    } else {
+        r
+    }
+}
+
+/// The extra parameters, numbered after the payload's `$1`.
+#[derive(Default)]
+struct Params {
+    values: Vec<String>,
+}
+
+impl Params {
+    /// Add a value; its placeholder.
+    fn bind(&mut self, value: String) -> String {
+        self.values.push(value);
+        format!("${}", self.values.len() + 1)
+    }
+}
+
+fn condition_sql(c: &Condition, params: &mut Params) -> String {
+    match c {
+        Condition::Filter { column, expr } => filter_sql(column, expr, params),
+        Condition::Tree {
+            negated,
+            op,
+            children,
+        } => {
+            let glue = match op {
+                LogicOp::And => " AND ",
+                LogicOp::Or => " OR ",
+            };
+            let inner: Vec<String> = children.iter().map(|c| condition_sql(c, params)).collect();
+            let not = if *negated { "NOT " } else { "" };
+            format!("{not}({})", inner.join(glue))
+        }
+    }
+}
+
+/// One filter, PostgREST's operators (`pgFmtFilter` in its `SqlFragment.hs`).
+fn filter_sql(column: &ResultColumn, expr: &OpExpr, params: &mut Params) -> String {
+    let col = comparable_ref(column);
+    let test = match &expr.op {
+        Operation::Quant {
+            op,
+            quantifier,
+            value,
+        } => {
+            let (symbol, pattern) = match op {
+                QuantOp::Eq => ("=", false),
+                QuantOp::Gt => (">", false),
+                QuantOp::Gte => (">=", false),
+                QuantOp::Lt => ("<", false),
+                QuantOp::Lte => ("<=", false),
+                QuantOp::Like => ("LIKE", true),
+                QuantOp::ILike => ("ILIKE", true),
+                QuantOp::Match => ("~", true),
+                QuantOp::IMatch => ("~*", true),
+            };
+            // Pattern operators work on text: any other column is compared
+            // as its text form rather than failing with 42883.
+            let lhs = if pattern && !is_text(&column.type_sql) {
+                format!("{col}::text")
+            } else {
+                col.clone()
+            };
+            let value = if matches!(op, QuantOp::Like | QuantOp::ILike) {
+                value.replace('*', "%")
+            } else {
+                value.clone()
+            };
+            let p = params.bind(value);
+            match quantifier {
+                None => format!("{lhs} {symbol} {p}"),
+                Some(Quantifier::Any) => format!("{lhs} {symbol} ANY ({p})"),
+                Some(Quantifier::All) => format!("{lhs} {symbol} ALL ({p})"),
+            }
+        }
+        Operation::Simple { op, value } => {
+            let symbol = match op {
+                SimpleOp::Neq => "<>",
+                SimpleOp::Contains => "@>",
+                SimpleOp::Contained => "<@",
+                SimpleOp::Overlap => "&&",
+                SimpleOp::StrictlyLeft => "<<",
+                SimpleOp::StrictlyRight => ">>",
+                SimpleOp::NotExtendsRight => "&<",
+                SimpleOp::NotExtendsLeft => "&>",
+                SimpleOp::Adjacent => "-|-",
+            };
+            format!("{col} {symbol} {}", params.bind(value.clone()))
+        }
+        Operation::In(items) => format!("{col} = ANY ({})", params.bind(array_literal(items))),
+        Operation::Is(v) => {
+            let what = match v {
+                IsValue::Null => "NULL",
+                IsValue::NotNull => "NOT NULL",
+                IsValue::True => "TRUE",
+                IsValue::False => "FALSE",
+                IsValue::Unknown => "UNKNOWN",
+            };
+            format!("{col} IS {what}")
+        }
+        Operation::IsDistinct(value) => {
+            format!("{col} IS DISTINCT FROM {}", params.bind(value.clone()))
+        }
+        Operation::Fts {
+            op,
+            language,
+            value,
+        } => {
+            let function = match op {
+                FtsOp::Fts => "to_tsquery",
+                FtsOp::Plain => "plainto_tsquery",
+                FtsOp::Phrase => "phraseto_tsquery",
+                FtsOp::Websearch => "websearch_to_tsquery",
+            };
+            let language = language
+                .as_ref()
+                .map(|l| format!("{}::regconfig, ", params.bind(l.clone())));
+            let language = language.as_deref().unwrap_or("");
+            let vector = if column.type_sql == "tsvector" {
+                col.clone()
+            } else {
+                format!("to_tsvector({language}{col}::text)")
+            };
+            let query = params.bind(value.clone());
+            format!("{vector} @@ {function}({language}{query})")
+        }
+    };
+    if expr.negated {
+        format!("NOT ({test})")
+    } else {
+        test
+    }
+}
+
+/// Types the pattern operators take as they are.
+fn is_text(type_sql: &str) -> bool {
+    matches!(
+        type_sql,
+        "text" | "name" | "citext" | "character varying" | "character"
+    ) || type_sql.starts_with("character varying(")
+        || type_sql.starts_with("character(")
+}
+
+/// `in.(a,b)` as an array literal for `= ANY ($n)`: every element quoted, so
+/// commas, braces and the word NULL in values stay values.
+fn array_literal(items: &[String]) -> String {
+    let quoted: Vec<String> = items
+        .iter()
+        .map(|i| format!("\"{}\"", i.replace('\\', "\\\\").replace('"', "\\\"")))
+        .collect();
+    format!("{{{}}}", quoted.join(","))
 }
 
 /// A string literal (standard_conforming_strings is on since PostgreSQL 9.1).
@@ -175,19 +474,12 @@ fn literal(text: &str) -> String {
     format!("'{}'", text.replace('\'', "''"))
 }
 
-fn scalar_body(set: bool) -> String {
-    if set {
-        "coalesce(json_agg(pgrst_call.pgrst_scalar), '[]')".to_string()
-    } else {
-        "json_agg(pgrst_call.pgrst_scalar) -> 0".to_string()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::parse::{OpExpr, Operation, OrderDirection, OrderNulls, QuantOp};
     use crate::plan::tests::{int, routine};
-    use crate::plan::ClaimsAt;
+    use crate::plan::{ClaimsAt, Ordering, ReadPlan};
     use crate::schema_cache::{Column, Volatility};
     use std::sync::Arc;
 
@@ -199,10 +491,47 @@ mod tests {
             singular,
             claims_at: ClaimsAt::Nowhere,
             claims_args: Vec::new(),
+            query_args: false,
+            strip_nulls: false,
+            read: ReadPlan::default(),
         }
     }
 
-    const TAIL: &str = "count(*), nullif(current_setting('response.headers', true), ''), nullif(current_setting('response.status', true), ''), nullif(current_setting('response.error', true), '')";
+    const TAIL: &str = "count(*), nullif(current_setting('response.headers', true), ''), nullif(current_setting('response.status', true), ''), nullif(current_setting('response.error', true), ''), NULL::int8";
+
+    /// `SETOF api.point` (a named composite with x and y).
+    fn points() -> crate::schema_cache::Routine {
+        let col = |n: &str| Column {
+            name: n.into(),
+            type_oid: 23,
+            type_sql: "integer".into(),
+        };
+        routine(
+            "points",
+            &[("n", "integer", true)],
+            Volatility::Immutable,
+            Returns::Composite {
+                type_oid: Some(16_400),
+                columns: vec![col("x"), col("y")],
+                set: true,
+            },
+        )
+    }
+
+    fn column(name: &str, source: ColumnSource) -> ResultColumn {
+        ResultColumn {
+            name: name.into(),
+            source,
+            type_sql: "integer".into(),
+        }
+    }
+
+    fn filter(name: &str, negated: bool, op: Operation) -> Condition {
+        Condition::Filter {
+            column: column(name, ColumnSource::Attribute),
+            expr: OpExpr { negated, op },
+        }
+    }
 
     #[test]
     fn scalar_with_named_args() {
@@ -215,9 +544,10 @@ mod tests {
         let q = call_query(&plan_for(r, Args::Named(vec![0, 1]), false));
         assert_eq!(
             q.sql,
-            format!("SELECT (json_agg(pgrst_call.pgrst_scalar) -> 0)::text, {TAIL} FROM json_to_record($1::json) AS pgrst_args(\"a\" integer, \"b\" integer), LATERAL \"api\".\"add\"(\"a\" := pgrst_args.\"a\", \"b\" := pgrst_args.\"b\") AS pgrst_call(pgrst_scalar)")
+            format!("SELECT (json_agg(pgrst_t.pgrst_scalar) -> 0)::text, {TAIL} FROM (SELECT pgrst_call.pgrst_scalar FROM json_to_record($1::json) AS pgrst_args(\"a\" integer, \"b\" integer), LATERAL \"api\".\"add\"(\"a\" := pgrst_args.\"a\", \"b\" := pgrst_args.\"b\") AS pgrst_call(pgrst_scalar)) pgrst_t")
         );
         assert!(q.binds_payload);
+        assert!(q.params.is_empty());
     }
 
     #[test]
@@ -226,7 +556,7 @@ mod tests {
         let q = call_query(&plan_for(r, Args::Named(vec![]), false));
         assert_eq!(
             q.sql,
-            format!("SELECT (json_agg(pgrst_call.pgrst_scalar) -> 0)::text, {TAIL} FROM \"api\".\"now\"() AS pgrst_call(pgrst_scalar)")
+            format!("SELECT (json_agg(pgrst_t.pgrst_scalar) -> 0)::text, {TAIL} FROM (SELECT pgrst_call.pgrst_scalar FROM \"api\".\"now\"() AS pgrst_call(pgrst_scalar)) pgrst_t")
         );
         assert!(!q.binds_payload);
     }
@@ -245,16 +575,13 @@ mod tests {
         };
         let r = routine("items", &[], Volatility::Stable, rows);
         let q = call_query(&plan_for(r.clone(), Args::Named(vec![]), false));
-        assert!(
-            q.sql
-                .starts_with("SELECT (coalesce(json_agg(pgrst_call), '[]'))::text"),
-            "{}",
-            q.sql
+        assert_eq!(
+            q.sql,
+            format!("SELECT (coalesce(json_agg(pgrst_t), '[]'))::text, {TAIL} FROM (SELECT pgrst_call.* FROM \"api\".\"items\"() pgrst_call) pgrst_t")
         );
         let q = call_query(&plan_for(r, Args::Named(vec![]), true));
         assert!(
-            q.sql
-                .starts_with("SELECT (json_agg(pgrst_call) -> 0)::text"),
+            q.sql.starts_with("SELECT (json_agg(pgrst_t) -> 0)::text"),
             "{}",
             q.sql
         );
@@ -292,7 +619,7 @@ mod tests {
         let q = call_query(&plan_for(r, Args::Named(vec![0]), false));
         assert_eq!(
             q.sql,
-            format!("SELECT (coalesce(json_agg(json_build_object('it''s', pgrst_call.pgrst_scalar)), '[]'))::text, {TAIL} FROM (SELECT \"api\".\"one\"(\"n\" := pgrst_args.\"n\") AS pgrst_scalar FROM json_to_record($1::json) AS pgrst_args(\"n\" integer)) pgrst_call")
+            format!("SELECT (coalesce(json_agg(pgrst_t), '[]'))::text, {TAIL} FROM (SELECT pgrst_call.pgrst_scalar AS \"it's\" FROM (SELECT \"api\".\"one\"(\"n\" := pgrst_args.\"n\") AS pgrst_scalar FROM json_to_record($1::json) AS pgrst_args(\"n\" integer)) pgrst_call) pgrst_t")
         );
     }
 
@@ -308,6 +635,278 @@ mod tests {
         assert!(
             q.sql
                 .contains("\"api\".\"we\"\"ird\"(\"x\"\"y\" := pgrst_args.\"x\"\"y\")"),
+            "{}",
+            q.sql
+        );
+    }
+
+    #[test]
+    fn filters_order_and_page_bind_every_value() {
+        let mut plan = plan_for(points(), Args::Named(vec![0]), false);
+        plan.read = ReadPlan {
+            select: Some(vec![Projection::Column {
+                column: column("y", ColumnSource::Attribute),
+                alias: "why".into(),
+            }]),
+            conditions: vec![
+                filter(
+                    "x",
+                    false,
+                    Operation::Quant {
+                        op: QuantOp::Gt,
+                        quantifier: None,
+                        value: "1".into(),
+                    },
+                ),
+                Condition::Tree {
+                    negated: true,
+                    op: LogicOp::Or,
+                    children: vec![
+                        filter("y", false, Operation::In(vec!["4".into(), "a\"b,c".into()])),
+                        filter("y", true, Operation::Is(IsValue::Null)),
+                    ],
+                },
+            ],
+            order: vec![Ordering {
+                column: column("x", ColumnSource::Attribute),
+                direction: Some(OrderDirection::Desc),
+                nulls: Some(OrderNulls::Last),
+            }],
+            limit: Some(2),
+            offset: 1,
+            count: false,
+        };
+        let q = call_query(&plan);
+        assert_eq!(
+            q.sql,
+            format!("SELECT (coalesce(json_agg(pgrst_t), '[]'))::text, {TAIL} FROM (SELECT pgrst_call.\"y\" AS \"why\" FROM json_to_record($1::json) AS pgrst_args(\"n\" integer), LATERAL \"api\".\"points\"(\"n\" := pgrst_args.\"n\") pgrst_call WHERE pgrst_call.\"x\" > $2 AND NOT (pgrst_call.\"y\" = ANY ($3) OR NOT (pgrst_call.\"y\" IS NULL)) ORDER BY pgrst_call.\"x\" DESC NULLS LAST LIMIT $4 OFFSET $5) pgrst_t")
+        );
+        assert_eq!(q.params, vec!["1", r#"{"4","a\"b,c"}"#, "2", "1"]);
+        assert!(q.binds_payload);
+    }
+
+    #[test]
+    fn params_bind_even_without_arguments() {
+        // No argument: $1 is bound anyway so that filter values start at $2.
+        let r = routine(
+            "numbers",
+            &[],
+            Volatility::Stable,
+            Returns::Scalar {
+                type_oid: 23,
+                type_sql: "integer".into(),
+                set: true,
+            },
+        );
+        let mut plan = plan_for(r, Args::Named(vec![]), false);
+        plan.read.limit = Some(0);
+        let q = call_query(&plan);
+        assert!(
+            q.sql
+                .ends_with("AS pgrst_call(pgrst_scalar) LIMIT $2) pgrst_t"),
+            "{}",
+            q.sql
+        );
+        assert_eq!(q.params, vec!["0"]);
+        assert!(q.binds_payload);
+    }
+
+    #[test]
+    fn count_reads_the_filtered_rows_once() {
+        let mut plan = plan_for(points(), Args::Named(vec![0]), false);
+        plan.read.count = true;
+        plan.read.limit = Some(1);
+        plan.read.conditions = vec![filter(
+            "x",
+            false,
+            Operation::Quant {
+                op: QuantOp::Eq,
+                quantifier: None,
+                value: "1".into(),
+            },
+        )];
+        let q = call_query(&plan);
+        assert_eq!(
+            q.sql,
+            "WITH pgrst_source AS (SELECT pgrst_call.* FROM json_to_record($1::json) AS pgrst_args(\"n\" integer), LATERAL \"api\".\"points\"(\"n\" := pgrst_args.\"n\") pgrst_call WHERE pgrst_call.\"x\" = $2) SELECT (coalesce(json_agg(pgrst_t), '[]'))::text, count(*), nullif(current_setting('response.headers', true), ''), nullif(current_setting('response.status', true), ''), nullif(current_setting('response.error', true), ''), (SELECT count(*) FROM pgrst_source) FROM (SELECT pgrst_call.* FROM pgrst_source pgrst_call LIMIT $3) pgrst_t"
+        );
+    }
+
+    #[test]
+    fn operators() {
+        let text = |name: &str| ResultColumn {
+            name: name.into(),
+            source: ColumnSource::Attribute,
+            type_sql: "text".into(),
+        };
+        let cases: Vec<(ResultColumn, Operation, &str, Vec<&str>)> = vec![
+            (
+                column("n", ColumnSource::Attribute),
+                Operation::Quant {
+                    op: QuantOp::Like,
+                    quantifier: None,
+                    value: "a*b".into(),
+                },
+                "pgrst_call.\"n\"::text LIKE $2",
+                vec!["a%b"],
+            ),
+            (
+                text("t"),
+                Operation::Quant {
+                    op: QuantOp::ILike,
+                    quantifier: Some(Quantifier::Any),
+                    value: "{a*,b}".into(),
+                },
+                "pgrst_call.\"t\" ILIKE ANY ($2)",
+                vec!["{a%,b}"],
+            ),
+            (
+                text("t"),
+                Operation::Quant {
+                    op: QuantOp::IMatch,
+                    quantifier: Some(Quantifier::All),
+                    value: "^a*".into(),
+                },
+                "pgrst_call.\"t\" ~* ALL ($2)",
+                vec!["^a*"],
+            ),
+            (
+                text("t"),
+                Operation::Simple {
+                    op: SimpleOp::Neq,
+                    value: "x".into(),
+                },
+                "pgrst_call.\"t\" <> $2",
+                vec!["x"],
+            ),
+            (
+                text("t"),
+                Operation::Simple {
+                    op: SimpleOp::Adjacent,
+                    value: "[1,2)".into(),
+                },
+                "pgrst_call.\"t\" -|- $2",
+                vec!["[1,2)"],
+            ),
+            (
+                text("t"),
+                Operation::IsDistinct("x".into()),
+                "pgrst_call.\"t\" IS DISTINCT FROM $2",
+                vec!["x"],
+            ),
+            (
+                text("t"),
+                Operation::Is(IsValue::Unknown),
+                "pgrst_call.\"t\" IS UNKNOWN",
+                vec![],
+            ),
+            (
+                text("t"),
+                Operation::Fts {
+                    op: FtsOp::Websearch,
+                    language: Some("english".into()),
+                    value: "a b".into(),
+                },
+                "to_tsvector($2::regconfig, pgrst_call.\"t\"::text) @@ websearch_to_tsquery($2::regconfig, $3)",
+                vec!["english", "a b"],
+            ),
+            (
+                ResultColumn {
+                    name: "v".into(),
+                    source: ColumnSource::Attribute,
+                    type_sql: "tsvector".into(),
+                },
+                Operation::Fts {
+                    op: FtsOp::Fts,
+                    language: None,
+                    value: "a & b".into(),
+                },
+                "pgrst_call.\"v\" @@ to_tsquery($2)",
+                vec!["a & b"],
+            ),
+            (
+                column("pgrst_scalar", ColumnSource::Scalar),
+                Operation::Quant {
+                    op: QuantOp::Lte,
+                    quantifier: None,
+                    value: "3".into(),
+                },
+                "pgrst_call.pgrst_scalar <= $2",
+                vec!["3"],
+            ),
+        ];
+        for (col, op, sql, values) in cases {
+            let mut params = Params::default();
+            let got = filter_sql(
+                &col,
+                &OpExpr {
+                    negated: false,
+                    op: op.clone(),
+                },
+                &mut params,
+            );
+            assert_eq!(got, sql, "{op:?}");
+            assert_eq!(params.values, values, "{op:?}");
+        }
+    }
+
+    #[test]
+    fn json_columns_compare_as_jsonb() {
+        let doc = ResultColumn {
+            name: "doc".into(),
+            source: ColumnSource::Attribute,
+            type_sql: "json".into(),
+        };
+        let mut params = Params::default();
+        let sql = filter_sql(
+            &doc,
+            &OpExpr {
+                negated: true,
+                op: Operation::Quant {
+                    op: QuantOp::Eq,
+                    quantifier: None,
+                    value: "{}".into(),
+                },
+            },
+            &mut params,
+        );
+        assert_eq!(sql, "NOT (pgrst_call.\"doc\"::jsonb = $2)");
+    }
+
+    #[test]
+    fn stripped_nulls_wrap_the_aggregate() {
+        let mut plan = plan_for(points(), Args::Named(vec![0]), false);
+        plan.strip_nulls = true;
+        assert!(call_query(&plan)
+            .sql
+            .starts_with("SELECT (coalesce(json_strip_nulls(json_agg(pgrst_t)), '[]'))::text"));
+        plan.singular = true;
+        assert!(call_query(&plan)
+            .sql
+            .starts_with("SELECT (json_strip_nulls(json_agg(pgrst_t)) -> 0)::text"));
+    }
+
+    #[test]
+    fn a_variadic_argument_from_the_query_string_becomes_an_array() {
+        let mut r = routine(
+            "vsum",
+            &[("nums", "integer[]", true)],
+            Volatility::Immutable,
+            int(),
+        );
+        r.params[0].variadic = true;
+        let mut plan = plan_for(r, Args::Named(vec![0]), false);
+        let q = call_query(&plan);
+        assert!(q.sql.contains("json_to_record($1::json)"), "{}", q.sql);
+        assert!(
+            q.sql.contains("VARIADIC \"nums\" := pgrst_args.\"nums\""),
+            "{}",
+            q.sql
+        );
+        plan.query_args = true;
+        let q = call_query(&plan);
+        assert!(
+            q.sql.contains("json_to_record(CASE WHEN json_typeof($1::json -> 'nums') = 'string' THEN jsonb_set($1::jsonb, ARRAY['nums'], jsonb_build_array($1::json -> 'nums'))::json ELSE $1::json END)"),
             "{}",
             q.sql
         );

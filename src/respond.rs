@@ -2,7 +2,8 @@
 //!
 //! Owns the PostgREST response conventions: `response.status` and
 //! `response.headers` set by the function, 204 for void, `Content-Range` for
-//! sets, the singular media type, HEAD without a body, and replacing values of
+//! sets (with the total and 206/416 when a count was asked for), the singular
+//! and stripped-nulls media types, HEAD without a body, and replacing values of
 //! the claims type with signed JWTs (the database never holds the key). It does
 //! not decide commit or rollback; the execute stage has already done that.
 
@@ -11,7 +12,7 @@ use actix_web::http::StatusCode;
 use actix_web::HttpResponse;
 use serde_json::{Map, Value};
 
-use crate::error::{AuthError, Error, ResponseSettingsError};
+use crate::error::{AuthError, Error, RequestError, ResponseSettingsError};
 use crate::execute::Outcome;
 use crate::jwt::Jwt;
 use crate::parse::{RpcMethod, RpcRequest};
@@ -60,33 +61,39 @@ pub fn respond(
     }
 
     let void = matches!(plan.routine.returns, Returns::Void);
-    let mut res = HttpResponse::build(status.unwrap_or(if void {
-        StatusCode::NO_CONTENT
-    } else {
-        StatusCode::OK
-    }));
+    let range = (plan.routine.returns.is_set() && !plan.singular)
+        .then(|| content_range(plan.read.offset, outcome.rows, outcome.total))
+        .transpose()?;
+    let default_status = match &range {
+        _ if void => StatusCode::NO_CONTENT,
+        Some((_, partial)) if *partial => StatusCode::PARTIAL_CONTENT,
+        _ => StatusCode::OK,
+    };
+    let mut res = HttpResponse::build(status.unwrap_or(default_status));
     if req.schema_from_header {
         if let Ok(v) = HeaderValue::from_str(&req.schema) {
             res.insert_header((HeaderName::from_static("content-profile"), v));
         }
     }
-    if plan.routine.returns.is_set() && !plan.singular {
+    if let Some((range, _)) = range {
         // PostgREST answers sets with their range; clients read counts from it.
-        let range = if outcome.rows > 0 {
-            format!("0-{}/*", outcome.rows - 1)
-        } else {
-            "*/*".to_string()
-        };
         res.insert_header((header::CONTENT_RANGE, range));
+    }
+    if plan.read.count {
+        res.insert_header((
+            HeaderName::from_static("preference-applied"),
+            HeaderValue::from_static("count=exact"),
+        ));
     }
     let function_sets_type = extra_headers.iter().any(|(n, _)| n == header::CONTENT_TYPE);
     if !void && !function_sets_type {
         res.insert_header((
             header::CONTENT_TYPE,
-            if plan.singular {
-                "application/vnd.pgrst.object+json; charset=utf-8"
-            } else {
-                "application/json; charset=utf-8"
+            match (plan.singular, plan.strip_nulls) {
+                (true, false) => "application/vnd.pgrst.object+json; charset=utf-8",
+                (true, true) => "application/vnd.pgrst.object+json;nulls=stripped; charset=utf-8",
+                (false, false) => "application/json; charset=utf-8",
+                (false, true) => "application/vnd.pgrst.array+json;nulls=stripped; charset=utf-8",
             },
         ));
     }
@@ -102,6 +109,31 @@ pub fn respond(
         return Ok(res.finish());
     }
     Ok(res.body(body))
+}
+
+/// `Content-Range` of a page of a set (RFC 9110 §14.4; PostgREST's
+/// `rangeStatusHeader`): `first-last/total`, `*` for an empty page, `*` for an
+/// unknown total; and whether the page is partial (206). An offset past the
+/// counted total is 416.
+fn content_range(offset: i64, rows: i64, total: Option<i64>) -> Result<(String, bool), Error> {
+    if let Some(total) = total {
+        if offset > total {
+            return Err(RequestError::InvalidRange {
+                details: format!(
+                    "An offset of {offset} was requested, but there are only {total} rows."
+                ),
+            }
+            .into());
+        }
+    }
+    let first_last = if rows > 0 && total != Some(0) {
+        format!("{offset}-{}", offset + rows - 1)
+    } else {
+        "*".to_string()
+    };
+    let total_text = total.map_or_else(|| "*".to_string(), |t| t.to_string());
+    let partial = total.is_some_and(|t| rows < t);
+    Ok((format!("{first_last}/{total_text}"), partial))
 }
 
 /// `response.error`: `{"code", "message", "details"?, "hint"?}`, rendered in
@@ -200,6 +232,21 @@ fn sign_value(v: &mut Value, jwt: &Jwt) -> Result<(), Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn content_range_follows_postgrest() {
+        let ok = |o, r, t| content_range(o, r, t).expect("in range");
+        assert_eq!(ok(0, 3, None), ("0-2/*".to_string(), false));
+        assert_eq!(ok(0, 0, None), ("*/*".to_string(), false));
+        assert_eq!(ok(2, 1, None), ("2-2/*".to_string(), false));
+        assert_eq!(ok(0, 3, Some(3)), ("0-2/3".to_string(), false));
+        assert_eq!(ok(0, 0, Some(0)), ("*/0".to_string(), false));
+        assert_eq!(ok(1, 2, Some(5)), ("1-2/5".to_string(), true));
+        assert_eq!(ok(3, 0, Some(3)), ("*/3".to_string(), true));
+        let e = content_range(4, 0, Some(3)).expect_err("past the end");
+        assert_eq!(e.status().as_u16(), 416);
+        assert_eq!(e.code(), "PGRST103");
+    }
 
     #[test]
     fn response_headers_format() {

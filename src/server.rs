@@ -15,11 +15,11 @@ use crate::admin;
 use crate::app::{self, AppState};
 use crate::config::{Config, DbMode};
 use crate::cors::CorsPolicy;
-use crate::logging::LogHandle;
 use crate::db::{self, Endpoints, EMBEDDED_DB};
 use crate::embedded::{Cluster, ClusterSpec, EmbeddedError};
 use crate::keys::{self, KeyError};
 use crate::listener::{self, Reload};
+use crate::logging::LogHandle;
 use crate::migrate::{self, MigrateError};
 
 /// Socket "port" of the embedded cluster (names the socket file; no TCP).
@@ -254,13 +254,13 @@ async fn run_http(
             .wrap(actix_web::middleware::from_fn(crate::cors::middleware))
             .configure(app::routes(data.clone()))
     })
-        .workers(config.server.workers)
-        .shutdown_timeout(config.server.shutdown_timeout.as_secs())
-        .bind(&addr)
-        .map_err(|source| StartError::Bind {
-            addr: addr.clone(),
-            source,
-        })?;
+    .workers(config.server.workers)
+    .shutdown_timeout(config.server.shutdown_timeout.as_secs())
+    .bind(&addr)
+    .map_err(|source| StartError::Bind {
+        addr: addr.clone(),
+        source,
+    })?;
     for bound in server.addrs() {
         tracing::info!(url = %format!("http://{bound}"), "pgrpc is listening");
     }

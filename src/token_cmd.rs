@@ -51,17 +51,25 @@ pub fn parse_ttl(text: &str) -> Result<u64, TokenCmdError> {
 /// Build and sign the claims: `role`, each `key=value` (a string, as RFC 7519
 /// wants `sub` and most claims) or `key:=json` (a JSON value: numbers, arrays,
 /// objects), `exp` = now + ttl.
-pub fn make_token(config: &Config, role: &str, claims: &[String], ttl: Option<&str>) -> Result<String, TokenCmdError> {
+pub fn make_token(
+    config: &Config,
+    role: &str,
+    claims: &[String],
+    ttl: Option<&str>,
+) -> Result<String, TokenCmdError> {
     let jwt = keys::load(config, false)?;
     let mut map = Map::new();
     for item in claims {
         let (key, value) = match item.split_once(":=") {
             Some((k, v)) if !k.contains('=') => {
-                let json = serde_json::from_str(v).map_err(|_| TokenCmdError::Claim(item.clone()))?;
+                let json =
+                    serde_json::from_str(v).map_err(|_| TokenCmdError::Claim(item.clone()))?;
                 (k, json)
             }
             _ => {
-                let (k, v) = item.split_once('=').ok_or_else(|| TokenCmdError::Claim(item.clone()))?;
+                let (k, v) = item
+                    .split_once('=')
+                    .ok_or_else(|| TokenCmdError::Claim(item.clone()))?;
                 (k, Value::String(v.to_string()))
             }
         };

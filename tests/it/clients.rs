@@ -6,7 +6,7 @@
 // against it with PGRPC_URL/PGRPC_TOKEN, and fails with their output if either
 // fails. The libraries come from their registries through
 // tests/clients/setup.sh; without them the test says so and passes, unless
-// PGRPC_REQUIRE_TOOLS=1 (CI) makes their absence a failure.
+// TESTS_REQUIRE_TOOLS=1 (CI) makes their absence a failure.
 
 use std::fs;
 use std::io::Write;
@@ -330,8 +330,8 @@ fn postgrest_js_and_postgrest_py_call_functions_on_the_real_binary() {
     let tools = match find_tools() {
         Ok(t) => t,
         Err(why) => {
-            if std::env::var("PGRPC_REQUIRE_TOOLS").as_deref() == Ok("1") {
-                panic!("PGRPC_REQUIRE_TOOLS=1 but the client libraries are missing ({why}): run tests/clients/setup.sh");
+            if std::env::var("TESTS_REQUIRE_TOOLS").as_deref() == Ok("1") {
+                panic!("TESTS_REQUIRE_TOOLS=1 but the client libraries are missing ({why}): run tests/clients/setup.sh");
             }
             say(&format!(
                 "clients: skipped: run tests/clients/setup.sh ({why})"

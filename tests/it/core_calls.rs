@@ -450,7 +450,6 @@ async fn composite_and_enum_arguments() {
 }
 
 #[actix_web::test]
-#[ignore = "src/plan.rs (lead's file): a lone query value for a VARIADIC parameter is not wrapped in an array"]
 async fn get_single_value_for_variadic_is_a_one_element_array() {
     // PostgREST's toRpcParams: a variadic parameter from the query string is
     // always an array, `?nums=5` included; here it reaches json_to_record as

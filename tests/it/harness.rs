@@ -356,6 +356,18 @@ pub fn wait_until(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
     false
 }
 
+/// The binary with none of the environment's `PGRPC_*`/`PGRST_*` variables
+/// (they are configuration: a stray one would change or break the run).
+pub fn pgrpc_command() -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_pgrpc"));
+    for (name, _) in std::env::vars() {
+        if name.starts_with("PGRPC_") || name.starts_with("PGRST_") || name == "RUST_LOG" {
+            cmd.env_remove(name);
+        }
+    }
+    cmd
+}
+
 /// The real `pgrpc` binary on its embedded default in a temp dir; SIGTERM on drop.
 pub struct Gateway {
     /// The process.
@@ -383,7 +395,7 @@ impl Gateway {
         let config_path = dir.path().join("config.toml");
         std::fs::write(&config_path, config).expect("write config");
         let (port, admin) = (free_port(), free_port());
-        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_pgrpc"));
+        let mut cmd = pgrpc_command();
         cmd.arg("--config")
             .arg(&config_path)
             .env("PGRPC_DB_DATA_DIR", dir.path().join("data"))

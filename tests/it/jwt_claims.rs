@@ -715,11 +715,25 @@ async fn claims_nested_in_other_parameter_types_are_never_taken_unverified() {
     // An array of the claims type takes tokens, each verified.
     let a = ctx.token(json!({"role": "app_user", "sub": "a", "exp": now() + 60}));
     let b = ctx.token(json!({"role": "app_admin", "sub": "b", "exp": now() + 60}));
-    let ok = send(&app, post("/rpc/jwt_record_many", &json!({"tokens": [a, b]}).to_string())).await;
+    let ok = send(
+        &app,
+        post(
+            "/rpc/jwt_record_many",
+            &json!({"tokens": [a, b]}).to_string(),
+        ),
+    )
+    .await;
     assert_eq!(ok.status, 200, "{}", ok.body);
     assert_eq!(ok.json(), json!(["app_user", "app_admin"]));
     let tampered = format!("{a}x");
-    let bad = send(&app, post("/rpc/jwt_record_many", &json!({"tokens": [a, tampered]}).to_string())).await;
+    let bad = send(
+        &app,
+        post(
+            "/rpc/jwt_record_many",
+            &json!({"tokens": [a, tampered]}).to_string(),
+        ),
+    )
+    .await;
     assert_eq!(bad.status, 400, "{}", bad.body);
     assert_eq!(calls(&ctx).await.len(), 2, "only the all-valid call ran");
 }

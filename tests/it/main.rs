@@ -7,6 +7,7 @@ mod harness;
 mod binary;
 mod core_calls;
 mod core_errors;
+mod core_query_params;
 mod core_reload;
 mod core_responses;
 mod core_transactions;

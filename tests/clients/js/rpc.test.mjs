@@ -101,7 +101,7 @@ describe('HEAD ({ head: true })', () => {
     assert.equal(res.data, null)
   })
 
-  test('count: exact with head gives the row count', { todo: 'pgrpc ignores Prefer: count=exact (Content-Range 0-2/*)' }, async () => {
+  test('count: exact with head gives the row count', async () => {
     const res = ok(await client().rpc('points', { n: 3 }, { head: true, count: 'exact' }))
     assert.equal(lastRequest().headers.get('prefer'), 'count=exact')
     assert.equal(res.count, 3)
@@ -146,18 +146,18 @@ describe('set-returning functions', () => {
     assert.deepEqual(res.data, { x: 1, y: 1 })
   })
 
-  test('count: exact over POST gives the row count', { todo: 'pgrpc ignores Prefer: count=exact (Content-Range 0-2/*)' }, async () => {
+  test('count: exact over POST gives the row count', async () => {
     const res = ok(await client().rpc('points', { n: 3 }, { count: 'exact' }))
     assert.equal(res.count, 3)
   })
 
-  test('.select("x") over POST keeps only that column', { todo: 'pgrpc ignores the query string of a POST' }, async () => {
+  test('.select("x") over POST keeps only that column', async () => {
     const res = ok(await client().rpc('points', { n: 2 }).select('x'))
     assert.equal(lastRequest().url.searchParams.get('select'), 'x')
     assert.deepEqual(res.data, [{ x: 1 }, { x: 2 }])
   })
 
-  test('.order().limit() over POST sorts and limits', { todo: 'pgrpc ignores the query string of a POST' }, async () => {
+  test('.order().limit() over POST sorts and limits', async () => {
     const res = ok(await client().rpc('points', { n: 3 }).order('x', { ascending: false }).limit(2))
     assert.deepEqual(res.data, [
       { x: 3, y: 9 },
@@ -165,17 +165,23 @@ describe('set-returning functions', () => {
     ])
   })
 
-  test('.select() over GET is not taken for an argument', { todo: 'pgrpc reads select= as an argument: 404 PGRST202' }, async () => {
+  test('.stripNulls() leaves out null keys (nulls=stripped)', async () => {
+    const res = ok(await client().rpc('points', { n: 2 }).select('x').stripNulls())
+    assert.equal(lastRequest().headers.get('accept'), 'application/vnd.pgrst.array+json;nulls=stripped')
+    assert.deepEqual(res.data, [{ x: 1 }, { x: 2 }])
+  })
+
+  test('.select() over GET is not taken for an argument', async () => {
     const res = ok(await client().rpc('points', { n: 2 }, { get: true }).select('y'))
     assert.deepEqual(res.data, [{ y: 1 }, { y: 4 }])
   })
 
-  test('.limit() over GET is not taken for an argument', { todo: 'pgrpc reads limit= as an argument: 404 PGRST202' }, async () => {
+  test('.limit() over GET is not taken for an argument', async () => {
     const res = ok(await client().rpc('numbers', { n: 5 }, { get: true }).limit(2))
     assert.deepEqual(res.data, [1, 2])
   })
 
-  test('a filter over GET is not taken for an argument', { todo: 'pgrpc reads x=gt.1 as an argument: 404 PGRST202' }, async () => {
+  test('a filter over GET is not taken for an argument', async () => {
     const res = ok(await client().rpc('points', { n: 3 }, { get: true }).gt('x', 1))
     assert.deepEqual(res.data, [
       { x: 2, y: 4 },

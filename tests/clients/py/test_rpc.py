@@ -81,25 +81,21 @@ def test_no_count_asked_means_none(client):
     assert client.rpc("points", {"n": 3}).execute().count is None
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="pgrpc ignores Prefer: count=exact (Content-Range 0-2/*)")
 def test_count_exact(client):
     res = client.rpc("points", {"n": 3}, count=CountMethod.exact).execute()
     assert res.count == 3
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="pgrpc ignores Prefer: count=exact (Content-Range 0-2/*)")
 def test_count_exact_with_head(client):
     res = client.rpc("points", {"n": 3}, count=CountMethod.exact, head=True).execute()
     assert res.count == 3
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="pgrpc ignores the query string of a POST")
 def test_post_select_and_limit(client):
     res = client.rpc("points", {"n": 3}).select("x").limit(2).execute()
     assert res.data == [{"x": 1}, {"x": 2}]
 
 
-@pytest.mark.xfail(strict=True, raises=APIError, reason="pgrpc reads limit= as an argument: 404 PGRST202")
 def test_get_limit(client):
     res = client.rpc("numbers", {"n": 5}, get=True).limit(2).execute()
     assert res.data == [1, 2]
