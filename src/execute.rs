@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use actix_web::web::BytesMut;
 use deadpool_postgres::{Pool, PoolError};
-use futures_util::future::OptionFuture;
+use futures_util::future::{Either, OptionFuture};
 use tokio_postgres::types::{to_sql_checked, Format, IsNull, ToSql, Type};
 
 use crate::error::{DbError, Error, RequestError};
@@ -97,6 +97,11 @@ impl ToSql for Untyped<'_> {
     to_sql_checked!();
 }
 
+/// Lower-case hex of `text`'s bytes (safe inside an SQL comment).
+fn hex(text: &str) -> String {
+    text.bytes().map(|b| format!("{b:02x}")).collect()
+}
+
 /// Map a pool failure: waiting too long is 504, not reaching the database 503.
 pub fn pool_error(e: PoolError) -> Error {
     match e {
@@ -113,35 +118,65 @@ pub fn pool_error(e: PoolError) -> Error {
 pub async fn run(pool: &Pool, tx: &TxRequest) -> Result<Outcome, Error> {
     let client = pool.get().await.map_err(pool_error)?;
     let authed = tx.authenticated;
+    // Prepared once per connection (deadpool's statement cache): parsing and
+    // planning the same statements again on every request costs PostgreSQL
+    // more than executing them. The setup statement names no schema; the
+    // call is prepared as `authenticator`, which has USAGE on the exposed
+    // schemas for exactly this (name lookup only; EXECUTE is still checked
+    // for the request's role when it runs). A statement that cannot be
+    // prepared that way (a type in a schema `authenticator` cannot see) runs
+    // as an unnamed statement after the role switch instead.
+    let setup_stmt = client
+        .prepare_typed_cached(SETUP_SQL, &[Type::TEXT; 7])
+        .await
+        .map_err(|e| Error::from_pg(&e, authed))?;
+    let extra: Vec<Untyped<'_>> = tx.query.params.iter().map(|p| Untyped(p)).collect();
+    let mut call_types: Vec<Type> = Vec::with_capacity(1 + extra.len());
+    let mut call_params: Vec<(&(dyn ToSql + Sync), Type)> = Vec::with_capacity(1 + extra.len());
+    if tx.query.binds_payload {
+        call_params.push((&tx.payload, Type::TEXT));
+        call_types.push(Type::TEXT);
+    }
+    for p in &extra {
+        call_params.push((p, Type::UNKNOWN));
+        call_types.push(Type::UNKNOWN);
+    }
+    // One prepared statement per role: PostgreSQL checks EXECUTE when it
+    // inlines a SQL function at plan time, so a plan cached for one role must
+    // never run for another (it would skip that check). The role is part of
+    // the text as hex in a comment, never as itself: it comes from a token.
+    let role_tag = format!(" /* role {} */", hex(&tx.role));
+    let call_sql = format!("{}{role_tag}", tx.query.sql);
+    let call_stmt = client.prepare_typed_cached(&call_sql, &call_types).await.ok();
+    let pre_stmt = match tx.pre_request.as_deref() {
+        Some(sql) => client.prepare_typed_cached(&format!("{sql}{role_tag}"), &[]).await.ok(),
+        None => None,
+    };
+
     let begin = client.batch_execute(if tx.read_only {
         "BEGIN READ ONLY"
     } else {
         "BEGIN"
     });
-    let setup_params: [(&(dyn ToSql + Sync), Type); 7] = [
-        (&tx.role, Type::TEXT),
-        (&tx.claims_json, Type::TEXT),
-        (&tx.method, Type::TEXT),
-        (&tx.path, Type::TEXT),
-        (&tx.headers_json, Type::TEXT),
-        (&tx.cookies_json, Type::TEXT),
-        (&tx.search_path, Type::TEXT),
+    let setup_params: [&(dyn ToSql + Sync); 7] = [
+        &tx.role,
+        &tx.claims_json,
+        &tx.method,
+        &tx.path,
+        &tx.headers_json,
+        &tx.cookies_json,
+        &tx.search_path,
     ];
-    let setup = client.query_typed(SETUP_SQL, &setup_params);
-    let pre = OptionFuture::from(
-        tx.pre_request
-            .as_deref()
-            .map(|sql| client.query_typed(sql, &[])),
-    );
-    let extra: Vec<Untyped<'_>> = tx.query.params.iter().map(|p| Untyped(p)).collect();
-    let mut call_params: Vec<(&(dyn ToSql + Sync), Type)> = Vec::with_capacity(1 + extra.len());
-    if tx.query.binds_payload {
-        call_params.push((&tx.payload, Type::TEXT));
-    }
-    for p in &extra {
-        call_params.push((p, Type::UNKNOWN));
-    }
-    let call = client.query_typed(&tx.query.sql, &call_params);
+    let setup = client.query(&setup_stmt, &setup_params);
+    let pre = OptionFuture::from(tx.pre_request.as_deref().map(|sql| match &pre_stmt {
+        Some(stmt) => Either::Left(client.query(stmt, &[])),
+        None => Either::Right(client.query_typed(sql, &[])),
+    }));
+    let bound: Vec<&(dyn ToSql + Sync)> = call_params.iter().map(|(p, _)| *p).collect();
+    let call = match &call_stmt {
+        Some(stmt) => Either::Left(client.query(stmt, &bound)),
+        None => Either::Right(client.query_typed(&tx.query.sql, &call_params)),
+    };
     let commit = OptionFuture::from((!tx.singular).then(|| client.batch_execute("COMMIT")));
 
     let (r_begin, r_setup, r_pre, r_call, r_commit) =

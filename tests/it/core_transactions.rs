@@ -224,3 +224,29 @@ async fn recovers_by_itself_after_connections_are_killed() {
     assert!(recovered, "still failing: {statuses:?}");
     assert!(statuses.len() <= 5, "took too many requests: {statuses:?}");
 }
+
+#[actix_web::test]
+async fn regression_a_prepared_call_is_never_reused_across_roles() {
+    // Calls are prepared once per connection. PostgreSQL checks EXECUTE when it
+    // inlines a SQL function at plan time, so a plan cached while app_admin
+    // called api.admin_only let app_user run it too. Statements are now
+    // prepared per role; this pins it on a pool of one connection.
+    let ctx = setup_with("[db]\npool = 1").await;
+    let app = ctx.app().await;
+    let exp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs()
+        + 600;
+    let admin = ctx.token(serde_json::json!({"role": "app_admin", "exp": exp}));
+    let user = ctx.token(serde_json::json!({"role": "app_user", "exp": exp}));
+    for _ in 0..6 {
+        // Past PostgreSQL's five custom plans, so a generic plan is cached too.
+        let r = send(&app, post("/rpc/admin_only", "{}").insert_header(("authorization", format!("Bearer {admin}")))).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+    let r = send(&app, post("/rpc/admin_only", "{}").insert_header(("authorization", format!("Bearer {user}")))).await;
+    assert_eq!(r.status, 403, "app_user must not inherit app_admin's plan: {}", r.body);
+    let r = send(&app, post("/rpc/admin_only", "{}")).await;
+    assert_eq!(r.status, 401, "nor may the anonymous role: {}", r.body);
+}

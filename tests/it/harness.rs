@@ -200,8 +200,9 @@ async fn setup_jwt(toml: &str, jwt: Jwt) -> Ctx {
     let db = TestDb::new().await;
     let (config, _) = Config::from_toml(toml, std::path::Path::new("test.toml"), Vec::new())
         .expect("test config is valid");
+    let default_path = pgrpc::query::search_path(&config.db.schemas[0], &config.db.extra_search_path);
     let pool = pgrpc::db::pool(
-        db.config("authenticator"),
+        pgrpc::db::with_search_path(db.config("authenticator"), &default_path),
         config.db.pool_size.min(4),
         config.db.pool_timeout,
     );
