@@ -242,11 +242,24 @@ async fn regression_a_prepared_call_is_never_reused_across_roles() {
     let user = ctx.token(serde_json::json!({"role": "app_user", "exp": exp}));
     for _ in 0..6 {
         // Past PostgreSQL's five custom plans, so a generic plan is cached too.
-        let r = send(&app, post("/rpc/admin_only", "{}").insert_header(("authorization", format!("Bearer {admin}")))).await;
+        let r = send(
+            &app,
+            post("/rpc/admin_only", "{}")
+                .insert_header(("authorization", format!("Bearer {admin}"))),
+        )
+        .await;
         assert_eq!(r.status, 200, "{}", r.body);
     }
-    let r = send(&app, post("/rpc/admin_only", "{}").insert_header(("authorization", format!("Bearer {user}")))).await;
-    assert_eq!(r.status, 403, "app_user must not inherit app_admin's plan: {}", r.body);
+    let r = send(
+        &app,
+        post("/rpc/admin_only", "{}").insert_header(("authorization", format!("Bearer {user}"))),
+    )
+    .await;
+    assert_eq!(
+        r.status, 403,
+        "app_user must not inherit app_admin's plan: {}",
+        r.body
+    );
     let r = send(&app, post("/rpc/admin_only", "{}")).await;
     assert_eq!(r.status, 401, "nor may the anonymous role: {}", r.body);
 }

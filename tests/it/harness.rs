@@ -200,7 +200,8 @@ async fn setup_jwt(toml: &str, jwt: Jwt) -> Ctx {
     let db = TestDb::new().await;
     let (config, _) = Config::from_toml(toml, std::path::Path::new("test.toml"), Vec::new())
         .expect("test config is valid");
-    let default_path = pgrpc::query::search_path(&config.db.schemas[0], &config.db.extra_search_path);
+    let default_path =
+        pgrpc::query::search_path(&config.db.schemas[0], &config.db.extra_search_path);
     let pool = pgrpc::db::pool(
         pgrpc::db::with_search_path(db.config("authenticator"), &default_path),
         config.db.pool_size.min(4),
@@ -403,7 +404,7 @@ impl Gateway {
             .env("PGRPC_SERVER_PORT", port.to_string())
             .env("PGRPC_ADMIN_PORT", admin.to_string())
             .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null());
+            .stderr(std::fs::File::create(dir.path().join("stderr.log")).expect("log file"));
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -426,6 +427,11 @@ impl Gateway {
             Err(ureq::Error::Status(code, _)) => code,
             Err(_) => 0,
         }
+    }
+
+    /// What the process wrote to stderr so far (its log).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("stderr.log")).unwrap_or_default()
     }
 
     /// The embedded data (and socket) directory.

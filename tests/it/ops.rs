@@ -317,3 +317,84 @@ fn sigusr2_and_notify_reload_the_jwt_keys_without_restart() {
     );
     assert_eq!(status_with_token(gw.port, &sign(b)), 401);
 }
+
+#[test]
+fn json_logs_have_one_line_per_request_and_never_secrets() {
+    let gw = Gateway::start("[log]\nformat = \"json\"\n", &[]);
+    gw.psql(
+        "create function api.login_like(username text, password text) returns int \
+         language sql immutable as $$ select 1 $$; \
+         grant execute on function api.login_like(text, text) to web_anon;",
+    );
+    let token = sign("not-the-gateway-secret-but-a-token-0123456789");
+    let password = "hunter2-very-secret-password";
+    let call = || {
+        ureq::post(&format!(
+            "http://127.0.0.1:{}/rpc/login_like?debug=query-secret",
+            gw.port
+        ))
+        .set("authorization", &format!("Bearer {token}"))
+        .set("content-type", "application/json")
+        .send_string(&format!(
+            r#"{{"username": "ann", "password": "{password}"}}"#
+        ))
+    };
+    // The token is not the gateway's, so this is a 401; then an anonymous 200.
+    assert!(wait_until(Duration::from_secs(10), || matches!(
+        call(),
+        Err(ureq::Error::Status(401, _))
+    )));
+    // Anonymous, until the new function is in the schema cache.
+    let ok = wait_until(Duration::from_secs(10), || {
+        ureq::post(&format!("http://127.0.0.1:{}/rpc/login_like", gw.port))
+            .set("content-type", "application/json")
+            .send_string(&format!(
+                r#"{{"username": "ann", "password": "{password}"}}"#
+            ))
+            .is_ok()
+    });
+    assert!(ok, "the anonymous call never succeeded");
+    let found = wait_until(Duration::from_secs(10), || {
+        gw.log()
+            .lines()
+            .any(|l| l.contains("\"status\":200") && l.contains("login_like"))
+    });
+    assert!(found, "no request line for the 200:\n{}", gw.log());
+    let log = gw.log();
+    for line in log.lines() {
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}"));
+        assert!(v.get("level").is_some(), "{line}");
+    }
+    let request_lines: Vec<serde_json::Value> = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["target"] == "pgrpc::request")
+        .collect();
+    let line = request_lines
+        .iter()
+        .find(|v| v["status"] == 200)
+        .expect("a 200 request line");
+    for field in [
+        "method",
+        "path",
+        "function",
+        "role",
+        "status",
+        "duration_ms",
+    ] {
+        assert!(line.get(field).is_some(), "{field} missing in {line}");
+    }
+    assert_eq!(line["function"], "login_like");
+    assert_eq!(line["role"], "web_anon");
+    assert!(
+        request_lines.iter().any(|v| v["status"] == 401),
+        "the refused call is logged too"
+    );
+    assert!(!log.contains(password), "a password reached the log");
+    assert!(!log.contains(&token), "a token reached the log");
+    assert!(
+        !log.contains("query-secret"),
+        "the query string reached the log"
+    );
+}
