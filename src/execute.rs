@@ -97,6 +97,9 @@ impl ToSql for Untyped<'_> {
     to_sql_checked!();
 }
 
+/// Prepared statements kept per connection before the cache is emptied.
+const MAX_PREPARED: usize = 256;
+
 /// Lower-case hex of `text`'s bytes (safe inside an SQL comment).
 fn hex(text: &str) -> String {
     text.bytes().map(|b| format!("{b:02x}")).collect()
@@ -126,6 +129,13 @@ pub async fn run(pool: &Pool, tx: &TxRequest) -> Result<Outcome, Error> {
     // for the request's role when it runs). A statement that cannot be
     // prepared that way (a type in a schema `authenticator` cannot see) runs
     // as an unnamed statement after the role switch instead.
+    // Statement texts depend on what clients choose (roles, argument names,
+    // select/order/filters), so the per-connection cache is bounded: past
+    // the limit it is emptied, and dropping a statement closes it on the
+    // server too, so neither side grows without end.
+    if client.statement_cache.size() >= MAX_PREPARED {
+        client.statement_cache.clear();
+    }
     let setup_stmt = client
         .prepare_typed_cached(SETUP_SQL, &[Type::TEXT; 7])
         .await

@@ -263,3 +263,21 @@ async fn regression_a_prepared_call_is_never_reused_across_roles() {
     let r = send(&app, post("/rpc/admin_only", "{}")).await;
     assert_eq!(r.status, 401, "nor may the anonymous role: {}", r.body);
 }
+
+#[actix_web::test]
+async fn prepared_statements_per_connection_stay_bounded() {
+    // Every distinct select list is a statement text of its own; a client
+    // choosing new ones must not grow a backend's prepared statements forever.
+    let ctx = setup_with("[db]\npool = 1").await;
+    let app = ctx.app().await;
+    for i in 0..300 {
+        let r = send(&app, get(&format!("/rpc/points?n=1&select=a{i}:x"))).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+    // pg_prepared_statements is per session: the one pooled backend answers.
+    let r = send(&app, post("/rpc/prepared_count", "{}")).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let n: i64 = r.body.trim().parse().expect("a count");
+    assert!(n > 0, "calls are prepared");
+    assert!(n <= 260, "{n} prepared statements on one connection");
+}
