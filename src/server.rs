@@ -228,7 +228,8 @@ async fn run_http(
     log: LogHandle,
 ) -> Result<(), StartError> {
     let jwt = keys::load(config, true)?;
-    let default_path = crate::query::search_path(&config.db.schemas[0], &config.db.extra_search_path);
+    let default_path =
+        crate::query::search_path(&config.db.schemas[0], &config.db.extra_search_path);
     let pool = db::pool(
         db::with_search_path(endpoints.app.clone(), &default_path),
         config.db.pool_size,
