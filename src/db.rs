@@ -42,9 +42,15 @@ pub fn socket_config(cluster: &Cluster, user: &str, dbname: &str) -> tokio_postg
 /// Start connections with `search_path` set to the default request's value:
 /// PostgreSQL re-plans a prepared statement whenever the search path differs
 /// from the one it was prepared under, and each request sets this very value.
-pub fn with_search_path(mut cfg: tokio_postgres::Config, search_path: &str) -> tokio_postgres::Config {
+pub fn with_search_path(
+    mut cfg: tokio_postgres::Config,
+    search_path: &str,
+) -> tokio_postgres::Config {
     // Startup options are split on spaces; a backslash escapes one.
-    let option = format!("-c search_path={}", search_path.replace('\\', "\\\\").replace(' ', "\\ "));
+    let option = format!(
+        "-c search_path={}",
+        search_path.replace('\\', "\\\\").replace(' ', "\\ ")
+    );
     let options = match cfg.get_options() {
         Some(existing) if !existing.trim().is_empty() => format!("{existing} {option}"),
         _ => option,

@@ -157,9 +157,15 @@ pub async fn run(pool: &Pool, tx: &TxRequest) -> Result<Outcome, Error> {
     // the text as hex in a comment, never as itself: it comes from a token.
     let role_tag = format!(" /* role {} */", hex(&tx.role));
     let call_sql = format!("{}{role_tag}", tx.query.sql);
-    let call_stmt = client.prepare_typed_cached(&call_sql, &call_types).await.ok();
+    let call_stmt = client
+        .prepare_typed_cached(&call_sql, &call_types)
+        .await
+        .ok();
     let pre_stmt = match tx.pre_request.as_deref() {
-        Some(sql) => client.prepare_typed_cached(&format!("{sql}{role_tag}"), &[]).await.ok(),
+        Some(sql) => client
+            .prepare_typed_cached(&format!("{sql}{role_tag}"), &[])
+            .await
+            .ok(),
         None => None,
     };
 
