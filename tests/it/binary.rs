@@ -2,10 +2,11 @@
 
 use std::fs;
 use std::net::TcpListener;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
+
+use crate::harness::{pg_tempdir, superuser};
 
 const BIN: &str = env!("CARGO_BIN_EXE_pgrpc");
 /// Start-up includes initdb on first run; allow for a slow machine.
@@ -225,25 +226,6 @@ fn shell_words(line: &str) -> Vec<String> {
     words
 }
 
-/// Run SQL as the `postgres` superuser over the embedded cluster's socket.
-fn superuser<T>(socket: &Path, port: u16, f: impl AsyncFnOnce(&tokio_postgres::Client) -> T) -> T {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    rt.block_on(async {
-        let mut cfg = tokio_postgres::Config::new();
-        cfg.host_path(socket)
-            .port(port)
-            .user("postgres")
-            .dbname("pgrpc");
-        let client = pgrpc::db::connect(&cfg)
-            .await
-            .expect("connect to the embedded cluster");
-        f(&client).await
-    })
-}
-
 fn poll_until(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + limit;
     loop {
@@ -259,12 +241,7 @@ fn poll_until(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
 
 #[test]
 fn embedded_default_serves_over_tcp_stops_cleanly_and_restarts() {
-    let dir = tempfile::Builder::new()
-        .prefix("pgrpc-bin-")
-        .tempdir_in("/tmp")
-        .expect("temp dir");
-    // The postgres OS user (when we are root) must traverse it.
-    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).expect("chmod");
+    let dir = pg_tempdir("pgrpc-bin-");
     let data = dir.path().join("data");
 
     // First start: initdb, migrations, sql/, then HTTP.
@@ -367,11 +344,7 @@ fn embedded_default_serves_over_tcp_stops_cleanly_and_restarts() {
 
 #[test]
 fn cluster_left_by_a_crashed_gateway_is_reused_and_stopped() {
-    let dir = tempfile::Builder::new()
-        .prefix("pgrpc-crash-")
-        .tempdir_in("/tmp")
-        .expect("temp dir");
-    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).expect("chmod");
+    let dir = pg_tempdir("pgrpc-crash-");
     let data = dir.path().join("data");
     let gw = Running::start(&data, dir.path().join("first.log"));
     // A crash: the gateway dies without stopping its cluster, which runs in

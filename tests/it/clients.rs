@@ -11,7 +11,6 @@
 use std::fs;
 use std::io::Write;
 use std::net::TcpListener;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -236,28 +235,6 @@ impl Drop for Gateway {
     }
 }
 
-/// Run SQL as the `postgres` superuser over the embedded cluster's socket.
-fn superuser_batch(socket: &Path, port: u16, sql: &str) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    rt.block_on(async {
-        let mut cfg = tokio_postgres::Config::new();
-        cfg.host_path(socket)
-            .port(port)
-            .user("postgres")
-            .dbname("pgrpc");
-        let client = pgrpc::db::connect(&cfg)
-            .await
-            .expect("connect to the embedded cluster as postgres");
-        client
-            .batch_execute(sql)
-            .await
-            .expect("create the fixture functions");
-    });
-}
-
 /// One client suite, run as a child process with its output in a file.
 struct Suite {
     name: &'static str,
@@ -340,12 +317,7 @@ fn postgrest_js_and_postgrest_py_call_functions_on_the_real_binary() {
         }
     };
 
-    let dir = tempfile::Builder::new()
-        .prefix("pgrpc-clients-")
-        .tempdir_in("/tmp")
-        .expect("temp dir");
-    // The postgres OS user (when we are root) must traverse it.
-    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).expect("chmod");
+    let dir = crate::harness::pg_tempdir("pgrpc-clients-");
     let data = dir.path().join("data");
 
     let mut gw = Gateway::start(&data, dir.path().join("pgrpc.log"));
@@ -353,7 +325,11 @@ fn postgrest_js_and_postgrest_py_call_functions_on_the_real_binary() {
         gw.log().contains("psql -h ")
     });
     let (socket, pg_port) = gw.psql_target();
-    superuser_batch(&socket, pg_port, FIXTURES);
+    crate::harness::superuser(&socket, pg_port, async |c| {
+        c.batch_execute(FIXTURES)
+            .await
+            .expect("create the fixture functions")
+    });
     // The event trigger reloads the schema cache; whoami was created last.
     gw.wait_until(Duration::from_secs(20), "serve the new functions", |gw| {
         gw.status("whoami") == 200

@@ -35,6 +35,45 @@ struct Shared {
 
 static SHARED: OnceLock<Shared> = OnceLock::new();
 
+/// A temp dir under /tmp, mode 0755: when the tests run as root, PostgreSQL
+/// runs as the `postgres` OS user, which must traverse it.
+pub fn pg_tempdir(prefix: &str) -> tempfile::TempDir {
+    let dir = tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir_in("/tmp")
+        .expect("create temp dir");
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .expect("chmod temp dir");
+    dir
+}
+
+/// Run `f` with a superuser connection to database `pgrpc` of the cluster
+/// whose socket is in `socket`, on a runtime of its own (for sync tests).
+pub fn superuser<T>(
+    socket: &std::path::Path,
+    port: u16,
+    f: impl AsyncFnOnce(&tokio_postgres::Client) -> T,
+) -> T {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let mut cfg = tokio_postgres::Config::new();
+        cfg.host_path(socket)
+            .port(port)
+            .user("postgres")
+            .dbname("pgrpc");
+        let client = pgrpc::db::connect(&cfg)
+            .await
+            .expect("connect to the cluster as postgres");
+        f(&client).await
+    })
+}
+
 extern "C" fn stop_cluster_at_exit() {
     // Runs when the test binary exits: statics are never dropped, so stop the
     // postmaster and remove its directory here, or every run would leak both.
@@ -56,16 +95,7 @@ fn shared() -> &'static Shared {
 
 fn build_shared() -> Shared {
     {
-        let dir = tempfile::Builder::new()
-            .prefix("pgrpc-test-")
-            .tempdir_in("/tmp")
-            .expect("create temp dir");
-        // The postgres OS user (when we are root) must traverse it.
-        std::fs::set_permissions(
-            dir.path(),
-            std::os::unix::fs::PermissionsExt::from_mode(0o755),
-        )
-        .expect("chmod temp dir");
+        let dir = pg_tempdir("pgrpc-test-");
         let spec = ClusterSpec {
             data_dir: dir.path().join("data"),
             port: 5432,
@@ -385,15 +415,7 @@ pub struct Gateway {
 impl Gateway {
     /// Start with `config` as its config file and extra environment; waits for /ready.
     pub fn start(config: &str, env: &[(&str, &str)]) -> Gateway {
-        let dir = tempfile::Builder::new()
-            .prefix("pgrpc-bin-")
-            .tempdir_in("/tmp")
-            .expect("temp dir");
-        std::fs::set_permissions(
-            dir.path(),
-            std::os::unix::fs::PermissionsExt::from_mode(0o755),
-        )
-        .expect("chmod");
+        let dir = pg_tempdir("pgrpc-bin-");
         let config_path = dir.path().join("config.toml");
         std::fs::write(&config_path, config).expect("write config");
         let (port, admin) = (free_port(), free_port());

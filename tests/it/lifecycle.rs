@@ -82,15 +82,7 @@ fn sigterm_lets_a_request_in_flight_finish() {
 fn database_restart_gives_503_meanwhile_and_recovers_without_restart() {
     // A cluster of its own, so this test can stop it; the gateway runs in
     // external mode against it, as in production.
-    let dir = tempfile::Builder::new()
-        .prefix("pgrpc-restart-")
-        .tempdir_in("/tmp")
-        .expect("temp dir");
-    std::fs::set_permissions(
-        dir.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .expect("chmod");
+    let dir = crate::harness::pg_tempdir("pgrpc-restart-");
     let spec = ClusterSpec {
         data_dir: dir.path().join("data"),
         port: 5432,

@@ -3,7 +3,6 @@
 use std::fs;
 use std::io::Write;
 use std::net::TcpListener;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -501,12 +500,7 @@ struct Gateway {
 
 impl Gateway {
     fn start() -> Gateway {
-        let dir = tempfile::Builder::new()
-            .prefix("pgrpc-openapi-")
-            .tempdir_in("/tmp")
-            .expect("temp dir");
-        // The postgres OS user (when we are root) must traverse it.
-        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).expect("chmod");
+        let dir = crate::harness::pg_tempdir("pgrpc-openapi-");
         let port = free_port();
         let env = vec![
             (
