@@ -36,7 +36,7 @@ pub async fn is_ready(state: &AppState) -> bool {
         return false;
     }
     let check = async {
-        let client = state.pool.get().await.ok()?;
+        let client = state.pools.service().get().await.ok()?;
         client.simple_query("select 1").await.ok()
     };
     matches!(
@@ -62,7 +62,7 @@ async fn metrics(state: web::Data<AppState>) -> HttpResponse {
         .body(
             state
                 .metrics
-                .render(&state.pool, state.jwt.load().as_deref()),
+                .render(&state.pools, state.jwt.load().as_deref()),
         )
 }
 

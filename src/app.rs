@@ -21,6 +21,7 @@ use futures_util::StreamExt;
 use crate::auth;
 use crate::config::Config;
 use crate::cors::CorsPolicy;
+use crate::db::Pools;
 use crate::error::{Error, RequestError, SchemaCacheError};
 use crate::execute::{self, TxRequest};
 use crate::jwt::Jwt;
@@ -36,8 +37,8 @@ use crate::schema_cache::SchemaCache;
 pub struct AppState {
     /// Validated configuration.
     pub config: Arc<Config>,
-    /// Request connections.
-    pub pool: Pool,
+    /// Request connections (a pool per worker) and the service connection.
+    pub pools: Pools,
     /// The schema cache; None until first loaded.
     pub cache: Arc<ArcSwapOption<SchemaCache>>,
     /// JWT verifier/signer; None when no key is configured. Swapped on a
@@ -53,7 +54,7 @@ pub struct AppState {
 
 impl AppState {
     /// State with an empty (not yet loaded) schema cache.
-    pub fn new(config: Arc<Config>, pool: Pool, jwt: Option<Arc<Jwt>>) -> AppState {
+    pub fn new(config: Arc<Config>, pools: impl Into<Pools>, jwt: Option<Arc<Jwt>>) -> AppState {
         let pre_request_sql = config.db.pre_request.as_ref().map(query::pre_request_sql);
         let cors = ArcSwap::from_pointee(CorsPolicy {
             allowed_origins: config.server.cors_allowed_origins.clone(),
@@ -61,7 +62,7 @@ impl AppState {
         AppState {
             cors,
             config,
-            pool,
+            pools: pools.into(),
             cache: Arc::new(ArcSwapOption::empty()),
             jwt: ArcSwapOption::new(jwt),
             metrics: Arc::new(Metrics::new()),
@@ -79,9 +80,14 @@ impl AppState {
         }
     }
 
-    /// Load the schema cache once on a pooled connection (start-up, tests).
+    /// Load the schema cache once on the service connection (start-up, tests).
     pub async fn load_schema_cache(&self) -> Result<(), Error> {
-        let client = self.pool.get().await.map_err(execute::pool_error)?;
+        let client = self
+            .pools
+            .service()
+            .get()
+            .await
+            .map_err(execute::pool_error)?;
         let cache = SchemaCache::load(
             &client,
             &self.config.db.schemas,
@@ -95,10 +101,16 @@ impl AppState {
     }
 }
 
+/// The request pool of the worker an `App` runs on.
+pub struct WorkerPool(pub Pool);
+
 /// Register the gateway's routes; `App::new().configure(app::routes(state))`.
+/// Call it inside the `HttpServer` factory: actix runs the factory on each
+/// worker thread, and each call takes that worker's request pool.
 pub fn routes(state: web::Data<AppState>) -> impl FnOnce(&mut web::ServiceConfig) {
     move |cfg: &mut web::ServiceConfig| {
         let extra: Vec<(String, String)> = state.config.routes.clone();
+        cfg.app_data(web::Data::new(WorkerPool(state.pools.assign())));
         cfg.app_data(state);
         cfg.service(
             web::resource("/")
@@ -126,8 +138,9 @@ async fn rpc(
     name: web::Path<String>,
     body: web::Payload,
     state: web::Data<AppState>,
+    pool: web::Data<WorkerPool>,
 ) -> HttpResponse {
-    handle(&req, &name, body, &state).await
+    handle(&req, &name, body, &state, &pool.0).await
 }
 
 async fn routed(
@@ -135,8 +148,9 @@ async fn routed(
     target: web::Data<RouteTarget>,
     body: web::Payload,
     state: web::Data<AppState>,
+    pool: web::Data<WorkerPool>,
 ) -> HttpResponse {
-    handle(&req, &target.0, body, &state).await
+    handle(&req, &target.0, body, &state, &pool.0).await
 }
 
 async fn root_method_not_allowed(req: HttpRequest) -> Result<HttpResponse, Error> {
@@ -190,11 +204,12 @@ async fn handle(
     function: &str,
     body: web::Payload,
     state: &AppState,
+    pool: &Pool,
 ) -> HttpResponse {
     let started = Instant::now();
     let mut trace = Trace::default();
     trace.start();
-    let result = call(req, function, body, state, &mut trace).await;
+    let result = call(req, function, body, state, pool, &mut trace).await;
     let (mut response, code) = match result {
         Ok(r) => (r, None),
         Err(e) => (e.error_response(), Some(e.code())),
@@ -235,6 +250,7 @@ async fn call(
     function: &str,
     body: web::Payload,
     state: &AppState,
+    pool: &Pool,
     trace: &mut Trace,
 ) -> Result<HttpResponse, Error> {
     let config = &state.config;
@@ -287,7 +303,7 @@ async fn call(
         read_only: plan.read_only,
         singular: plan.singular,
     };
-    let pool = state.pool.clone();
+    let pool = pool.clone();
     let outcome = actix_web::rt::spawn(async move { execute::run(&pool, &tx).await })
         .await
         .map_err(|e| Error::Internal(format!("request task failed: {e}")))??;

@@ -1,11 +1,13 @@
-//! Database endpoints and the request pool.
+//! Database endpoints and the request pools.
 //!
 //! Turns the configured mode into connection settings: the embedded cluster's
 //! socket (requests as `authenticator`, migrations as `postgres`) or the
-//! external `db.uri`/`db.admin_uri`. Builds the deadpool pool whose wait time is
-//! `db.pool_timeout` (504 past it). Does not run requests (execute stage) or
-//! migrations (migrate).
+//! external `db.uri`/`db.admin_uri`. Builds the deadpool pools (one per HTTP
+//! worker) whose wait time is `db.pool_timeout` (504 past it). Does not run
+//! requests (execute stage) or migrations (migrate).
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
@@ -84,6 +86,111 @@ pub fn pool(cfg: tokio_postgres::Config, size: usize, wait: Duration) -> Pool {
         .expect("a pool with a runtime and a manager always builds")
 }
 
+/// The request connections, split into one pool per HTTP worker, plus a
+/// one-connection pool for everything that is not a request.
+///
+/// tokio-postgres drives a connection on the runtime of the thread that
+/// opened it, and deadpool opens connections in whichever task asked first.
+/// With one shared pool a connection opened by worker A serves worker B's
+/// requests from worker A for the rest of its life: every request then hops
+/// threads twice (measured: ~10 µs of the gateway's ~50 µs per request, see
+/// `bench/results/profile.md`). A pool per worker, used only on that worker,
+/// keeps each connection's I/O on the thread that serves the request, and
+/// lets tokio-postgres send a whole pipeline in one write.
+///
+/// `db.pool` stays the number of request connections in all: it is divided
+/// among the workers (never more pools than connections). The service pool
+/// (start-up schema cache load, `/ready`) holds one more connection, opened
+/// only when first needed, so the admin server never takes a request's.
+#[derive(Clone)]
+pub struct Pools {
+    request: Arc<[Pool]>,
+    service: Pool,
+    next: Arc<AtomicUsize>,
+}
+
+impl Pools {
+    /// `total` request connections over `workers` pools.
+    pub fn per_worker(
+        cfg: tokio_postgres::Config,
+        total: usize,
+        workers: usize,
+        wait: Duration,
+    ) -> Pools {
+        let shards = workers.clamp(1, total.max(1));
+        let request: Vec<Pool> = (0..shards)
+            .map(|i| {
+                // The first `total % shards` pools take one connection more.
+                let size = total / shards + usize::from(i < total % shards);
+                pool(cfg.clone(), size.max(1), wait)
+            })
+            .collect();
+        Pools {
+            request: request.into(),
+            service: pool(cfg, 1, wait),
+            next: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+
+    /// The pool of the worker that calls this (workers take turns).
+    pub fn assign(&self) -> Pool {
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.request.len();
+        self.request[i].clone()
+    }
+
+    /// Every request pool.
+    pub fn request_pools(&self) -> &[Pool] {
+        &self.request
+    }
+
+    /// The pool for work outside requests.
+    pub fn service(&self) -> &Pool {
+        &self.service
+    }
+
+    /// Request connections open, idle, and requests waiting, over all pools.
+    pub fn status(&self) -> PoolStatus {
+        self.request
+            .iter()
+            .map(Pool::status)
+            .fold(PoolStatus::default(), |acc, s| PoolStatus {
+                size: acc.size + s.size,
+                available: acc.available + s.available,
+                waiting: acc.waiting + s.waiting,
+            })
+    }
+
+    /// Close every pool: idle connections now, busy ones when returned.
+    pub fn close(&self) {
+        for pool in self.request.iter() {
+            pool.close();
+        }
+        self.service.close();
+    }
+}
+
+/// One pool serves both requests and service work (tests, small set-ups).
+impl From<Pool> for Pools {
+    fn from(pool: Pool) -> Pools {
+        Pools {
+            request: Arc::from([pool.clone()]),
+            service: pool,
+            next: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+}
+
+/// Connection counts summed over the request pools.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct PoolStatus {
+    /// Connections open.
+    pub size: usize,
+    /// Idle connections.
+    pub available: usize,
+    /// Requests waiting for a connection.
+    pub waiting: usize,
+}
+
 /// Connect once, driving the connection on its own task.
 pub async fn connect(
     cfg: &tokio_postgres::Config,
@@ -158,4 +265,53 @@ pub async fn ensure_database(
         tracing::info!(database = name, "created database");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sizes(total: usize, workers: usize) -> Vec<usize> {
+        let pools = Pools::per_worker(
+            tokio_postgres::Config::new(),
+            total,
+            workers,
+            Duration::from_secs(1),
+        );
+        pools
+            .request_pools()
+            .iter()
+            .map(|p| p.status().max_size)
+            .collect()
+    }
+
+    #[test]
+    fn db_pool_is_divided_among_the_workers() {
+        assert_eq!(sizes(10, 2), vec![5, 5]);
+        assert_eq!(sizes(11, 2), vec![6, 5]);
+        assert_eq!(sizes(10, 3), vec![4, 3, 3]);
+        // Never more pools than connections, and never an empty pool.
+        assert_eq!(sizes(1, 4), vec![1]);
+        assert_eq!(sizes(3, 8), vec![1, 1, 1]);
+    }
+
+    #[test]
+    fn workers_take_turns_at_the_pools() {
+        let pools = Pools::per_worker(
+            tokio_postgres::Config::new(),
+            4,
+            2,
+            Duration::from_secs(1),
+        );
+        let is = |a: &Pool, b: &Pool| std::ptr::eq(a.manager(), b.manager());
+        let [p0, p1] = pools.request_pools() else {
+            panic!("two pools for two workers")
+        };
+        assert!(!is(p0, p1));
+        assert!(is(&pools.assign(), p0));
+        assert!(is(&pools.assign(), p1));
+        assert!(is(&pools.assign(), p0));
+        assert!(!is(pools.service(), p0) && !is(pools.service(), p1));
+        assert_eq!(pools.status().size, 0, "connections open only on demand");
+    }
 }

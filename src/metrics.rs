@@ -8,7 +8,6 @@
 use std::sync::atomic::AtomicU64;
 use std::sync::Mutex;
 
-use deadpool_postgres::Pool;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -16,6 +15,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
+use crate::db::Pools;
 use crate::jwt::Jwt;
 
 /// Labels of the request counter.
@@ -150,8 +150,8 @@ impl Metrics {
     }
 
     /// The Prometheus text exposition, with pool and JWT figures read now.
-    pub fn render(&self, pool: &Pool, jwt: Option<&Jwt>) -> String {
-        let status = pool.status();
+    pub fn render(&self, pools: &Pools, jwt: Option<&Jwt>) -> String {
+        let status = pools.status();
         self.pool_size
             .set(i64::try_from(status.size).unwrap_or(i64::MAX));
         self.pool_available

@@ -26,7 +26,9 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use tokio_postgres::types::{ToSql, Type};
 
-use crate::app::AppState;
+use deadpool_postgres::Pool;
+
+use crate::app::{AppState, WorkerPool};
 use crate::auth;
 use crate::error::{DbError, Error, RequestError, SchemaCacheError};
 use crate::execute;
@@ -39,10 +41,14 @@ const PRIVILEGES_SQL: &str = include_str!("openapi/privileges.sql");
 pub const MEDIA_TYPE: &str = "application/openapi+json; charset=utf-8";
 
 /// Serve the OpenAPI document for the caller's role.
-pub async fn root(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, Error> {
+pub async fn root(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    pool: web::Data<WorkerPool>,
+) -> Result<HttpResponse, Error> {
     let started = Instant::now();
     let mut role = None;
-    let result = serve(&req, &state, &mut role).await;
+    let result = serve(&req, &state, &pool.0, &mut role).await;
     let (status, code) = match &result {
         Ok(r) => (r.status().as_u16(), String::new()),
         Err(e) => (e.status().as_u16(), e.code()),
@@ -64,6 +70,7 @@ pub async fn root(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRe
 async fn serve(
     req: &HttpRequest,
     state: &AppState,
+    pool: &Pool,
     role: &mut Option<String>,
 ) -> Result<HttpResponse, Error> {
     let config = &state.config;
@@ -96,7 +103,7 @@ async fn serve(
     type_oids.dedup();
 
     let seen = visibility(
-        state,
+        pool,
         &caller.role,
         caller.authenticated,
         std::slice::from_ref(&schema),
@@ -226,13 +233,13 @@ struct Visibility {
 
 /// Ask PostgreSQL what `role` may execute, and what the types look like.
 async fn visibility(
-    state: &AppState,
+    pool: &Pool,
     role: &str,
     authenticated: bool,
     schemas: &[String],
     type_oids: &[i64],
 ) -> Result<Visibility, Error> {
-    let client = state.pool.get().await.map_err(execute::pool_error)?;
+    let client = pool.get().await.map_err(execute::pool_error)?;
     let params: [(&(dyn ToSql + Sync), Type); 3] = [
         (&role, Type::TEXT),
         (&schemas, Type::TEXT_ARRAY),

@@ -230,14 +230,15 @@ async fn run_http(
     let jwt = keys::load(config, true)?;
     let default_path =
         crate::query::search_path(&config.db.schemas[0], &config.db.extra_search_path);
-    let pool = db::pool(
+    let pools = db::Pools::per_worker(
         db::with_search_path(endpoints.app.clone(), &default_path),
         config.db.pool_size,
+        config.server.workers,
         config.db.pool_timeout,
     );
     let state = web::Data::new(AppState::new(
         config.clone(),
-        pool.clone(),
+        pools.clone(),
         Some(Arc::new(jwt)),
     ));
     if let Err(e) = state.load_schema_cache().await {
@@ -293,8 +294,8 @@ async fn run_http(
     if let Some(admin) = admin {
         admin.stop(true).await;
     }
-    tracing::info!("HTTP server stopped; closing the pool");
-    pool.close();
+    tracing::info!("HTTP server stopped; closing the pools");
+    pools.close();
     outcome.map_err(|source| StartError::Bind { addr, source })
 }
 

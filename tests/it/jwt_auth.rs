@@ -584,7 +584,10 @@ async fn bad_token_is_answered_while_the_pool_is_exhausted() {
     // waits pool_timeout (1 s) and gets 504; a bad token must not wait at all.
     let ctx = setup_with("[db]\npool = 1\npool_timeout = 1").await;
     let app = ctx.app().await;
-    let held = ctx.state.pool.get().await.expect("the only connection");
+    let held = ctx.state.pools.request_pools()[0]
+        .get()
+        .await
+        .expect("the only connection");
 
     let bad = hs256_with(
         b"another-secret-another-secret-0123456789",
