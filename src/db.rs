@@ -297,12 +297,7 @@ mod tests {
 
     #[test]
     fn workers_take_turns_at_the_pools() {
-        let pools = Pools::per_worker(
-            tokio_postgres::Config::new(),
-            4,
-            2,
-            Duration::from_secs(1),
-        );
+        let pools = Pools::per_worker(tokio_postgres::Config::new(), 4, 2, Duration::from_secs(1));
         let is = |a: &Pool, b: &Pool| std::ptr::eq(a.manager(), b.manager());
         let [p0, p1] = pools.request_pools() else {
             panic!("two pools for two workers")

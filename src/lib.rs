@@ -20,6 +20,7 @@ pub mod jwt;
 pub mod keys;
 pub mod listener;
 pub mod logging;
+pub mod memory;
 pub mod metrics;
 pub mod migrate;
 pub mod openapi;

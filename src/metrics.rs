@@ -5,7 +5,7 @@
 //! JWT cache hits and misses. Values owned elsewhere (the pool, the JWT cache)
 //! are read at scrape time. Serving them is `admin`'s job.
 
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -40,6 +40,8 @@ pub struct Metrics {
     jwt_misses: Counter,
     /// JWT cache totals already added to the counters.
     jwt_seen: Mutex<(u64, u64)>,
+    /// Requests answered since start (cheap to read, unlike the family).
+    answered: AtomicU64,
 }
 
 impl Default for Metrics {
@@ -126,6 +128,7 @@ impl Metrics {
             jwt_hits,
             jwt_misses,
             jwt_seen: Mutex::new((0, 0)),
+            answered: AtomicU64::new(0),
         }
     }
 
@@ -138,9 +141,15 @@ impl Metrics {
             })
             .inc();
         self.latency.observe(seconds);
+        self.answered.fetch_add(1, Ordering::Relaxed);
         if pool_timeout {
             self.pool_timeouts.inc();
         }
+    }
+
+    /// Requests answered since start.
+    pub fn answered(&self) -> u64 {
+        self.answered.load(Ordering::Relaxed)
     }
 
     /// Count one schema cache load.

@@ -249,6 +249,7 @@ async fn run_http(
     let hook: listener::ConfigHook = Arc::new(move || reload_config(&source, &hook_state, &log));
     let reloads = listener::spawn_with(endpoints.app.clone(), state.cache_target(), Some(hook));
     spawn_signal_reloads(reloads);
+    crate::memory::spawn_trim_when_quiet(state.metrics.clone());
 
     let addr = format!("{}:{}", config.server.host, config.server.port);
     let data = state.clone();
