@@ -209,3 +209,66 @@ async fn failed_reload_keeps_the_old_cache() {
     let r = send(&app, get("/rpc/add?a=1")).await;
     assert_eq!(r.status, 200, "{}", r.body);
 }
+
+#[actix_web::test]
+async fn redefined_functions_answer_on_a_connection_that_prepared_the_old_ones() {
+    // Calls are prepared once per connection; a function dropped and created
+    // again with another result type (or volatility, or argument type) must
+    // not hit "cached plan must not change result type" or a stale plan on
+    // the one connection that prepared the old call.
+    let ctx = setup_with("[db]\npool = 1").await;
+    let app = ctx.app().await;
+    let _listener = listening(&ctx).await;
+    let admin = ctx.db.admin().await;
+    let define = |sql: &'static str| {
+        let admin = &admin;
+        async move {
+            admin
+                .batch_execute(&format!(
+                    "drop function if exists api.shape(int); drop function if exists api.shape(text);
+                     {sql}
+                     grant execute on all functions in schema api to web_anon;"
+                ))
+                .await
+                .expect("define api.shape");
+        }
+    };
+    let body_becomes = |path: &'static str, want: &'static str| {
+        let app = &app;
+        eventually(LIMIT, move || async move {
+            let r = send(app, get(path)).await;
+            r.status == 200
+                && serde_json::from_str::<serde_json::Value>(&r.body).ok()
+                    == serde_json::from_str::<serde_json::Value>(want).ok()
+        })
+    };
+
+    define("create function api.shape(n int) returns int language sql stable as $$ select n $$;")
+        .await;
+    assert!(body_becomes("/rpc/shape?n=2", "2").await);
+    assert_eq!(send(&app, get("/rpc/shape?n=3")).await.body, "3");
+
+    define(
+        "create function api.shape(n int) returns text language sql stable as $$ select 'n=' || n $$;",
+    )
+    .await;
+    assert!(body_becomes("/rpc/shape?n=2", r#""n=2""#).await);
+
+    define(
+        "create function api.shape(n int) returns setof int language sql stable as $$ select generate_series(1, n) $$;",
+    )
+    .await;
+    assert!(body_becomes("/rpc/shape?n=3", "[1,2,3]").await);
+
+    define(
+        "create function api.shape(n int) returns table(a int, b text) language sql stable as $$ select n, 'x' $$;",
+    )
+    .await;
+    assert!(body_becomes("/rpc/shape?n=4", r#"[{"a":4,"b":"x"}]"#).await);
+
+    define("create function api.shape(n text) returns text language sql stable as $$ select upper(n) $$;")
+        .await;
+    assert!(body_becomes("/rpc/shape?n=ab", r#""AB""#).await);
+    let r = send(&app, get("/rpc/shape?n=ab")).await;
+    assert_eq!((r.status, r.json()), (200, serde_json::json!("AB")));
+}
