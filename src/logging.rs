@@ -5,6 +5,7 @@
 //! changed at run time (config reload) through the [`LogHandle`]. Event names
 //! live in [`events`] so log consumers have one place to look.
 
+use std::io::IsTerminal;
 use std::sync::Arc;
 
 use tracing_appender::non_blocking::WorkerGuard;
@@ -65,6 +66,11 @@ pub fn init(config: &Config) -> LogHandle {
         .buffered_lines_limit(4096)
         .finish(std::io::stderr());
     let guard = Some(Arc::new(guard));
+    // Colours only for a person at a terminal: a log file or a journal
+    // would get the escape codes as text. NO_COLOR (no-color.org) turns them
+    // off at a terminal too.
+    let ansi = std::io::stderr().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     // The reload layer must wrap the finished format, so each format builds
     // its own chain.
     match config.log_format {
@@ -73,6 +79,7 @@ pub fn init(config: &Config) -> LogHandle {
                 .json()
                 .flatten_event(true)
                 .with_env_filter(filter)
+                .with_ansi(ansi)
                 .with_writer(writer.clone())
                 .with_filter_reloading();
             let handle = builder.reload_handle();
@@ -87,6 +94,7 @@ pub fn init(config: &Config) -> LogHandle {
         LogFormat::Text => {
             let builder = tracing_subscriber::fmt()
                 .with_env_filter(filter)
+                .with_ansi(ansi)
                 .with_writer(writer.clone())
                 .with_filter_reloading();
             let handle = builder.reload_handle();
