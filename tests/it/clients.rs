@@ -10,15 +10,14 @@
 
 use std::fs;
 use std::io::Write;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_pgrpc");
+use crate::harness::Gateway;
+use crate::process::psql_target;
+
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
-/// Start-up includes initdb; allow for a slow machine.
-const START_LIMIT: Duration = Duration::from_secs(120);
 /// Both suites together take about a second; a hang must not stall CI.
 const SUITE_LIMIT: Duration = Duration::from_secs(90);
 
@@ -96,143 +95,6 @@ fn find_tools() -> Result<Tools, String> {
 /// nobody sees is how a suite silently stops running.
 fn say(line: &str) {
     let _ = writeln!(std::io::stderr(), "{line}");
-}
-
-/// The binary with none of our own `PGRPC_*`/`PGRST_*` and the repository's
-/// config.toml (the shipped default).
-fn pgrpc(data_dir: &Path) -> Command {
-    let mut cmd = Command::new(BIN);
-    for (name, _) in std::env::vars() {
-        if name.starts_with("PGRPC_") || name.starts_with("PGRST_") || name == "RUST_LOG" {
-            cmd.env_remove(name);
-        }
-    }
-    cmd.current_dir(ROOT)
-        .env("NO_COLOR", "1")
-        .env("PGRPC_DB_DATA_DIR", data_dir);
-    cmd
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .expect("bind an ephemeral port")
-        .local_addr()
-        .expect("local addr")
-        .port()
-}
-
-/// The running gateway; stopped with SIGTERM when dropped.
-struct Gateway {
-    child: Child,
-    url: String,
-    log: PathBuf,
-}
-
-impl Gateway {
-    fn start(data_dir: &Path, log: PathBuf) -> Gateway {
-        let port = free_port();
-        let child = pgrpc(data_dir)
-            .env("PGRPC_SERVER_PORT", port.to_string())
-            .env("PGRPC_ADMIN_PORT", free_port().to_string())
-            .env("PGRPC_LOG_LEVEL", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(fs::File::create(&log).expect("create log file"))
-            .spawn()
-            .expect("spawn pgrpc");
-        let mut gw = Gateway {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-            log,
-        };
-        gw.wait_until(START_LIMIT, "answer HTTP", |gw| {
-            match ureq::get(&format!("{}/rpc/", gw.url))
-                .timeout(Duration::from_secs(2))
-                .call()
-            {
-                Ok(_) | Err(ureq::Error::Status(..)) => true,
-                Err(ureq::Error::Transport(_)) => false,
-            }
-        });
-        gw
-    }
-
-    fn log(&self) -> String {
-        fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// Poll `ready` until it holds; panic with the log if the process exits
-    /// or time runs out.
-    fn wait_until(&mut self, limit: Duration, what: &str, mut ready: impl FnMut(&Gateway) -> bool) {
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                panic!(
-                    "pgrpc exited ({status}) before it would {what}:\n{}",
-                    self.log()
-                );
-            }
-            if ready(self) {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "pgrpc did not {what} in time:\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    /// The embedded cluster's socket directory and port, from the logged
-    /// `psql -h DIR -p PORT -U postgres pgrpc` line.
-    fn psql_target(&self) -> (PathBuf, u16) {
-        let log = self.log();
-        let line = log
-            .lines()
-            .find_map(|l| l.find("psql -h ").map(|i| &l[i..]))
-            .unwrap_or_else(|| panic!("no psql command in the log:\n{log}"));
-        // The temp path has no spaces; pgrpc may still single-quote it.
-        let words: Vec<String> = line
-            .split_whitespace()
-            .map(|w| w.trim_matches('\'').to_string())
-            .collect();
-        let after = |flag: &str| {
-            let i = words
-                .iter()
-                .position(|w| w == flag)
-                .unwrap_or_else(|| panic!("no {flag} in {line}"));
-            words[i + 1].clone()
-        };
-        (
-            PathBuf::from(after("-h")),
-            after("-p").parse().expect("port"),
-        )
-    }
-
-    /// `GET /rpc/<f>`: the status (0 when the request failed).
-    fn status(&self, f: &str) -> u16 {
-        match ureq::get(&format!("{}/rpc/{f}", self.url))
-            .timeout(Duration::from_secs(5))
-            .call()
-        {
-            Ok(r) => r.status(),
-            Err(ureq::Error::Status(code, _)) => code,
-            Err(_) => 0,
-        }
-    }
-}
-
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        // A failed assertion must not leave the gateway (and its cluster) behind.
-        if matches!(self.child.try_wait(), Ok(None)) {
-            let pid = i32::try_from(self.child.id()).expect("pid");
-            // SAFETY: signalling our own child process by its pid.
-            unsafe { libc::kill(pid, libc::SIGTERM) };
-            let _ = self.child.wait();
-        }
-    }
 }
 
 /// One client suite, run as a child process with its output in a file.
@@ -320,35 +182,21 @@ fn postgrest_js_and_postgrest_py_call_functions_on_the_real_binary() {
     let dir = crate::harness::pg_tempdir("pgrpc-clients-");
     let data = dir.path().join("data");
 
-    let mut gw = Gateway::start(&data, dir.path().join("pgrpc.log"));
-    gw.wait_until(Duration::from_secs(10), "log its psql command", |gw| {
+    let mut gw = Gateway::shipped(&data, &[]);
+    gw.wait_for(Duration::from_secs(10), "log its psql command", |gw| {
         gw.log().contains("psql -h ")
     });
-    let (socket, pg_port) = gw.psql_target();
+    let (socket, pg_port) = psql_target(&gw.log());
     crate::harness::superuser(&socket, pg_port, async |c| {
         c.batch_execute(FIXTURES)
             .await
             .expect("create the fixture functions")
     });
     // The event trigger reloads the schema cache; whoami was created last.
-    gw.wait_until(Duration::from_secs(20), "serve the new functions", |gw| {
-        gw.status("whoami") == 200
+    gw.wait_for(Duration::from_secs(20), "serve the new functions", |gw| {
+        gw.status("/rpc/whoami") == 200
     });
-
-    let token = pgrpc(&data)
-        .args(["token", "--role", "app_user"])
-        .output()
-        .expect("run pgrpc token");
-    assert!(
-        token.status.success(),
-        "pgrpc token failed: {}",
-        String::from_utf8_lossy(&token.stderr)
-    );
-    let token = String::from_utf8(token.stdout)
-        .expect("utf-8 token")
-        .trim()
-        .to_string();
-    assert_eq!(token.split('.').count(), 3, "not a JWT: {token:?}");
+    let token = gw.token("app_user");
 
     let mut node = Command::new("node");
     // Default discovery (*.test.mjs, node_modules excluded) in the js directory.
@@ -365,14 +213,14 @@ fn postgrest_js_and_postgrest_py_call_functions_on_the_real_binary() {
         "postgrest-js",
         node,
         dir.path().join("js.out"),
-        &gw.url,
+        &gw.url(""),
         &token,
     );
     let py = Suite::spawn(
         "postgrest-py",
         pytest,
         dir.path().join("py.out"),
-        &gw.url,
+        &gw.url(""),
         &token,
     );
     let deadline = Instant::now() + SUITE_LIMIT;

@@ -2,6 +2,7 @@
 //! One binary, one throwaway cluster per run (see `harness`).
 
 mod harness;
+mod process;
 
 // Gateway core (issue 2).
 mod binary;

@@ -2,9 +2,8 @@
 
 use std::fs;
 use std::io::Write;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use actix_web::test::TestRequest;
@@ -480,142 +479,18 @@ async fn openapi_fixture_documents_validate() {
     );
 }
 
-const BIN: &str = env!("CARGO_BIN_EXE_pgrpc");
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .expect("bind an ephemeral port")
-        .local_addr()
-        .expect("local addr")
-        .port()
-}
-
-/// The real binary on the embedded default, in a directory of its own.
-struct Gateway {
-    child: Child,
-    port: u16,
-    dir: tempfile::TempDir,
-    env: Vec<(String, String)>,
-}
-
-impl Gateway {
-    fn start() -> Gateway {
-        let dir = crate::harness::pg_tempdir("pgrpc-openapi-");
-        let port = free_port();
-        let env = vec![
-            (
-                "PGRPC_DB_DATA_DIR".to_string(),
-                dir.path().join("data").display().to_string(),
-            ),
-            ("PGRPC_SERVER_PORT".to_string(), port.to_string()),
-            ("PGRPC_ADMIN_PORT".to_string(), free_port().to_string()),
-            ("PGRPC_LOG_LEVEL".to_string(), "warn".to_string()),
-        ];
-        let log = fs::File::create(dir.path().join("pgrpc.log")).expect("log file");
-        let child = Gateway::command(&env)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("spawn pgrpc");
-        let mut gw = Gateway {
-            child,
-            port,
-            dir,
-            env,
-        };
-        gw.wait_ready();
-        gw
+/// `GET /` of the real binary over TCP: the content type and the document.
+fn binary_document(gw: &Gateway, token: Option<&str>) -> (String, Value) {
+    let mut req = ureq::get(&gw.url("/")).timeout(Duration::from_secs(10));
+    if let Some(t) = token {
+        req = req.set("Authorization", &format!("Bearer {t}"));
     }
-
-    /// The binary with the repository's config.toml, our environment and no
-    /// other `PGRPC_*` variable.
-    fn command(env: &[(String, String)]) -> Command {
-        let mut cmd = Command::new(BIN);
-        for (name, _) in std::env::vars() {
-            if name.starts_with("PGRPC_") || name.starts_with("PGRST_") || name == "RUST_LOG" {
-                cmd.env_remove(name);
-            }
-        }
-        cmd.current_dir(env!("CARGO_MANIFEST_DIR"))
-            .env("NO_COLOR", "1")
-            .envs(env.iter().map(|(k, v)| (k, v)));
-        cmd
-    }
-
-    fn log(&self) -> String {
-        fs::read_to_string(self.dir.path().join("pgrpc.log")).unwrap_or_default()
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
-    }
-
-    fn wait_ready(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(120);
-        loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                panic!("pgrpc exited during start-up ({status}):\n{}", self.log());
-            }
-            match ureq::get(&self.url("/"))
-                .timeout(Duration::from_secs(2))
-                .call()
-            {
-                Ok(_) | Err(ureq::Error::Status(..)) => return,
-                Err(ureq::Error::Transport(_)) => {}
-            }
-            assert!(
-                Instant::now() < deadline,
-                "pgrpc never answered:\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    /// A token signed with the running gateway's own key (`pgrpc token`).
-    fn token(&self, role: &str) -> String {
-        let out = run(Gateway::command(&self.env).args(["token", "--role", role]));
-        assert!(
-            out.status.success(),
-            "pgrpc token: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout)
-            .expect("utf-8")
-            .trim()
-            .to_string()
-    }
-
-    /// `GET /` over TCP.
-    fn document(&self, token: Option<&str>) -> (String, Value) {
-        let mut req = ureq::get(&self.url("/")).timeout(Duration::from_secs(10));
-        if let Some(t) = token {
-            req = req.set("Authorization", &format!("Bearer {t}"));
-        }
-        let res = req
-            .call()
-            .unwrap_or_else(|e| panic!("GET /: {e}\n{}", self.log()));
-        let content_type = res.header("content-type").unwrap_or_default().to_string();
-        let doc: Value = serde_json::from_str(&res.into_string().expect("body")).expect("JSON");
-        (content_type, doc)
-    }
-}
-
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            let pid = i32::try_from(self.child.id()).expect("pid");
-            // SAFETY: signalling our own child process by its pid.
-            unsafe { libc::kill(pid, libc::SIGTERM) };
-            let deadline = Instant::now() + Duration::from_secs(60);
-            while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
+    let res = req
+        .call()
+        .unwrap_or_else(|e| panic!("GET /: {e}\n{}", gw.log()));
+    let content_type = res.header("content-type").unwrap_or_default().to_string();
+    let doc: Value = serde_json::from_str(&res.into_string().expect("body")).expect("JSON");
+    (content_type, doc)
 }
 
 /// Fuzz every operation of `doc` with schemathesis; zero 5xx allowed.
@@ -680,8 +555,9 @@ fn schemathesis(
 #[test]
 fn openapi_binary_document_validates_and_survives_schemathesis() {
     let Some(bin) = tools() else { return };
-    let gw = Gateway::start();
-    let (content_type, anonymous) = gw.document(None);
+    let data = pg_tempdir("pgrpc-openapi-");
+    let gw = Gateway::shipped(&data.path().join("data"), &[("PGRPC_LOG_LEVEL", "warn")]);
+    let (content_type, anonymous) = binary_document(&gw, None);
     assert_eq!(content_type, "application/openapi+json; charset=utf-8");
     assert!(
         anonymous["paths"]["/rpc/register"]["post"].is_object(),
@@ -709,7 +585,7 @@ fn openapi_binary_document_validates_and_survives_schemathesis() {
     );
 
     let admin = gw.token("app_admin");
-    let (_, as_admin) = gw.document(Some(&admin));
+    let (_, as_admin) = binary_document(&gw, Some(&admin));
     assert!(
         as_admin["paths"]["/rpc/create_invite"]["post"].is_object(),
         "{as_admin}"
