@@ -26,6 +26,19 @@ ensure_tools() {
   fi
 }
 
+# oha (a Rust HTTP load generator, crates.io) measures latency per request
+# without wrk's coordinated-omission correction, like pgbench's per-transaction
+# log does for the reference. Installed with cargo when missing (a few minutes,
+# once); BENCH_NO_OHA=1 skips it and the latency point.
+ensure_oha() {
+  [[ "${BENCH_NO_OHA:-0}" == 1 ]] && return 1
+  export PATH="$HOME/.cargo/bin:$PATH"
+  if ! command -v oha >/dev/null; then
+    log "installing oha (cargo install oha --locked; a few minutes, once)"
+    cargo install oha --locked >"$TMP/oha-install.tmp" 2>&1 || { log "cannot install oha (see $TMP/oha-install.tmp)"; return 1; }
+  fi
+}
+
 build() {
   log "cargo build --release"
   (cd "$ROOT" && cargo build --release --quiet) || die "release build failed"
@@ -180,6 +193,16 @@ run_wrk() {
   ((conns < threads)) && threads=$conns
   wrk -t"$threads" -c"$conns" -d"${secs}s" --timeout 5s --latency -s "$ROOT/bench/wrk.lua" \
     "http://127.0.0.1:$PORT$path" >"$out" 2>&1 || true
+}
+
+# oha against the gateway, JSON summary. Args: conns seconds path out_file;
+# BENCH_BODY and BENCH_TOKEN as for wrk.
+run_oha() {
+  local conns=$1 secs=$2 path=$3 out=$4
+  local args=(--no-tui --output-format json -z "${secs}s" -w -c "$conns" -t 5s -m POST
+    -H "Content-Type: application/json" -d "$BENCH_BODY")
+  [[ -n "${BENCH_TOKEN:-}" ]] && args+=(-H "Authorization: Bearer $BENCH_TOKEN")
+  oha "${args[@]}" "http://127.0.0.1:$PORT$path" >"$out" 2>&1 || true
 }
 
 # pgbench on the same cluster. Args: script conns seconds out_file [log prefix]
