@@ -288,6 +288,11 @@ async fn call(
         auth::verify_token_arguments(&rpc.payload.raw, &plan.claims_args, jwt.as_deref())?
     };
     trace.mark("plan");
+    let role_settings = cache
+        .role_settings
+        .get(&auth.role)
+        .cloned()
+        .unwrap_or_default();
     let tx = TxRequest {
         role: auth.role,
         authenticated: auth.authenticated,
@@ -297,6 +302,7 @@ async fn call(
         headers_json: rpc.headers_json.clone(),
         cookies_json: rpc.cookies_json.clone(),
         search_path: query::search_path(&rpc.schema, &config.db.extra_search_path),
+        role_settings,
         pre_request: state.pre_request_sql.clone(),
         query: call,
         payload,

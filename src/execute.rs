@@ -1,7 +1,8 @@
 //! Execute stage: one transaction on one pooled connection, in one round trip.
 //!
 //! The only stage that touches the pool. `BEGIN`, the settings statement, the
-//! optional pre-request call, the call and `COMMIT` are sent together as a
+//! role's own settings when it has any, the optional pre-request call, the
+//! call and `COMMIT` are sent together as a
 //! pipeline: tokio-postgres sends each request when its future is first polled,
 //! and `query_typed` sends Parse/Bind/Execute/Sync at once with an unnamed
 //! statement, so the call is parsed only after the role switch ran (a statement
@@ -20,7 +21,7 @@ use futures_util::future::{Either, OptionFuture};
 use tokio_postgres::types::{to_sql_checked, Format, IsNull, ToSql, Type};
 
 use crate::error::{DbError, Error, RequestError};
-use crate::query::{CallQuery, SETUP_SQL};
+use crate::query::{CallQuery, ROLE_SETTINGS_SQL, SETUP_SQL};
 
 /// Everything the transaction needs, owned so it can run on its own task.
 #[derive(Debug, Clone)]
@@ -41,6 +42,8 @@ pub struct TxRequest {
     pub cookies_json: String,
     /// `search_path`.
     pub search_path: String,
+    /// The role's own settings (`ALTER ROLE … SET`), in order; usually none.
+    pub role_settings: Vec<(String, String)>,
     /// Pre-request statement.
     pub pre_request: Option<String>,
     /// The call.
@@ -184,6 +187,29 @@ pub async fn run(pool: &Pool, tx: &TxRequest) -> Result<Outcome, Error> {
         &tx.search_path,
     ];
     let setup = client.query(&setup_stmt, &setup_params);
+    // PostgREST's impersonated role settings (a statement_timeout for web
+    // users, say): after the settings statement, before the call.
+    let (names, values): (Vec<&str>, Vec<&str>) = tx
+        .role_settings
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_str()))
+        .unzip();
+    let settings_stmt = if tx.role_settings.is_empty() {
+        None
+    } else {
+        Some(
+            client
+                .prepare_typed_cached(ROLE_SETTINGS_SQL, &[Type::TEXT_ARRAY, Type::TEXT_ARRAY])
+                .await
+                .map_err(|e| Error::from_pg(&e, authed))?,
+        )
+    };
+    let settings_params: [&(dyn ToSql + Sync); 2] = [&names, &values];
+    let settings = OptionFuture::from(
+        settings_stmt
+            .as_ref()
+            .map(|stmt| client.query(stmt, &settings_params)),
+    );
     let pre = OptionFuture::from(tx.pre_request.as_deref().map(|sql| match &pre_stmt {
         Some(stmt) => Either::Left(client.query(stmt, &[])),
         None => Either::Right(client.query_typed(sql, &[])),
@@ -195,12 +221,15 @@ pub async fn run(pool: &Pool, tx: &TxRequest) -> Result<Outcome, Error> {
     };
     let commit = OptionFuture::from((!tx.singular).then(|| client.batch_execute("COMMIT")));
 
-    let (r_begin, r_setup, r_pre, r_call, r_commit) =
-        futures_util::join!(begin, setup, pre, call, commit);
+    let (r_begin, r_setup, r_settings, r_pre, r_call, r_commit) =
+        futures_util::join!(begin, setup, settings, pre, call, commit);
 
     // The first failure in pipeline order is the cause; later ones are 25P02.
-    let call_result = match (r_begin, r_setup, r_pre) {
-        (Err(e), _, _) | (Ok(_), Err(e), _) | (Ok(_), Ok(_), Some(Err(e))) => Err(e),
+    let call_result = match (r_begin, r_setup, r_settings, r_pre) {
+        (Err(e), _, _, _)
+        | (Ok(_), Err(e), _, _)
+        | (Ok(_), Ok(_), Some(Err(e)), _)
+        | (Ok(_), Ok(_), _, Some(Err(e))) => Err(e),
         _ => r_call,
     };
     let rows = match call_result {

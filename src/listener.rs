@@ -133,7 +133,9 @@ async fn run(
                                 if config {
                                     reload_config();
                                 }
-                                if schema {
+                                // Role settings live in the schema cache and
+                                // PostgREST reloads them with the config.
+                                if schema || config {
                                     target.reload(&client).await;
                                 }
                             }
@@ -147,7 +149,10 @@ async fn run(
                                 while requests.try_recv().is_ok() {}
                                 target.reload(&client).await;
                             }
-                            Some(Reload::Config) => reload_config(),
+                            Some(Reload::Config) => {
+                                reload_config();
+                                target.reload(&client).await;
+                            }
                             // Every handle is gone (no signals, a test that
                             // dropped it): NOTIFY still works.
                             None => requests_open = false,

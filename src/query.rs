@@ -40,6 +40,11 @@ set_config('request.headers', $5, true), \
 set_config('request.cookies', $6, true), \
 set_config('search_path', $7, true)";
 
+/// The role's `ALTER ROLE … SET` settings, applied after [`SETUP_SQL`] when
+/// the role has any: names in `$1`, values in `$2`, in order.
+pub const ROLE_SETTINGS_SQL: &str =
+    "select count(set_config(name, value, true)) from unnest($1::text[], $2::text[]) as s(name, value)";
+
 /// The call: SQL text and its parameters.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CallQuery {

@@ -1,6 +1,7 @@
 //! The schema cache: what the gateway knows about the exposed functions.
 //!
-//! Loaded from `pg_catalog` with one query (`schema_cache/functions.sql`) and
+//! Loaded from `pg_catalog` (`schema_cache/functions.sql` for the functions,
+//! smaller queries for the claims type and the roles' own settings) and
 //! swapped in atomically by the server (`ArcSwapOption<SchemaCache>` in the app
 //! state), so a request sees either the old cache or the new one, never half of
 //! one. This module only reads the catalog and answers look-ups; when to reload
@@ -18,6 +19,7 @@ use crate::config::QualifiedName;
 const FUNCTIONS_SQL: &str = include_str!("schema_cache/functions.sql");
 const CLAIMS_TYPE_SQL: &str = include_str!("schema_cache/types.sql");
 const CLAIMS_CONTAINERS_SQL: &str = include_str!("schema_cache/claims_containers.sql");
+const ROLE_SETTINGS_SQL: &str = include_str!("schema_cache/role_settings.sql");
 
 /// Type OIDs of `json` and `jsonb` (fixed in `pg_type.dat`).
 pub const JSON_OID: u32 = 114;
@@ -174,6 +176,9 @@ pub struct SchemaCache {
     /// the array's element type, when it is an array.
     #[serde(skip)]
     pub claims_containers: HashMap<u32, Option<u32>>,
+    /// `ALTER ROLE … SET` settings of the roles requests run as, role →
+    /// (name, value) in the order to apply them.
+    pub role_settings: HashMap<String, Vec<(String, String)>>,
     /// When it was loaded.
     #[serde(skip)]
     pub loaded_at: SystemTime,
@@ -387,10 +392,18 @@ impl SchemaCache {
                 }
             }
         }
+        let mut role_settings: HashMap<String, Vec<(String, String)>> = HashMap::new();
+        for row in client.query(ROLE_SETTINGS_SQL, &[]).await? {
+            role_settings
+                .entry(row.try_get(0)?)
+                .or_default()
+                .push((row.try_get(1)?, row.try_get(2)?));
+        }
         Ok(SchemaCache {
             functions,
             claims_type: claims,
             claims_containers,
+            role_settings,
             loaded_at: SystemTime::now(),
             load_time: started.elapsed(),
         })
@@ -439,6 +452,7 @@ impl SchemaCache {
             functions,
             claims_type,
             claims_containers: HashMap::new(),
+            role_settings: HashMap::new(),
             loaded_at: SystemTime::now(),
             load_time: Duration::ZERO,
         }
