@@ -288,13 +288,15 @@ async fn role_settings_apply_to_that_role_s_requests_after_reload_config() {
         .batch_execute(&format!(
             "create function api.role_settings() returns json language sql stable as $$
                select json_build_object('statement_timeout', current_setting('statement_timeout'),
-                                        'tenant', current_setting('app.tenant', true))
+                                        'tenant', current_setting('app.tenant', true),
+                                        'user', current_user)
              $$;
              create function api.slow() returns int language sql volatile as $$ select 1 from pg_sleep(1) $$;
              grant execute on function api.role_settings(), api.slow() to web_anon, app_user;
              alter role web_anon in database {db} set statement_timeout = '200ms';
              alter role web_anon in database {db} set app.tenant = 'acme';
-             alter role web_anon in database {db} set log_min_duration_statement = 0;"
+             alter role web_anon in database {db} set log_min_duration_statement = 0;
+             alter role web_anon in database {db} set role = 'app_admin';"
         ))
         .await
         .expect("role settings");
@@ -316,6 +318,8 @@ async fn role_settings_apply_to_that_role_s_requests_after_reload_config() {
     );
     let anon = send(&app, get("/rpc/role_settings")).await.json();
     assert_eq!(anon["tenant"], "acme");
+    // A role setting never changes who the request runs as.
+    assert_eq!(anon["user"], "web_anon");
 
     // The timeout cuts a slow call short: 504 with PostgreSQL's code.
     let started = std::time::Instant::now();
