@@ -1,7 +1,6 @@
 // Operations: CORS, Server-Timing, the admin server (live, ready, metrics,
 // schema cache), and config reloads (SIGUSR2, NOTIFY 'reload config').
 
-use std::process::Command;
 use std::time::Duration;
 
 use actix_web::test::{self, TestRequest};
@@ -258,10 +257,7 @@ fn sigusr2_and_notify_reload_the_jwt_keys_without_restart() {
         format!("[jwt]\nsecret = \"{b}\"\n"),
     )
     .expect("rewrite");
-    // SAFETY: signalling our own child by pid.
-    unsafe {
-        libc::kill(gw.child.id() as i32, libc::SIGUSR2);
-    }
+    gw.signal(libc::SIGUSR2);
     assert!(
         wait_until(Duration::from_secs(10), || status_with_token(
             gw.port,
@@ -281,33 +277,14 @@ fn sigusr2_and_notify_reload_the_jwt_keys_without_restart() {
         "[jwt]\nsecret = \"short\"\n",
     )
     .expect("rewrite");
-    unsafe {
-        libc::kill(gw.child.id() as i32, libc::SIGUSR2);
-    }
+    gw.signal(libc::SIGUSR2);
     std::fs::write(
         gw.dir.path().join("config.toml"),
         format!("[jwt]\nsecret = \"{c}\"\n"),
     )
     .expect("rewrite");
     // NOTIFY pgrpc, 'reload config' through the database.
-    let out = Command::new("psql")
-        .args([
-            "-h",
-            gw.dir.path().join("data").to_str().expect("utf-8"),
-            "-U",
-            "postgres",
-            "-d",
-            "pgrpc",
-            "-c",
-            "notify pgrpc, 'reload config'",
-        ])
-        .output()
-        .expect("psql");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    gw.psql("notify pgrpc, 'reload config'");
     assert!(
         wait_until(Duration::from_secs(10), || status_with_token(
             gw.port,
