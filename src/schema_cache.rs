@@ -177,7 +177,9 @@ pub struct SchemaCache {
     #[serde(skip)]
     pub claims_containers: HashMap<u32, Option<u32>>,
     /// `ALTER ROLE … SET` settings of the roles requests run as, role →
-    /// (name, value) in the order to apply them.
+    /// (name, value) in the order to apply them. Not shown by `/schema_cache`:
+    /// a custom setting may hold a secret.
+    #[serde(skip)]
     pub role_settings: HashMap<String, Vec<(String, String)>>,
     /// When it was loaded.
     #[serde(skip)]
