@@ -152,13 +152,35 @@ fn anonymous_with_claims(
 
 /// The claims object with a top-level `role`, for SQL that reads
 /// `current_setting('request.jwt.claims')::json->>'role'` whatever the claim path.
+/// Written straight from the cached claims: no copy of them per request.
 fn claims_with_role(claims: &Map<String, Value>, role: &str) -> String {
-    if claims.get("role").and_then(Value::as_str) == Some(role) {
-        return Value::Object(claims.clone()).to_string();
+    serde_json::to_string(&WithRole { claims, role })
+        .expect("a map with string keys always serializes")
+}
+
+/// Claims as JSON with `role` replaced in place, or added last.
+struct WithRole<'a> {
+    claims: &'a Map<String, Value>,
+    role: &'a str,
+}
+
+impl serde::Serialize for WithRole<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let has_role = self.claims.contains_key("role");
+        let mut map = s.serialize_map(Some(self.claims.len() + usize::from(!has_role)))?;
+        for (key, value) in self.claims {
+            if key == "role" {
+                map.serialize_entry(key, self.role)?;
+            } else {
+                map.serialize_entry(key, value)?;
+            }
+        }
+        if !has_role {
+            map.serialize_entry("role", self.role)?;
+        }
+        map.end()
     }
-    let mut copy = claims.clone();
-    copy.insert("role".into(), Value::String(role.to_string()));
-    Value::Object(copy).to_string()
 }
 
 #[cfg(test)]
@@ -172,6 +194,26 @@ mod tests {
         assert_eq!(bearer_token("TOKEN abc"), Some("abc"));
         assert_eq!(bearer_token("Basic dXNlcg=="), None);
         assert_eq!(bearer_token("Bearer"), Some(""));
+    }
+
+    #[test]
+    fn claims_get_the_role_in_place_or_last() {
+        let claims: Map<String, Value> =
+            serde_json::from_str(r#"{"sub":"u1","role":"app_user","n":1}"#).expect("json");
+        assert_eq!(
+            claims_with_role(&claims, "app_user"),
+            r#"{"sub":"u1","role":"app_user","n":1}"#
+        );
+        assert_eq!(
+            claims_with_role(&claims, "web_anon"),
+            r#"{"sub":"u1","role":"web_anon","n":1}"#
+        );
+        let nested: Map<String, Value> =
+            serde_json::from_str(r#"{"app":{"role":"app_user"},"s":"a\"b"}"#).expect("json");
+        assert_eq!(
+            claims_with_role(&nested, "app_user"),
+            r#"{"app":{"role":"app_user"},"s":"a\"b","role":"app_user"}"#
+        );
     }
 
     #[test]

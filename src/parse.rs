@@ -350,20 +350,35 @@ fn json_payload(body: &[u8]) -> Result<Payload, Error> {
 /// All headers as one JSON object, names lower-cased (HeaderMap already
 /// lower-cases them); repeated headers are joined with `, ` (RFC 9110 §5.3).
 fn headers_json(headers: &HeaderMap) -> String {
-    let mut map = Map::new();
-    for (name, value) in headers.iter() {
-        let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
-        match map.get_mut(name.as_str()) {
-            Some(Value::String(s)) => {
-                s.push_str(", ");
-                s.push_str(&value);
-            }
-            _ => {
-                map.insert(name.as_str().to_string(), Value::String(value));
+    serde_json::to_string(&HeadersJson(headers)).expect("names and text always serialize")
+}
+
+/// `request.headers`, written straight from the header map: one key per
+/// name (lower case), repeated headers joined with `, ` (RFC 9110 §5.3).
+struct HeadersJson<'a>(&'a HeaderMap);
+
+impl serde::Serialize for HeadersJson<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = s.serialize_map(None)?;
+        for name in self.0.keys() {
+            let mut values = self.0.get_all(name);
+            let first = values.next().map(|v| String::from_utf8_lossy(v.as_bytes()));
+            let Some(first) = first else { continue };
+            match values.next() {
+                None => map.serialize_entry(name.as_str(), &first)?,
+                Some(second) => {
+                    let mut joined = first.into_owned();
+                    for v in std::iter::once(second).chain(values) {
+                        joined.push_str(", ");
+                        joined.push_str(&String::from_utf8_lossy(v.as_bytes()));
+                    }
+                    map.serialize_entry(name.as_str(), &joined)?;
+                }
             }
         }
+        map.end()
     }
-    Value::Object(map).to_string()
 }
 
 /// The `Cookie` header as a JSON object (RFC 6265 §4.2.1: `a=b; c=d`).
@@ -1544,15 +1559,18 @@ mod tests {
         let r = run(
             "POST",
             "",
-            &[("X-Thing", "a"), ("cookie", "sid=1; theme=dark")],
+            &[
+                ("X-Thing", "a"),
+                ("cookie", "sid=1; theme=dark"),
+                ("x-multi", "1"),
+                ("x-multi", "2 \"q\""),
+            ],
             "",
         )
         .expect("ok");
-        assert!(
-            r.headers_json.contains(r#""x-thing":"a""#),
-            "{}",
-            r.headers_json
-        );
+        let headers: Value = serde_json::from_str(&r.headers_json).expect("JSON");
+        assert_eq!(headers["x-thing"], "a", "{}", r.headers_json);
+        assert_eq!(headers["x-multi"], "1, 2 \"q\"", "{}", r.headers_json);
         assert_eq!(r.cookies_json, r#"{"sid":"1","theme":"dark"}"#);
     }
 
