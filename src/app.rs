@@ -190,11 +190,14 @@ impl Trace {
 
     /// `Server-Timing` (W3C Server Timing): `jwt;dur=0.1, parse;dur=0.0, …` in ms.
     fn server_timing(&self) -> String {
-        self.stages
-            .iter()
-            .map(|(name, d)| format!("{name};dur={:.1}", d.as_secs_f64() * 1000.0))
-            .collect::<Vec<_>>()
-            .join(", ")
+        use std::fmt::Write;
+        let mut out = String::with_capacity(self.stages.len() * 20);
+        for (i, (name, d)) in self.stages.iter().enumerate() {
+            let sep = if i == 0 { "" } else { ", " };
+            // Writing to a String cannot fail.
+            let _ = write!(out, "{sep}{name};dur={:.1}", d.as_secs_f64() * 1000.0);
+        }
+        out
     }
 }
 
@@ -277,13 +280,15 @@ async fn call(
         headers: req.headers(),
         body: &bytes,
     };
-    let rpc = parse::parse(function, &input, &config.db.schemas)?;
+    let mut rpc = parse::parse(function, &input, &config.db.schemas)?;
     trace.mark("parse");
     let cache = state.cache.load_full().ok_or(SchemaCacheError::NotLoaded)?;
     let plan = plan::plan(&rpc, &cache)?;
     let call = query::call_query(&plan);
+    // What only the transaction needs is moved out of the request, not copied
+    // (the body can be large); respond reads the method alone.
     let payload = if plan.claims_args.is_empty() {
-        rpc.payload.raw.clone()
+        std::mem::take(&mut rpc.payload.raw)
     } else {
         auth::verify_token_arguments(&rpc.payload.raw, &plan.claims_args, jwt.as_deref())?
     };
@@ -298,9 +303,9 @@ async fn call(
         authenticated: auth.authenticated,
         claims_json: auth.claims_json,
         method: rpc.method.as_str().to_string(),
-        path: rpc.path.clone(),
-        headers_json: rpc.headers_json.clone(),
-        cookies_json: rpc.cookies_json.clone(),
+        path: std::mem::take(&mut rpc.path),
+        headers_json: std::mem::take(&mut rpc.headers_json),
+        cookies_json: std::mem::take(&mut rpc.cookies_json),
         search_path: query::search_path(&rpc.schema, &config.db.extra_search_path),
         role_settings,
         pre_request: state.pre_request_sql.clone(),

@@ -105,7 +105,13 @@ const MAX_PREPARED: usize = 256;
 
 /// Lower-case hex of `text`'s bytes (safe inside an SQL comment).
 fn hex(text: &str) -> String {
-    text.bytes().map(|b| format!("{b:02x}")).collect()
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(text.len() * 2);
+    for b in text.bytes() {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0xf)]));
+    }
+    out
 }
 
 /// Map a pool failure: waiting too long is 504, not reaching the database 503.
@@ -274,3 +280,16 @@ pub async fn run(pool: &Pool, tx: &TxRequest) -> Result<Outcome, Error> {
 
 /// How long to wait between reconnection attempts of background connections.
 pub const RECONNECT_DELAY: Duration = Duration::from_millis(500);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn role_tags_are_lower_case_hex() {
+        assert_eq!(hex("app_user"), "6170705f75736572");
+        assert_eq!(hex("*/ x"), "2a2f2078");
+        assert_eq!(hex("é"), "c3a9");
+        assert_eq!(hex(""), "");
+    }
+}
