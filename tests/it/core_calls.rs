@@ -179,13 +179,7 @@ async fn post_to_stable_function_runs_read_only() {
     let r = send(&app, post("/rpc/stable_write", "{}")).await;
     assert_eq!(r.status, 405, "{}", r.body);
     assert_eq!(r.code(), "25006");
-    let admin = ctx.db.admin().await;
-    let n: i64 = admin
-        .query_one("select count(*) from test_data.items", &[])
-        .await
-        .expect("count")
-        .get(0);
-    assert_eq!(n, 0);
+    assert_eq!(ctx.count("select count(*) from test_data.items").await, 0);
 }
 
 #[actix_web::test]
@@ -490,13 +484,5 @@ async fn argument_values_are_bound_never_spliced() {
     )
     .await;
     assert_eq!(r.status, 404, "{}", r.body);
-    let n: i64 = ctx
-        .db
-        .admin()
-        .await
-        .query_one("select count(*) from test_data.items", &[])
-        .await
-        .expect("the table still exists")
-        .get(0);
-    assert_eq!(n, 1);
+    assert_eq!(ctx.count("select count(*) from test_data.items").await, 1);
 }

@@ -322,13 +322,11 @@ async fn other_methods_are_405_with_allow() {
         );
         assert!(!allow.contains(m), "{m}: {allow}");
     }
-    let admin = ctx.db.admin().await;
-    let n: i64 = admin
-        .query_one("select count(*) from test_data.items", &[])
-        .await
-        .expect("count")
-        .get(0);
-    assert_eq!(n, 0, "no method but POST may write");
+    assert_eq!(
+        ctx.count("select count(*) from test_data.items").await,
+        0,
+        "no method but POST may write"
+    );
 }
 
 #[actix_web::test]
@@ -340,13 +338,7 @@ async fn get_on_a_volatile_function_is_405() {
     assert_eq!(r.header("allow").as_deref(), Some("OPTIONS,POST"));
     let r = send(&app, get("/rpc/nothing")).await;
     assert_error(&r, 405, "PGRST101");
-    let admin = ctx.db.admin().await;
-    let n: i64 = admin
-        .query_one("select count(*) from test_data.items", &[])
-        .await
-        .expect("count")
-        .get(0);
-    assert_eq!(n, 0);
+    assert_eq!(ctx.count("select count(*) from test_data.items").await, 0);
 }
 
 #[actix_web::test]

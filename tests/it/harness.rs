@@ -259,6 +259,18 @@ impl Ctx {
         .await
     }
 
+    /// A single-number query as the superuser (row counts, to check what a
+    /// request did or did not write).
+    pub async fn count(&self, sql: &str) -> i64 {
+        self.db
+            .admin()
+            .await
+            .query_one(sql, &[])
+            .await
+            .expect(sql)
+            .get(0)
+    }
+
     /// Start the NOTIFY listener (for reload tests).
     pub fn listen(&self) -> pgrpc::listener::Listener {
         pgrpc::listener::spawn(self.db.config("authenticator"), self.state.cache_target())

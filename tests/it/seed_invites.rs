@@ -160,15 +160,7 @@ async fn bad_invite_parameters_are_422() {
     )
     .await;
     assert_eq!(r.status, 400, "not an interval: {}", r.body);
-    let n: i64 = ctx
-        .db
-        .admin()
-        .await
-        .query_one("select count(*) from auth.invites", &[])
-        .await
-        .expect("count")
-        .get(0);
-    assert_eq!(n, 0);
+    assert_eq!(ctx.count("select count(*) from auth.invites").await, 0);
 }
 
 #[actix_web::test]

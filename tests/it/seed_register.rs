@@ -129,16 +129,6 @@ pub(crate) fn user_claims(id: i64, username: &str, iat: i64, exp: i64, orig_iat:
     })
 }
 
-async fn count(ctx: &Ctx, sql: &str) -> i64 {
-    ctx.db
-        .admin()
-        .await
-        .query_one(sql, &[])
-        .await
-        .expect(sql)
-        .get(0)
-}
-
 #[actix_web::test]
 async fn register_answers_a_24_hour_app_user_token() {
     let ctx = setup().await;
@@ -217,7 +207,7 @@ async fn missing_fields_answer_422_naming_the_field() {
     }
     let r = send(&app, post("/rpc/register", "{}")).await;
     assert_eq!(r.status, 422, "{}", r.body);
-    assert_eq!(count(&ctx, "select count(*) from auth.users").await, 0);
+    assert_eq!(ctx.count("select count(*) from auth.users").await, 0);
 }
 
 #[actix_web::test]
@@ -258,9 +248,9 @@ async fn malformed_fields_answer_422_naming_the_field() {
         let message = r.json()["message"].as_str().expect("message").to_string();
         assert!(message.starts_with(field), "{message:?} names {field}");
     }
-    assert_eq!(count(&ctx, "select count(*) from auth.users").await, 0);
+    assert_eq!(ctx.count("select count(*) from auth.users").await, 0);
     assert_eq!(
-        count(&ctx, "select uses::int8 from auth.invites").await,
+        ctx.count("select uses::int8 from auth.invites").await,
         0,
         "no use consumed"
     );
@@ -292,7 +282,7 @@ async fn a_wrongly_typed_field_is_a_client_error() {
     let body = json!({"username": ["x"], "password": "password", "email": "a@example.com", "invite_code": code});
     let r = send(&app, post("/rpc/register", &body.to_string())).await;
     assert!((400..500).contains(&r.status), "{} {}", r.status, r.body);
-    assert_eq!(count(&ctx, "select count(*) from auth.users").await, 0);
+    assert_eq!(ctx.count("select count(*) from auth.users").await, 0);
 }
 
 #[actix_web::test]
@@ -327,14 +317,13 @@ async fn username_is_unique_case_insensitively_and_email_after_normalizing() {
 
     // A refused registration gives its invite use back.
     assert_eq!(
-        count(
-            &ctx,
-            &format!("select uses::int8 from auth.invites where code = '{code}'")
-        )
+        ctx.count(&format!(
+            "select uses::int8 from auth.invites where code = '{code}'"
+        ))
         .await,
         0
     );
-    assert_eq!(count(&ctx, "select count(*) from auth.users").await, 1);
+    assert_eq!(ctx.count("select count(*) from auth.users").await, 1);
 }
 
 #[actix_web::test]
@@ -367,7 +356,7 @@ async fn unknown_used_up_and_expired_invites_get_the_same_403() {
         bodies.windows(2).all(|w| w[0] == w[1]),
         "identical bodies: {bodies:?}"
     );
-    assert_eq!(count(&ctx, "select count(*) from auth.users").await, 1);
+    assert_eq!(ctx.count("select count(*) from auth.users").await, 1);
 }
 
 async fn register_with<S, B>(app: &S, username: &str, code: &str, status: u16) -> Resp
@@ -397,7 +386,7 @@ async fn a_multi_use_invite_admits_exactly_max_uses_users() {
         register_with(&app, name, &code, 200).await;
     }
     register_with(&app, "four", &code, 403).await;
-    assert_eq!(count(&ctx, "select count(*) from auth.users").await, 3);
+    assert_eq!(ctx.count("select count(*) from auth.users").await, 3);
 }
 
 #[actix_web::test]
@@ -426,8 +415,8 @@ async fn twenty_concurrent_registrations_with_one_single_use_code_create_one_use
         19,
         "{statuses:?}"
     );
-    assert_eq!(count(&ctx, "select count(*) from auth.users").await, 1);
-    assert_eq!(count(&ctx, "select uses::int8 from auth.invites").await, 1);
+    assert_eq!(ctx.count("select count(*) from auth.users").await, 1);
+    assert_eq!(ctx.count("select uses::int8 from auth.invites").await, 1);
 }
 
 #[actix_web::test]
@@ -443,9 +432,9 @@ async fn two_concurrent_registrations_of_one_username_give_200_and_409() {
     let mut statuses: Vec<u16> = results.iter().map(|r| r.status).collect();
     statuses.sort_unstable();
     assert_eq!(statuses, vec![200, 409], "{results:?}");
-    assert_eq!(count(&ctx, "select count(*) from auth.users").await, 1);
+    assert_eq!(ctx.count("select count(*) from auth.users").await, 1);
     assert_eq!(
-        count(&ctx, "select uses::int8 from auth.invites").await,
+        ctx.count("select uses::int8 from auth.invites").await,
         1,
         "the loser's use rolled back"
     );
