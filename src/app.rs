@@ -293,11 +293,7 @@ async fn call(
         auth::verify_token_arguments(&rpc.payload.raw, &plan.claims_args, jwt.as_deref())?
     };
     trace.mark("plan");
-    let role_settings = cache
-        .role_settings
-        .get(&auth.role)
-        .cloned()
-        .unwrap_or_default();
+    let role_settings = cache.role_settings.get(&auth.role).cloned();
     let tx = TxRequest {
         role: auth.role,
         authenticated: auth.authenticated,

@@ -22,6 +22,7 @@ use tokio_postgres::types::{to_sql_checked, Format, IsNull, ToSql, Type};
 
 use crate::error::{DbError, Error, RequestError};
 use crate::query::{CallQuery, ROLE_SETTINGS_SQL, SETUP_SQL};
+use crate::schema_cache::RoleSettings;
 
 /// Everything the transaction needs, owned so it can run on its own task.
 #[derive(Debug, Clone)]
@@ -43,7 +44,7 @@ pub struct TxRequest {
     /// `search_path`.
     pub search_path: String,
     /// The role's own settings (`ALTER ROLE … SET`), in order; usually none.
-    pub role_settings: Vec<(String, String)>,
+    pub role_settings: Option<RoleSettings>,
     /// Pre-request statement.
     pub pre_request: Option<String>,
     /// The call.
@@ -198,9 +199,10 @@ pub async fn run(pool: &Pool, tx: &TxRequest) -> Result<Outcome, Error> {
     let (names, values): (Vec<&str>, Vec<&str>) = tx
         .role_settings
         .iter()
+        .flat_map(|settings| settings.iter())
         .map(|(n, v)| (n.as_str(), v.as_str()))
         .unzip();
-    let settings_stmt = if tx.role_settings.is_empty() {
+    let settings_stmt = if names.is_empty() {
         None
     } else {
         Some(

@@ -180,13 +180,17 @@ pub struct SchemaCache {
     /// (name, value) in the order to apply them. Not shown by `/schema_cache`:
     /// a custom setting may hold a secret.
     #[serde(skip)]
-    pub role_settings: HashMap<String, Vec<(String, String)>>,
+    pub role_settings: HashMap<String, RoleSettings>,
     /// When it was loaded.
     #[serde(skip)]
     pub loaded_at: SystemTime,
     /// How long loading took.
     pub load_time: Duration,
 }
+
+/// A role's `ALTER ROLE … SET` settings, (name, value) in the order to apply
+/// them; shared, so a request takes them without copying.
+pub type RoleSettings = Arc<[(String, String)]>;
 
 /// One row of `functions.sql`.
 #[derive(Deserialize)]
@@ -394,13 +398,17 @@ impl SchemaCache {
                 }
             }
         }
-        let mut role_settings: HashMap<String, Vec<(String, String)>> = HashMap::new();
+        let mut by_role: HashMap<String, Vec<(String, String)>> = HashMap::new();
         for row in client.query(ROLE_SETTINGS_SQL, &[]).await? {
-            role_settings
+            by_role
                 .entry(row.try_get(0)?)
                 .or_default()
                 .push((row.try_get(1)?, row.try_get(2)?));
         }
+        let role_settings = by_role
+            .into_iter()
+            .map(|(role, settings)| (role, RoleSettings::from(settings)))
+            .collect();
         Ok(SchemaCache {
             functions,
             claims_type: claims,
