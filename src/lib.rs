@@ -1,33 +1,30 @@
 //! pgrpc: PostgreSQL functions on the web, PostgREST-style.
 //!
-//! A request passes through fixed stages, each a module: [`auth`] (token →
-//! role and claims), [`parse`] (HTTP → call), [`plan`] (call + schema cache →
-//! plan), [`query`] (plan → SQL), [`execute`] (one pipelined transaction) and
-//! [`respond`] (rows and response settings → HTTP). [`app`] wires them to
-//! routes; [`server`] starts and stops everything. Tests reach the app through
-//! [`app::routes`] and the database through [`embedded`] and [`migrate`].
+//! The folders are the layers, and dependencies run one way, from the top of
+//! this list to the bottom (`ARCHITECTURE.md` walks a request through them):
+//!
+//! - [`cli`]: the commands besides `serve` (`token`).
+//! - [`http`]: actix-web wiring: start-up and shutdown, routes, the shared
+//!   state, the handler that runs the pipeline, CORS, the admin server.
+//! - [`openapi`]: the OpenAPI document, built purely from the schema cache.
+//! - [`pipeline`]: the stages of a request, in order: auth → parse → plan →
+//!   query → execute → respond.
+//! - [`error`]: the one error type every stage answers with.
+//! - [`db`]: connections and pools, the schema cache, migrations, the
+//!   embedded cluster, the reload listener.
+//! - [`jwt`]: verifying, signing and caching tokens; loading key material.
+//! - [`ops`]: metrics, logging, giving memory back.
+//! - [`config`]: the file and environment, validated once.
+//!
+//! Tests reach the app through [`http::routes`] and the database through
+//! [`db::embedded`] and [`db::migrate`].
 
-pub mod admin;
-pub mod app;
-pub mod auth;
+pub mod cli;
 pub mod config;
-pub mod cors;
 pub mod db;
-pub mod embedded;
 pub mod error;
-pub mod execute;
+pub mod http;
 pub mod jwt;
-pub mod keys;
-pub mod listener;
-pub mod logging;
-pub mod memory;
-pub mod metrics;
-pub mod migrate;
 pub mod openapi;
-pub mod parse;
-pub mod plan;
-pub mod query;
-pub mod respond;
-pub mod schema_cache;
-pub mod server;
-pub mod token_cmd;
+pub mod ops;
+pub mod pipeline;

@@ -7,7 +7,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use pgrpc::config::Config;
-use pgrpc::{logging, server};
+use pgrpc::http::server;
+use pgrpc::ops::logging;
 
 /// PostgreSQL functions on the web, PostgREST-style.
 #[derive(Parser)]
@@ -61,7 +62,7 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     if let Some(Command::Token { role, claims, ttl }) = &cli.command {
-        return match pgrpc::token_cmd::make_token(&config, role, claims, ttl.as_deref()) {
+        return match pgrpc::cli::token::make_token(&config, role, claims, ttl.as_deref()) {
             Ok(token) => {
                 println!("{token}");
                 ExitCode::SUCCESS

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use actix_web::test::TestRequest;
 use actix_web::web;
-use pgrpc::app::AppState;
+use pgrpc::http::AppState;
 use serde_json::json;
 
 use crate::harness::*;
@@ -226,7 +226,7 @@ async fn options_does_not_touch_the_database() {
     ));
     state.cache.store(ctx.state.cache.load_full());
     let app =
-        actix_web::test::init_service(actix_web::App::new().configure(pgrpc::app::routes(state)))
+        actix_web::test::init_service(actix_web::App::new().configure(pgrpc::http::routes(state)))
             .await;
     let r = send(
         &app,

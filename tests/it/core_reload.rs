@@ -9,7 +9,7 @@ const LIMIT: Duration = Duration::from_secs(10);
 
 /// Start the listener and wait until its first load has swapped in a new
 /// cache: from then on it is LISTENing (it subscribes before loading).
-async fn listening(ctx: &Ctx) -> pgrpc::listener::Listener {
+async fn listening(ctx: &Ctx) -> pgrpc::db::listener::Listener {
     let before = ctx.state.cache.load_full().expect("setup loaded a cache");
     let listener = ctx.listen();
     let swapped = eventually(LIMIT, || {

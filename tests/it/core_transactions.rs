@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use actix_web::web;
-use pgrpc::app::AppState;
+use pgrpc::http::AppState;
 
 use crate::core_errors::assert_error;
 use crate::harness::*;
@@ -164,7 +164,7 @@ async fn unreachable_database_is_503_with_retry_after() {
     for cfg in [missing_db, no_server] {
         let state = app_with_pool(&ctx, cfg).await;
         let app = actix_web::test::init_service(
-            actix_web::App::new().configure(pgrpc::app::routes(state)),
+            actix_web::App::new().configure(pgrpc::http::routes(state)),
         )
         .await;
         for req in [post("/rpc/add", r#"{"a": 1}"#), get("/rpc/hello?name=x")] {

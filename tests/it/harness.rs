@@ -11,9 +11,9 @@ use actix_web::dev::{Service, ServiceResponse};
 use actix_web::http::header::HeaderMap;
 use actix_web::test::{self, TestRequest};
 use actix_web::{web, App};
-use pgrpc::app::{self, AppState};
 use pgrpc::config::Config;
-use pgrpc::embedded::{Cluster, ClusterSpec};
+use pgrpc::db::embedded::{Cluster, ClusterSpec};
+use pgrpc::http::{self, AppState};
 use pgrpc::jwt::{Jwt, JwtSettings};
 use serde_json::Value;
 
@@ -124,7 +124,7 @@ fn build_shared() -> Shared {
                 pgrpc::db::connect(&pgrpc::db::socket_config(&cluster, "postgres", TEMPLATE))
                     .await
                     .expect("connect to template");
-            pgrpc::migrate::migrate(&mut owner)
+            pgrpc::db::migrate::migrate(&mut owner)
                 .await
                 .expect("migrate template");
             // Tests lower bcrypt's cost through the settings table when there is one.
@@ -212,7 +212,7 @@ pub async fn setup_with(toml: &str) -> Ctx {
     {
         config.jwt.secret = Some(SECRET.to_string());
     }
-    let jwt = pgrpc::keys::load(&config, false).expect("test JWT config is valid");
+    let jwt = pgrpc::jwt::keys::load(&config, false).expect("test JWT config is valid");
     setup_jwt(toml, jwt).await
 }
 
@@ -231,7 +231,7 @@ async fn setup_jwt(toml: &str, jwt: Jwt) -> Ctx {
     let (config, _) = Config::from_toml(toml, std::path::Path::new("test.toml"), Vec::new())
         .expect("test config is valid");
     let default_path =
-        pgrpc::query::search_path(&config.db.schemas[0], &config.db.extra_search_path);
+        pgrpc::pipeline::query::search_path(&config.db.schemas[0], &config.db.extra_search_path);
     let pool = pgrpc::db::pool(
         pgrpc::db::with_search_path(db.config("authenticator"), &default_path),
         config.db.pool_size.min(4),
@@ -253,8 +253,10 @@ impl Ctx {
     > {
         test::init_service(
             App::new()
-                .wrap(actix_web::middleware::from_fn(pgrpc::cors::middleware))
-                .configure(app::routes(self.state.clone())),
+                .wrap(actix_web::middleware::from_fn(
+                    pgrpc::http::cors::middleware,
+                ))
+                .configure(http::routes(self.state.clone())),
         )
         .await
     }
@@ -272,8 +274,8 @@ impl Ctx {
     }
 
     /// Start the NOTIFY listener (for reload tests).
-    pub fn listen(&self) -> pgrpc::listener::Listener {
-        pgrpc::listener::spawn(self.db.config("authenticator"), self.state.cache_target())
+    pub fn listen(&self) -> pgrpc::db::listener::Listener {
+        pgrpc::db::listener::spawn(self.db.config("authenticator"), self.state.cache_target())
     }
 
     /// Sign claims with the test app's key.

@@ -8,8 +8,8 @@ use actix_web::web;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use jsonwebtoken::{Algorithm, EncodingKey};
-use pgrpc::app::AppState;
 use pgrpc::config::Config;
+use pgrpc::http::AppState;
 use pgrpc::jwt::JwtSettings;
 use serde_json::{json, Value};
 
@@ -75,7 +75,7 @@ pub(crate) async fn setup_jwt_config(jwt_keys: &str, rest: &str) -> Ctx {
     let toml = format!("{rest}\n[jwt]\nsecret = \"{SECRET}\"\n{jwt_keys}\n");
     let (config, _) = Config::from_toml(&toml, std::path::Path::new("test.toml"), Vec::new())
         .unwrap_or_else(|e| panic!("test config {toml:?}: {e}"));
-    let jwt = pgrpc::keys::load(&config, false).expect("keys from config");
+    let jwt = pgrpc::jwt::keys::load(&config, false).expect("keys from config");
     setup_full(&toml, jwt.settings().clone()).await
 }
 
@@ -632,7 +632,7 @@ async fn bad_token_is_401_even_when_the_database_is_unreachable() {
     state.cache.store(ctx.state.cache.load_full());
     let state = web::Data::new(state);
     let app =
-        actix_web::test::init_service(actix_web::App::new().configure(pgrpc::app::routes(state)))
+        actix_web::test::init_service(actix_web::App::new().configure(pgrpc::http::routes(state)))
             .await;
 
     let bad = tampered(

@@ -656,7 +656,11 @@ fn cli_token_without_the_generated_secret_says_what_to_do() {
 
     // Once the server has generated it, the CLI uses it.
     let secret = "generated-generated-generated-generated-01";
-    std::fs::write(data.path().join(pgrpc::keys::GENERATED_SECRET_FILE), secret).expect("write");
+    std::fs::write(
+        data.path().join(pgrpc::jwt::keys::GENERATED_SECRET_FILE),
+        secret,
+    )
+    .expect("write");
     let out = pgrpc_token(
         &["--role", "app_admin"],
         &[(

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use pgrpc::embedded::{Cluster, ClusterSpec};
+use pgrpc::db::embedded::{Cluster, ClusterSpec};
 
 use crate::harness::*;
 
@@ -105,7 +105,9 @@ fn database_restart_gives_503_meanwhile_and_recovers_without_restart() {
             pgrpc::db::connect(&pgrpc::db::socket_config(&cluster, "postgres", "pgrpc"))
                 .await
                 .expect("connect");
-        pgrpc::migrate::migrate(&mut owner).await.expect("migrate");
+        pgrpc::db::migrate::migrate(&mut owner)
+            .await
+            .expect("migrate");
         owner.batch_execute(SLEEP_FN).await.expect("fixtures");
     });
     drop(rt);

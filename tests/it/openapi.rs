@@ -623,7 +623,7 @@ async fn openapi_fixture_functions_survive_schemathesis() {
     let ctx = setup().await;
     let state = ctx.state.clone();
     let server = actix_web::HttpServer::new(move || {
-        actix_web::App::new().configure(pgrpc::app::routes(state.clone()))
+        actix_web::App::new().configure(pgrpc::http::routes(state.clone()))
     })
     .workers(2)
     .disable_signals()

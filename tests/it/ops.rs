@@ -139,7 +139,8 @@ async fn admin_live_ready_metrics_and_schema_cache() {
     let ctx = setup().await;
     let app = ctx.app().await;
     let admin =
-        test::init_service(App::new().configure(pgrpc::admin::routes(ctx.state.clone()))).await;
+        test::init_service(App::new().configure(pgrpc::http::admin::routes(ctx.state.clone())))
+            .await;
     assert_eq!(send(&admin, get("/live")).await.status, 200);
     assert_eq!(send(&admin, get("/ready")).await.status, 200);
 
@@ -200,13 +201,14 @@ async fn ready_is_503_when_the_database_is_unreachable() {
     let mut bad = ctx.db.config("authenticator");
     bad.dbname("no_such_database");
     let pool = pgrpc::db::pool(bad, 1, Duration::from_secs(1));
-    let state = actix_web::web::Data::new(pgrpc::app::AppState::new(
+    let state = actix_web::web::Data::new(pgrpc::http::AppState::new(
         ctx.state.config.clone(),
         pool,
         ctx.state.jwt.load_full(),
     ));
     state.cache.store(ctx.state.cache.load_full());
-    let admin = test::init_service(App::new().configure(pgrpc::admin::routes(state.clone()))).await;
+    let admin =
+        test::init_service(App::new().configure(pgrpc::http::admin::routes(state.clone()))).await;
     assert_eq!(send(&admin, get("/live")).await.status, 200);
     assert_eq!(send(&admin, get("/ready")).await.status, 503);
     // Not loaded yet is not ready either.

@@ -430,9 +430,9 @@ async fn production_grants_and_function_hygiene() {
     let mut db = pgrpc::db::connect(&pgrpc::db::socket_config(cluster(), "postgres", &name))
         .await
         .expect("connect to it");
-    pgrpc::migrate::migrate(&mut db).await.expect("migrate");
+    pgrpc::db::migrate::migrate(&mut db).await.expect("migrate");
     // Twice: sql/ is re-applied on every start.
-    pgrpc::migrate::apply_sql(&mut db)
+    pgrpc::db::migrate::apply_sql(&mut db)
         .await
         .expect("re-apply sql/");
 

@@ -7,7 +7,7 @@
 use serde_json::{Map, Value};
 
 use crate::config::Config;
-use crate::keys::{self, KeyError};
+use crate::jwt::keys::{self, KeyError};
 
 /// Why no token could be made.
 #[derive(Debug, thiserror::Error)]

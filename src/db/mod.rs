@@ -6,6 +6,12 @@
 //! worker) whose wait time is `db.pool_timeout` (504 past it). Does not run
 //! requests (execute stage) or migrations (migrate).
 
+pub mod embedded;
+pub mod listener;
+pub mod migrate;
+pub mod quote;
+pub mod schema_cache;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,7 +19,7 @@ use std::time::Duration;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use tokio_postgres::NoTls;
 
-use crate::embedded::Cluster;
+use embedded::Cluster;
 
 /// Name of the embedded cluster's database.
 pub const EMBEDDED_DB: &str = "pgrpc";
@@ -260,7 +266,7 @@ pub async fn ensure_database(
     if !exists {
         // CREATE DATABASE takes no parameters; the name is ours, and quoted.
         admin
-            .batch_execute(&format!("create database {}", crate::query::ident(name)))
+            .batch_execute(&format!("create database {}", quote::ident(name)))
             .await?;
         tracing::info!(database = name, "created database");
     }

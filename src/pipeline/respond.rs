@@ -12,12 +12,12 @@ use actix_web::http::StatusCode;
 use actix_web::HttpResponse;
 use serde_json::{Map, Value};
 
+use crate::db::schema_cache::Returns;
 use crate::error::{AuthError, Error, RequestError, ResponseSettingsError};
-use crate::execute::Outcome;
 use crate::jwt::Jwt;
-use crate::parse::{RpcMethod, RpcRequest};
-use crate::plan::{CallPlan, ClaimsAt};
-use crate::schema_cache::Returns;
+use crate::pipeline::execute::Outcome;
+use crate::pipeline::parse::{RpcMethod, RpcRequest};
+use crate::pipeline::plan::{CallPlan, ClaimsAt};
 
 /// Build the response for a successful call.
 pub fn respond(

@@ -16,8 +16,8 @@ use tokio::sync::mpsc;
 use tokio_postgres::{AsyncMessage, NoTls};
 
 use crate::config::QualifiedName;
-use crate::metrics::Metrics;
-use crate::schema_cache::SchemaCache;
+use crate::db::schema_cache::SchemaCache;
+use crate::ops::metrics::Metrics;
 
 /// Channels the listener subscribes to (ours and PostgREST's).
 const CHANNELS: &str = "LISTEN pgrpc; LISTEN pgrst";

@@ -13,7 +13,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::metrics::Metrics;
+use crate::ops::metrics::Metrics;
 
 /// How often the request count is compared: memory is given back between
 /// one and two periods after the last request.

@@ -1,4 +1,4 @@
-//! `GET /` and `HEAD /`: the OpenAPI 3.0 document of the exposed functions, as
+//! The OpenAPI 3.0 document of the exposed functions (`GET /`, `HEAD /`), as
 //! the caller's role may use them.
 //!
 //! Owns the document: one path per function name (`/rpc/<name>`, plus each
@@ -7,8 +7,10 @@
 //! results, the error shape, and the bearer security scheme. It does not decide
 //! who the caller is (the auth stage does, exactly as for a call), which
 //! functions exist (the schema cache) or who may call them: PostgreSQL answers
-//! that in one catalog query on a pooled connection (`openapi/privileges.sql`),
-//! which also describes the types involved. [`document`] is pure.
+//! that in one catalog query ([`PRIVILEGES_SQL`], run by the execute stage like
+//! any other statement), which also describes the types involved. This module
+//! is pure: the HTTP handler runs it on the shared request pipeline (the same
+//! auth, profile negotiation, log line and metrics as a call).
 //!
 //! Like PostgREST's root endpoint, the document covers one schema: the first
 //! exposed one, or the one `Accept-Profile` names; operations of another schema
@@ -17,200 +19,18 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
-use std::time::Instant;
 
-use actix_web::http::header::{self, HeaderValue};
-use actix_web::http::Method;
-use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
-use tokio_postgres::types::{ToSql, Type};
 
-use deadpool_postgres::Pool;
-
-use crate::app::{AppState, WorkerPool};
-use crate::auth;
-use crate::error::{DbError, Error, RequestError, SchemaCacheError};
-use crate::execute;
-use crate::logging::events;
-use crate::schema_cache::{Returns, Routine, Volatility};
-
-const PRIVILEGES_SQL: &str = include_str!("openapi/privileges.sql");
+use crate::db::schema_cache::{Returns, Routine, Volatility, RECORD_OID};
+use crate::error::{DbError, Error};
 
 /// The media type of the document (the OpenAPI Initiative's registration).
 pub const MEDIA_TYPE: &str = "application/openapi+json; charset=utf-8";
 
-/// Serve the OpenAPI document for the caller's role.
-pub async fn root(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    pool: web::Data<WorkerPool>,
-) -> Result<HttpResponse, Error> {
-    let started = Instant::now();
-    let mut role = None;
-    let result = serve(&req, &state, &pool.0, &mut role).await;
-    let (status, code) = match &result {
-        Ok(r) => (r.status().as_u16(), String::new()),
-        Err(e) => (e.status().as_u16(), e.code()),
-    };
-    // The same line as a call's: never a header value or the query string.
-    tracing::info!(
-        target: events::REQUEST,
-        method = %req.method(),
-        path = %req.path(),
-        function = "",
-        role = role.as_deref().unwrap_or("-"),
-        status,
-        code = code.as_str(),
-        duration_ms = started.elapsed().as_secs_f64() * 1000.0,
-    );
-    result
-}
-
-async fn serve(
-    req: &HttpRequest,
-    state: &AppState,
-    pool: &Pool,
-    role: &mut Option<String>,
-) -> Result<HttpResponse, Error> {
-    let config = &state.config;
-    let authorization = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    let jwt = state.jwt.load_full();
-    let caller = auth::authenticate(
-        authorization,
-        jwt.as_deref(),
-        config.db.anon_role.as_deref(),
-    )?;
-    *role = Some(caller.role.clone());
-    let (schema, schema_from_header) = profile(req, &config.db.schemas)?;
-    accept(req)?;
-    let cache = state.cache.load_full().ok_or(SchemaCacheError::NotLoaded)?;
-
-    let candidates: Vec<Arc<Routine>> = cache
-        .all()
-        .filter(|r| r.schema == schema)
-        .cloned()
-        .collect();
-    let mut type_oids: Vec<i64> = candidates
-        .iter()
-        .flat_map(|r| routine_types(r))
-        .map(i64::from)
-        .collect();
-    type_oids.sort_unstable();
-    type_oids.dedup();
-
-    let seen = visibility(
-        pool,
-        &caller.role,
-        caller.authenticated,
-        std::slice::from_ref(&schema),
-        &type_oids,
-    )
-    .await?;
-    let routines: Vec<Arc<Routine>> = candidates
-        .into_iter()
-        .filter(|r| seen.executable.contains(&r.oid))
-        .collect();
-
-    let doc = document(&Input {
-        routines: &routines,
-        types: &seen.types,
-        claims_type: cache.claims_type.map(|c| c.oid),
-        schema: &schema,
-        default_schema: config.db.schemas.first() == Some(&schema),
-        routes: &config.routes,
-        server: server_url(req),
-        anonymous: config.db.anon_role.is_some(),
-    });
-    let mut res = HttpResponse::Ok();
-    res.insert_header((header::CONTENT_TYPE, MEDIA_TYPE));
-    // The document depends on who asks and for which schema (RFC 9110 §12.5.5).
-    res.append_header((
-        header::VARY,
-        HeaderValue::from_static("Accept, Accept-Profile, Authorization"),
-    ));
-    if schema_from_header {
-        if let Ok(v) = HeaderValue::from_str(&schema) {
-            res.insert_header((header::HeaderName::from_static("content-profile"), v));
-        }
-    }
-    if req.method() == Method::HEAD {
-        return Ok(res.finish());
-    }
-    Ok(res.body(doc.to_string()))
-}
-
-/// `Accept-Profile` picks the schema, as for a GET call (406 `PGRST106` when unlisted).
-fn profile(req: &HttpRequest, schemas: &[String]) -> Result<(String, bool), Error> {
-    let default = schemas.first().cloned().unwrap_or_else(|| "api".into());
-    let Some(value) = req.headers().get("accept-profile") else {
-        return Ok((default, false));
-    };
-    let wanted = value.to_str().unwrap_or_default().trim();
-    match schemas.iter().find(|s| *s == wanted) {
-        Some(s) => Ok((s.clone(), true)),
-        None => Err(RequestError::UnacceptableSchema {
-            schema: wanted.to_string(),
-            exposed: schemas.to_vec(),
-        }
-        .into()),
-    }
-}
-
-/// The document is JSON: 406 `PGRST107` when `Accept` allows none of its names.
-fn accept(req: &HttpRequest) -> Result<(), Error> {
-    let accept = req
-        .headers()
-        .get_all(header::ACCEPT)
-        .filter_map(|v| v.to_str().ok())
-        .collect::<Vec<_>>()
-        .join(",");
-    if accept.trim().is_empty() {
-        return Ok(());
-    }
-    let fits = accept.split(',').any(|item| {
-        let media = item.split(';').next().unwrap_or_default().trim();
-        media.is_empty()
-            || [
-                "application/openapi+json",
-                "application/json",
-                "application/*",
-                "*/*",
-            ]
-            .iter()
-            .any(|m| media.eq_ignore_ascii_case(m))
-    });
-    if fits {
-        Ok(())
-    } else {
-        Err(RequestError::MediaType { accept }.into())
-    }
-}
-
-/// `http://<Host>`, when the request names a usable host.
-fn server_url(req: &HttpRequest) -> Option<String> {
-    let host = match req.headers().get(header::HOST) {
-        Some(v) => v.to_str().ok()?.trim().to_string(),
-        None => req.connection_info().host().to_string(),
-    };
-    let url = url::Url::parse(&format!("http://{host}/")).ok()?;
-    // Only scheme, host and port: anything else in Host is not a host.
-    if url.host_str().is_none_or(str::is_empty)
-        || url.path() != "/"
-        || url.query().is_some()
-        || url.fragment().is_some()
-        || !url.username().is_empty()
-    {
-        return None;
-    }
-    Some(url.as_str().trim_end_matches('/').to_string())
-}
-
 /// Type oids a routine's parameters and result use.
-fn routine_types(r: &Routine) -> Vec<u32> {
+pub fn routine_types(r: &Routine) -> Vec<u32> {
     let mut out: Vec<u32> = r.params.iter().map(|p| p.type_oid).collect();
     match &r.returns {
         Returns::Void => {}
@@ -225,77 +45,60 @@ fn routine_types(r: &Routine) -> Vec<u32> {
     out
 }
 
-/// What `privileges.sql` answered.
-struct Visibility {
-    executable: HashSet<i64>,
-    types: HashMap<u32, TypeInfo>,
+/// What `privileges.sql` answered: the functions the role may execute and
+/// the types the document describes.
+pub struct Visibility {
+    /// OIDs of the functions the role may execute.
+    pub executable: HashSet<i64>,
+    /// The types involved, by OID.
+    pub types: HashMap<u32, TypeInfo>,
 }
 
-/// Ask PostgreSQL what `role` may execute, and what the types look like.
-async fn visibility(
-    pool: &Pool,
-    role: &str,
-    authenticated: bool,
-    schemas: &[String],
-    type_oids: &[i64],
-) -> Result<Visibility, Error> {
-    let client = pool.get().await.map_err(execute::pool_error)?;
-    let params: [(&(dyn ToSql + Sync), Type); 3] = [
-        (&role, Type::TEXT),
-        (&schemas, Type::TEXT_ARRAY),
-        (&type_oids, Type::INT8_ARRAY),
-    ];
-    let rows = client
-        .query_typed(PRIVILEGES_SQL, &params)
-        .await
-        .map_err(|e| query_error(&e, authenticated))?;
-    let row = rows
-        .first()
-        .ok_or_else(|| Error::Internal("the privileges query returned no row".into()))?;
-    let decode = |e: tokio_postgres::Error| Error::Internal(format!("privileges query: {e}"));
-    let role_exists: bool = row.try_get(0).map_err(decode)?;
-    let may_switch: bool = row.try_get(1).map_err(decode)?;
-    let executable: Vec<i64> = row.try_get(2).map_err(decode)?;
-    let types: String = row.try_get(3).map_err(decode)?;
-    // The errors SET ROLE raises for the same role when it calls a function, so
-    // that a token is answered alike here and at /rpc/.
-    if !role_exists {
-        return Err(DbError::Server {
-            code: "22023".into(),
-            message: format!("role \"{role}\" does not exist"),
-            detail: None,
-            hint: None,
-            authenticated,
-        }
-        .into());
-    }
-    if !may_switch {
-        return Err(DbError::Server {
-            code: "42501".into(),
-            message: format!("permission denied to set role \"{role}\""),
-            detail: None,
-            hint: None,
-            authenticated,
-        }
-        .into());
-    }
-    let types: HashMap<u32, TypeInfo> = serde_json::from_str(&types)
-        .map_err(|e| Error::Internal(format!("privileges query types: {e}")))?;
-    Ok(Visibility {
-        executable: executable.into_iter().collect(),
-        types,
-    })
-}
+/// The catalog query behind [`Visibility`]; parameters: role (text), schemas
+/// (text[]), type OIDs (int8[]). The execute stage runs it.
+pub const PRIVILEGES_SQL: &str = include_str!("privileges.sql");
 
-/// Losing the database is answered as for a call (503 and retry); anything
-/// else about our own catalog query is a bug, answered generically.
-fn query_error(e: &tokio_postgres::Error, authenticated: bool) -> Error {
-    match e.as_db_error().map(|db| db.code().code()) {
-        None => Error::from_pg(e, authenticated),
-        Some(code) if ["08", "53", "57"].iter().any(|c| code.starts_with(c)) => {
-            Error::from_pg(e, authenticated)
+impl Visibility {
+    /// Decode the one row of [`PRIVILEGES_SQL`]. A role that does not exist
+    /// or that the authenticator may not switch to is answered with the
+    /// errors `SET ROLE` raises for a call, so that a token is answered alike
+    /// here and at `/rpc/`.
+    pub fn from_row(
+        row: &tokio_postgres::Row,
+        role: &str,
+        authenticated: bool,
+    ) -> Result<Visibility, Error> {
+        let decode = |e: tokio_postgres::Error| Error::Internal(format!("privileges query: {e}"));
+        let role_exists: bool = row.try_get(0).map_err(decode)?;
+        let may_switch: bool = row.try_get(1).map_err(decode)?;
+        let executable: Vec<i64> = row.try_get(2).map_err(decode)?;
+        let types: String = row.try_get(3).map_err(decode)?;
+        if !role_exists {
+            return Err(DbError::Server {
+                code: "22023".into(),
+                message: format!("role \"{role}\" does not exist"),
+                detail: None,
+                hint: None,
+                authenticated,
+            }
+            .into());
         }
-        Some(_) => Error::Internal(format!("privileges query: {e}")),
+        if !may_switch {
+            return Err(DbError::Server {
+                code: "42501".into(),
+                message: format!("permission denied to set role \"{role}\""),
+                detail: None,
+                hint: None,
+                authenticated,
+            }
+            .into());
+        }
+        let types: HashMap<u32, TypeInfo> = serde_json::from_str(&types)
+            .map_err(|e| Error::Internal(format!("privileges query types: {e}")))?;
+        Ok(Visibility {
+            executable: executable.into_iter().collect(),
+            types,
+        })
     }
 }
 
@@ -641,7 +444,7 @@ fn merge(schemas: Vec<Value>) -> Value {
 /// and the names every overload requires.
 fn merged_params(
     overloads: &[&Routine],
-    schema_of: impl Fn(&crate::schema_cache::Param) -> Value,
+    schema_of: impl Fn(&crate::db::schema_cache::Param) -> Value,
 ) -> (Vec<(String, Value)>, Vec<String>) {
     let mut order: Vec<String> = Vec::new();
     let mut schemas: HashMap<String, Vec<Value>> = HashMap::new();
@@ -800,7 +603,6 @@ struct Mapper<'a> {
 const MAX_DEPTH: usize = 8;
 
 /// `record`.
-const RECORD_OID: u32 = 2249;
 
 impl Mapper<'_> {
     /// A JWT string standing for a value of the claims type.
@@ -1054,7 +856,7 @@ fn by_sql_name(sql: &str, nullable: bool) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::schema_cache::{Column, Param};
+    use crate::db::schema_cache::{Column, Param};
 
     fn routine(
         name: &str,
@@ -1231,17 +1033,5 @@ mod tests {
             ["application/json"]["schema"];
         assert_eq!(row["properties"]["token"]["type"], json!("string"));
         assert_eq!(row["properties"]["n"]["format"], json!("int64"));
-    }
-
-    #[test]
-    fn server_is_from_host() {
-        let req = actix_web::test::TestRequest::get()
-            .insert_header(("host", "example.com:8080"))
-            .to_http_request();
-        assert_eq!(server_url(&req).as_deref(), Some("http://example.com:8080"));
-        let req = actix_web::test::TestRequest::get()
-            .insert_header(("host", "a/b?c"))
-            .to_http_request();
-        assert_eq!(server_url(&req), None);
     }
 }

@@ -15,8 +15,19 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
-use crate::db::Pools;
-use crate::jwt::Jwt;
+/// Figures owned by other layers, read at scrape time and handed to
+/// [`Metrics::render`], so this module depends on none of them.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Readings {
+    /// Request connections open.
+    pub pool_size: usize,
+    /// Idle request connections.
+    pub pool_available: usize,
+    /// Requests waiting for a connection.
+    pub pool_waiting: usize,
+    /// JWT cache (hits, misses) since start; None without a JWT verifier.
+    pub jwt_cache: Option<(u64, u64)>,
+}
 
 /// Labels of the request counter.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -158,17 +169,16 @@ impl Metrics {
         self.schema_load_seconds.set(seconds);
     }
 
-    /// The Prometheus text exposition, with pool and JWT figures read now.
-    pub fn render(&self, pools: &Pools, jwt: Option<&Jwt>) -> String {
-        let status = pools.status();
+    /// The Prometheus text exposition, with the figures owned elsewhere
+    /// (pool, JWT cache) as the caller read them just now.
+    pub fn render(&self, now: &Readings) -> String {
         self.pool_size
-            .set(i64::try_from(status.size).unwrap_or(i64::MAX));
+            .set(i64::try_from(now.pool_size).unwrap_or(i64::MAX));
         self.pool_available
-            .set(i64::try_from(status.available).unwrap_or(i64::MAX));
+            .set(i64::try_from(now.pool_available).unwrap_or(i64::MAX));
         self.pool_waiting
-            .set(i64::try_from(status.waiting).unwrap_or(i64::MAX));
-        if let (Some(jwt), Ok(mut seen)) = (jwt, self.jwt_seen.lock()) {
-            let (hits, misses) = jwt.cache_stats();
+            .set(i64::try_from(now.pool_waiting).unwrap_or(i64::MAX));
+        if let (Some((hits, misses)), Ok(mut seen)) = (now.jwt_cache, self.jwt_seen.lock()) {
             self.jwt_hits.inc_by(hits.saturating_sub(seen.0));
             self.jwt_misses.inc_by(misses.saturating_sub(seen.1));
             *seen = (hits.max(seen.0), misses.max(seen.1));

@@ -16,15 +16,17 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::QualifiedName;
 
-const FUNCTIONS_SQL: &str = include_str!("schema_cache/functions.sql");
-const CLAIMS_TYPE_SQL: &str = include_str!("schema_cache/types.sql");
-const CLAIMS_CONTAINERS_SQL: &str = include_str!("schema_cache/claims_containers.sql");
-const ROLE_SETTINGS_SQL: &str = include_str!("schema_cache/role_settings.sql");
+const FUNCTIONS_SQL: &str = include_str!("functions.sql");
+const CLAIMS_TYPE_SQL: &str = include_str!("types.sql");
+const CLAIMS_CONTAINERS_SQL: &str = include_str!("claims_containers.sql");
+const ROLE_SETTINGS_SQL: &str = include_str!("role_settings.sql");
 
 /// Type OIDs of `json` and `jsonb` (fixed in `pg_type.dat`).
 pub const JSON_OID: u32 = 114;
 /// See [`JSON_OID`].
 pub const JSONB_OID: u32 = 3802;
+/// `record`'s OID: such a function cannot be called in FROM without a column list.
+pub const RECORD_OID: u32 = 2249;
 /// `void` (fixed in `pg_type.dat`).
 const VOID_OID: u32 = 2278;
 

@@ -19,15 +19,13 @@
 use std::fmt::Write;
 
 use crate::config::QualifiedName;
-use crate::parse::{
+use crate::db::quote::{ident, qualified};
+use crate::db::schema_cache::{Returns, JSONB_OID, RECORD_OID};
+use crate::pipeline::parse::{
     FtsOp, IsValue, LogicOp, OpExpr, Operation, OrderDirection, OrderNulls, QuantOp, Quantifier,
     SimpleOp,
 };
-use crate::plan::{Args, CallPlan, ColumnSource, Condition, Projection, ResultColumn};
-use crate::schema_cache::{Returns, JSONB_OID};
-
-/// `record`'s OID: such a function cannot be called in FROM without a column list.
-pub const RECORD_OID: u32 = 2249;
+use crate::pipeline::plan::{Args, CallPlan, ColumnSource, Condition, Projection, ResultColumn};
 
 /// Transaction-local request settings, one statement (PostgREST's `set_config` form).
 /// Parameters: role, claims, method, path, headers, cookies, search_path.
@@ -56,16 +54,6 @@ pub struct CallQuery {
     /// `$2`, `$3`, …: text values of no declared type (filter values, limit,
     /// offset), for PostgreSQL to type from their context.
     pub params: Vec<String>,
-}
-
-/// Quote an identifier the way `quote_ident` does, always.
-pub fn ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
-
-/// `"schema"."name"`.
-pub fn qualified(schema: &str, name: &str) -> String {
-    format!("{}.{}", ident(schema), ident(name))
 }
 
 /// `select "schema"."fn"()` for `db.pre_request`.
@@ -482,13 +470,13 @@ fn literal(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::parse::{OpExpr, Operation, OrderDirection, OrderNulls, QuantOp};
-    use crate::plan::tests::{int, routine};
-    use crate::plan::{ClaimsAt, Ordering, ReadPlan};
-    use crate::schema_cache::{Column, Volatility};
+    use crate::db::schema_cache::{Column, Volatility};
+    use crate::pipeline::parse::{OpExpr, Operation, OrderDirection, OrderNulls, QuantOp};
+    use crate::pipeline::plan::tests::{int, routine};
+    use crate::pipeline::plan::{ClaimsAt, Ordering, ReadPlan};
     use std::sync::Arc;
 
-    fn plan_for(r: crate::schema_cache::Routine, args: Args, singular: bool) -> CallPlan {
+    fn plan_for(r: crate::db::schema_cache::Routine, args: Args, singular: bool) -> CallPlan {
         CallPlan {
             routine: Arc::new(r),
             args,
@@ -505,7 +493,7 @@ mod tests {
     const TAIL: &str = "count(*), nullif(current_setting('response.headers', true), ''), nullif(current_setting('response.status', true), ''), nullif(current_setting('response.error', true), ''), NULL::int8";
 
     /// `SETOF api.point` (a named composite with x and y).
-    fn points() -> crate::schema_cache::Routine {
+    fn points() -> crate::db::schema_cache::Routine {
         let col = |n: &str| Column {
             name: n.into(),
             type_oid: 23,

@@ -13,8 +13,7 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{self, HeaderMap, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::{web, HttpResponse};
-
-use crate::app::AppState;
+use arc_swap::ArcSwap;
 
 /// Request headers a browser may send (on top of what it asks for).
 const ALLOW_HEADERS: &str =
@@ -94,8 +93,8 @@ pub async fn middleware(
             .map(ServiceResponse::map_into_left_body);
     };
     let policy = req
-        .app_data::<web::Data<AppState>>()
-        .map(|s| s.cors.load_full())
+        .app_data::<web::Data<ArcSwap<CorsPolicy>>>()
+        .map(|p| p.load_full())
         .unwrap_or_default();
     let is_preflight = req.method() == actix_web::http::Method::OPTIONS
         && req

@@ -18,6 +18,8 @@
 //! failures with 401 and token-valued parameter failures with 400), or
 //! switching the database role (the execute stage).
 
+pub mod keys;
+
 use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
@@ -1161,15 +1163,15 @@ mod tests {
     const SECRET: &[u8] = b"reallyreallyreallyreallyverysafe";
     const NOW: u64 = 1_700_000_000;
 
-    const RSA_PRIVATE: &[u8] = include_bytes!("../tests/fixtures/jwt/rsa_private.pem");
-    const RSA_PUBLIC: &[u8] = include_bytes!("../tests/fixtures/jwt/rsa_public.pem");
-    const RSA2_PRIVATE: &[u8] = include_bytes!("../tests/fixtures/jwt/rsa2_private.pem");
-    const EC_PRIVATE: &[u8] = include_bytes!("../tests/fixtures/jwt/ec_private.pem");
-    const EC_PUBLIC: &[u8] = include_bytes!("../tests/fixtures/jwt/ec_public.pem");
-    const EC2_PRIVATE: &[u8] = include_bytes!("../tests/fixtures/jwt/ec2_private.pem");
-    const ED_PRIVATE: &[u8] = include_bytes!("../tests/fixtures/jwt/ed25519_private.pem");
-    const ED_PUBLIC: &[u8] = include_bytes!("../tests/fixtures/jwt/ed25519_public.pem");
-    const JWKS: &str = include_str!("../tests/fixtures/jwt/jwks.json");
+    const RSA_PRIVATE: &[u8] = include_bytes!("../../tests/fixtures/jwt/rsa_private.pem");
+    const RSA_PUBLIC: &[u8] = include_bytes!("../../tests/fixtures/jwt/rsa_public.pem");
+    const RSA2_PRIVATE: &[u8] = include_bytes!("../../tests/fixtures/jwt/rsa2_private.pem");
+    const EC_PRIVATE: &[u8] = include_bytes!("../../tests/fixtures/jwt/ec_private.pem");
+    const EC_PUBLIC: &[u8] = include_bytes!("../../tests/fixtures/jwt/ec_public.pem");
+    const EC2_PRIVATE: &[u8] = include_bytes!("../../tests/fixtures/jwt/ec2_private.pem");
+    const ED_PRIVATE: &[u8] = include_bytes!("../../tests/fixtures/jwt/ed25519_private.pem");
+    const ED_PUBLIC: &[u8] = include_bytes!("../../tests/fixtures/jwt/ed25519_public.pem");
+    const JWKS: &str = include_str!("../../tests/fixtures/jwt/jwks.json");
 
     fn obj(value: Value) -> Claims {
         match value {

@@ -11,11 +11,11 @@
 
 use std::sync::Arc;
 
+use crate::db::schema_cache::{Returns, Routine, SchemaCache, Volatility};
 use crate::error::{Error, RequestError, SchemaCacheError};
-use crate::parse::{
+use crate::pipeline::parse::{
     LogicOp, LogicTree, OpExpr, OrderDirection, OrderNulls, RpcMethod, RpcRequest, SelectItem,
 };
-use crate::schema_cache::{Returns, Routine, SchemaCache, Volatility};
 
 /// How the arguments reach the function.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -300,7 +300,7 @@ fn unknown_operator(req: &RpcRequest, candidates: &[Arc<Routine>]) -> Option<Err
                 .iter()
                 .any(|r| r.params.iter().any(|p| &p.name == key))
         })
-        .map(|(_, value)| crate::parse::unknown_operator(value))
+        .map(|(_, value)| crate::pipeline::parse::unknown_operator(value))
 }
 
 /// The columns the query string may name. A scalar result has one,
@@ -309,7 +309,9 @@ fn unknown_operator(req: &RpcRequest, candidates: &[Arc<Routine>]) -> Option<Err
 pub fn result_columns(routine: &Routine) -> Vec<ResultColumn> {
     match &routine.returns {
         Returns::Void => Vec::new(),
-        Returns::Scalar { type_oid, .. } if *type_oid == crate::query::RECORD_OID => Vec::new(),
+        Returns::Scalar { type_oid, .. } if *type_oid == crate::db::schema_cache::RECORD_OID => {
+            Vec::new()
+        }
         Returns::Scalar { type_sql, .. } => vec![ResultColumn {
             name: "pgrst_scalar".into(),
             source: ColumnSource::Scalar,
@@ -656,8 +658,8 @@ fn claims_positions(routine: &Routine, cache: &SchemaCache) -> ClaimsAt {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::parse::Payload;
-    use crate::schema_cache::{Column, Param};
+    use crate::db::schema_cache::{Column, Param};
+    use crate::pipeline::parse::Payload;
 
     pub(crate) fn routine(
         name: &str,
@@ -675,8 +677,8 @@ pub(crate) mod tests {
                 .map(|(n, t, required)| Param {
                     name: n.to_string(),
                     type_oid: match *t {
-                        "json" => crate::schema_cache::JSON_OID,
-                        "jsonb" => crate::schema_cache::JSONB_OID,
+                        "json" => crate::db::schema_cache::JSON_OID,
+                        "jsonb" => crate::db::schema_cache::JSONB_OID,
                         _ => 23,
                     },
                     type_sql: t.to_string(),
@@ -799,7 +801,7 @@ pub(crate) mod tests {
                     },
                 ),
             ],
-            Some(crate::schema_cache::ClaimsType {
+            Some(crate::db::schema_cache::ClaimsType {
                 oid: 777,
                 domain: false,
             }),
@@ -887,9 +889,9 @@ pub(crate) mod tests {
     /// A GET request whose query string is `query`, parsed by the parse stage.
     fn get(name: &str, query: &str) -> RpcRequest {
         let headers = actix_web::http::header::HeaderMap::new();
-        crate::parse::parse(
+        crate::pipeline::parse::parse(
             name,
-            &crate::parse::HttpInput {
+            &crate::pipeline::parse::HttpInput {
                 method: "GET",
                 path: "/rpc/x",
                 query,

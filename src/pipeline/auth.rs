@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 
 use crate::error::{AuthError, Error, RequestError};
 use crate::jwt::{Jwt, JwtError};
-use crate::plan::ClaimsArg;
+use crate::pipeline::plan::ClaimsArg;
 
 /// Who the request runs as.
 #[derive(Debug, Clone)]

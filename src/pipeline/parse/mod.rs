@@ -161,6 +161,60 @@ pub fn parse(
     })
 }
 
+/// A request for the OpenAPI document (`GET /`, `HEAD /`).
+#[derive(Debug, Clone)]
+pub struct RootRequest {
+    /// `HEAD` answers without a body.
+    pub head: bool,
+    /// The schema the document describes: `Accept-Profile` or the default.
+    pub schema: String,
+    /// Whether the client named the schema (echoed back as `Content-Profile`).
+    pub schema_from_header: bool,
+}
+
+/// Parse a request for the OpenAPI document: the schema profile as for a GET
+/// call (406 `PGRST106` when unlisted), and an `Accept` that allows JSON
+/// (406 `PGRST107` when it allows none of the document's media types).
+pub fn parse_root(input: &HttpInput<'_>, schemas: &[String]) -> Result<RootRequest, Error> {
+    let (schema, schema_from_header) = profile(RpcMethod::Get, input.headers, schemas)?;
+    negotiate_document(input.headers)?;
+    Ok(RootRequest {
+        head: input.method == "HEAD",
+        schema,
+        schema_from_header,
+    })
+}
+
+/// The OpenAPI document is JSON: `application/openapi+json`, `application/json`
+/// or a wildcard must be acceptable.
+fn negotiate_document(headers: &HeaderMap) -> Result<(), Error> {
+    let accept = headers
+        .get_all(header::ACCEPT)
+        .filter_map(|v| v.to_str().ok())
+        .collect::<Vec<_>>()
+        .join(",");
+    if accept.trim().is_empty() {
+        return Ok(());
+    }
+    let fits = accept.split(',').any(|item| {
+        let media = item.split(';').next().unwrap_or_default().trim();
+        media.is_empty()
+            || [
+                "application/openapi+json",
+                "application/json",
+                "application/*",
+                "*/*",
+            ]
+            .iter()
+            .any(|m| media.eq_ignore_ascii_case(m))
+    });
+    if fits {
+        Ok(())
+    } else {
+        Err(RequestError::MediaType { accept }.into())
+    }
+}
+
 /// `Accept-Profile` (GET/HEAD) or `Content-Profile` (POST) picks the schema.
 fn profile(
     method: RpcMethod,

@@ -20,9 +20,9 @@ use deadpool_postgres::{Pool, PoolError};
 use futures_util::future::{Either, OptionFuture};
 use tokio_postgres::types::{to_sql_checked, Format, IsNull, ToSql, Type};
 
+use crate::db::schema_cache::RoleSettings;
 use crate::error::{DbError, Error, RequestError};
-use crate::query::{CallQuery, ROLE_SETTINGS_SQL, SETUP_SQL};
-use crate::schema_cache::RoleSettings;
+use crate::pipeline::query::{CallQuery, ROLE_SETTINGS_SQL, SETUP_SQL};
 
 /// Everything the transaction needs, owned so it can run on its own task.
 #[derive(Debug, Clone)]
@@ -124,6 +124,34 @@ pub fn pool_error(e: PoolError) -> Error {
         }
         PoolError::Backend(e) => DbError::Connection(e.to_string()).into(),
         other => Error::Internal(format!("connection pool: {other}")),
+    }
+}
+
+/// Run one of the gateway's own catalog statements (the OpenAPI document's
+/// privileges query) on a request connection, outside any transaction: the
+/// statement switches no role, it only asks what a role may do.
+pub async fn catalog(
+    pool: &Pool,
+    sql: &str,
+    params: &[(&(dyn ToSql + Sync), Type)],
+    authenticated: bool,
+) -> Result<Vec<tokio_postgres::Row>, Error> {
+    let client = pool.get().await.map_err(pool_error)?;
+    client
+        .query_typed(sql, params)
+        .await
+        .map_err(|e| catalog_error(&e, authenticated))
+}
+
+/// Losing the database is answered as for a call (503 and retry); anything
+/// else about our own catalog query is a bug, answered generically.
+fn catalog_error(e: &tokio_postgres::Error, authenticated: bool) -> Error {
+    match e.as_db_error().map(|db| db.code().code()) {
+        None => Error::from_pg(e, authenticated),
+        Some(code) if ["08", "53", "57"].iter().any(|c| code.starts_with(c)) => {
+            Error::from_pg(e, authenticated)
+        }
+        Some(_) => Error::Internal(format!("catalog query: {e}")),
     }
 }
 

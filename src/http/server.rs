@@ -11,16 +11,16 @@ use std::sync::Arc;
 
 use actix_web::{web, App, HttpServer};
 
-use crate::admin;
-use crate::app::{self, AppState};
 use crate::config::{Config, DbMode};
-use crate::cors::CorsPolicy;
+use crate::db::embedded::{Cluster, ClusterSpec, EmbeddedError};
+use crate::db::listener::{self, Reload};
+use crate::db::migrate::{self, MigrateError};
 use crate::db::{self, Endpoints, EMBEDDED_DB};
-use crate::embedded::{Cluster, ClusterSpec, EmbeddedError};
-use crate::keys::{self, KeyError};
-use crate::listener::{self, Reload};
-use crate::logging::LogHandle;
-use crate::migrate::{self, MigrateError};
+use crate::http::admin;
+use crate::http::cors::CorsPolicy;
+use crate::http::{self, AppState};
+use crate::jwt::keys::{self, KeyError};
+use crate::ops::logging::LogHandle;
 
 /// Socket "port" of the embedded cluster (names the socket file; no TCP).
 const EMBEDDED_PORT: u16 = 5432;
@@ -229,7 +229,7 @@ async fn run_http(
 ) -> Result<(), StartError> {
     let jwt = keys::load(config, true)?;
     let default_path =
-        crate::query::search_path(&config.db.schemas[0], &config.db.extra_search_path);
+        crate::pipeline::query::search_path(&config.db.schemas[0], &config.db.extra_search_path);
     let pools = db::Pools::per_worker(
         db::with_search_path(endpoints.app.clone(), &default_path),
         config.db.pool_size,
@@ -249,14 +249,16 @@ async fn run_http(
     let hook: listener::ConfigHook = Arc::new(move || reload_config(&source, &hook_state, &log));
     let reloads = listener::spawn_with(endpoints.app.clone(), state.cache_target(), Some(hook));
     spawn_signal_reloads(reloads);
-    crate::memory::spawn_trim_when_quiet(state.metrics.clone());
+    crate::ops::memory::spawn_trim_when_quiet(state.metrics.clone());
 
     let addr = format!("{}:{}", config.server.host, config.server.port);
     let data = state.clone();
     let server = HttpServer::new(move || {
         App::new()
-            .wrap(actix_web::middleware::from_fn(crate::cors::middleware))
-            .configure(app::routes(data.clone()))
+            .wrap(actix_web::middleware::from_fn(
+                crate::http::cors::middleware,
+            ))
+            .configure(http::routes(data.clone()))
     })
     .workers(config.server.workers)
     .shutdown_timeout(config.server.shutdown_timeout.as_secs())

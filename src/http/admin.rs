@@ -10,7 +10,7 @@ use std::time::Duration;
 use actix_web::http::header;
 use actix_web::{web, HttpResponse};
 
-use crate::app::AppState;
+use crate::http::AppState;
 
 /// How long `/ready` waits for the database.
 const READY_TIMEOUT: Duration = Duration::from_secs(1);
@@ -59,11 +59,7 @@ async fn metrics(state: web::Data<AppState>) -> HttpResponse {
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         ))
-        .body(
-            state
-                .metrics
-                .render(&state.pools, state.jwt.load().as_deref()),
-        )
+        .body(state.metrics.render(&state.readings()))
 }
 
 async fn schema_cache(state: web::Data<AppState>) -> HttpResponse {

@@ -1,0 +1,428 @@
+//! The request handler: one pipeline for every route, the stages in order.
+//!
+//! auth → parse → plan → query → execute → respond, each a module of its own
+//! (`crate::pipeline`); this file only strings them together, reads the body
+//! within its limit, and does what every request gets alike: the
+//! `Authorization` extraction, stage timings (`Server-Timing`), metrics and
+//! the one log line. A call (`/rpc/<name>`, a configured route) and the
+//! OpenAPI document (`GET /`) are two [`Target`]s of the same [`handle`].
+//! The token is checked before the body is read and before a connection is
+//! taken. The database work runs on its own task so that a client hanging up
+//! cannot cancel a transaction half-way through its pipeline.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix_web::http::header::{self, HeaderName, HeaderValue};
+use actix_web::web::{self, Bytes, BytesMut};
+use actix_web::ResponseError;
+use actix_web::{HttpRequest, HttpResponse};
+use deadpool_postgres::Pool;
+use futures_util::StreamExt;
+use tokio_postgres::types::{ToSql, Type};
+
+use crate::db::schema_cache::Routine;
+use crate::error::{Error, RequestError, SchemaCacheError};
+use crate::http::state::{AppState, WorkerPool};
+use crate::openapi;
+use crate::ops::logging::events;
+use crate::pipeline::auth::AuthContext;
+use crate::pipeline::execute::{self, TxRequest};
+use crate::pipeline::parse::{self, HttpInput};
+use crate::pipeline::{auth, plan, query, respond};
+
+/// The function a configured route calls.
+pub(super) struct RouteTarget(pub(super) String);
+
+/// What a request asks for.
+enum Target<'a> {
+    /// Call a function with the request's arguments.
+    Call {
+        /// The function's name as the path gives it.
+        function: &'a str,
+        /// The body, read only after the token was checked.
+        body: web::Payload,
+    },
+    /// The OpenAPI document of what the caller may call.
+    Document,
+}
+
+impl Target<'_> {
+    /// The `function` field of the log line and the metrics label.
+    fn function(&self) -> &str {
+        match self {
+            Target::Call { function, .. } => function,
+            Target::Document => "",
+        }
+    }
+}
+
+pub(super) async fn rpc(
+    req: HttpRequest,
+    name: web::Path<String>,
+    body: web::Payload,
+    state: web::Data<AppState>,
+    pool: web::Data<WorkerPool>,
+) -> HttpResponse {
+    let target = Target::Call {
+        function: &name,
+        body,
+    };
+    handle(&req, target, &state, &pool.0).await
+}
+
+pub(super) async fn routed(
+    req: HttpRequest,
+    route: web::Data<RouteTarget>,
+    body: web::Payload,
+    state: web::Data<AppState>,
+    pool: web::Data<WorkerPool>,
+) -> HttpResponse {
+    let target = Target::Call {
+        function: &route.0,
+        body,
+    };
+    handle(&req, target, &state, &pool.0).await
+}
+
+/// `GET /` and `HEAD /`: the OpenAPI document for the caller's role.
+pub(super) async fn openapi_root(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    pool: web::Data<WorkerPool>,
+) -> HttpResponse {
+    handle(&req, Target::Document, &state, &pool.0).await
+}
+
+pub(super) async fn root_method_not_allowed(req: HttpRequest) -> Result<HttpResponse, Error> {
+    Err(RequestError::InvalidRpcMethod {
+        method: req.method().to_string(),
+        details: Some("The root path serves the OpenAPI document with GET.".into()),
+        allow: "OPTIONS,GET,HEAD",
+    }
+    .into())
+}
+
+pub(super) async fn not_found() -> Result<HttpResponse, Error> {
+    Err(RequestError::InvalidPath.into())
+}
+
+/// What one request did, for its log line and `Server-Timing`.
+#[derive(Default)]
+struct Trace {
+    role: Option<String>,
+    /// (stage name, duration), in order.
+    stages: Vec<(&'static str, Duration)>,
+    last: Option<Instant>,
+}
+
+impl Trace {
+    fn start(&mut self) {
+        self.last = Some(Instant::now());
+    }
+
+    /// Close the stage that ran since the previous mark.
+    fn mark(&mut self, stage: &'static str) {
+        let now = Instant::now();
+        if let Some(last) = self.last.replace(now) {
+            self.stages.push((stage, now - last));
+        }
+    }
+
+    /// `Server-Timing` (W3C Server Timing): `jwt;dur=0.1, parse;dur=0.0, …` in ms.
+    fn server_timing(&self) -> String {
+        use std::fmt::Write;
+        let mut out = String::with_capacity(self.stages.len() * 20);
+        for (i, (name, d)) in self.stages.iter().enumerate() {
+            let sep = if i == 0 { "" } else { ", " };
+            // Writing to a String cannot fail.
+            let _ = write!(out, "{sep}{name};dur={:.1}", d.as_secs_f64() * 1000.0);
+        }
+        out
+    }
+}
+
+/// Run the pipeline, render errors, add `Server-Timing`, count, log one line.
+async fn handle(
+    req: &HttpRequest,
+    target: Target<'_>,
+    state: &AppState,
+    pool: &Pool,
+) -> HttpResponse {
+    let started = Instant::now();
+    let mut trace = Trace::default();
+    trace.start();
+    let function = target.function().to_string();
+    let result = match target {
+        Target::Call { function, body } => call(req, function, body, state, pool, &mut trace).await,
+        Target::Document => document(req, state, pool, &mut trace).await,
+    };
+    let (mut response, code) = match result {
+        Ok(r) => (r, None),
+        Err(e) => (e.error_response(), Some(e.code())),
+    };
+    trace.mark("response");
+    if state.config.server.timing {
+        if let Ok(v) = HeaderValue::from_str(&trace.server_timing()) {
+            response
+                .headers_mut()
+                .insert(HeaderName::from_static("server-timing"), v);
+        }
+    }
+    let elapsed = started.elapsed();
+    state.metrics.request(
+        &function,
+        response.status().as_u16(),
+        elapsed.as_secs_f64(),
+        code.as_deref() == Some("PGRST003"),
+    );
+    // Never the body, the query string or a header value: they may hold
+    // passwords and tokens.
+    tracing::info!(
+        target: events::REQUEST,
+        method = %req.method(),
+        path = %req.path(),
+        function = function.as_str(),
+        role = trace.role.as_deref().unwrap_or("-"),
+        status = response.status().as_u16(),
+        code = code.as_deref().unwrap_or(""),
+        duration_ms = elapsed.as_secs_f64() * 1000.0,
+    );
+    response
+}
+
+/// The auth stage on the request's `Authorization` header, with the verifier
+/// in force now; the caller's role goes into the trace.
+fn authenticate(
+    req: &HttpRequest,
+    state: &AppState,
+    trace: &mut Trace,
+) -> Result<AuthContext, Error> {
+    let authorization = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let jwt = state.jwt.load();
+    let auth = auth::authenticate(
+        authorization,
+        jwt.as_deref(),
+        state.config.db.anon_role.as_deref(),
+    )?;
+    trace.role = Some(auth.role.clone());
+    trace.mark("jwt");
+    Ok(auth)
+}
+
+/// The request facts parse reads, with the body read so far.
+fn http_input<'a>(req: &'a HttpRequest, body: &'a [u8]) -> HttpInput<'a> {
+    HttpInput {
+        method: req.method().as_str(),
+        path: req.path(),
+        query: req.query_string(),
+        headers: req.headers(),
+        body,
+    }
+}
+
+/// The pipeline for one call.
+async fn call(
+    req: &HttpRequest,
+    function: &str,
+    body: web::Payload,
+    state: &AppState,
+    pool: &Pool,
+    trace: &mut Trace,
+) -> Result<HttpResponse, Error> {
+    let config = &state.config;
+    if req.method() == actix_web::http::Method::OPTIONS {
+        return options(req, function, state);
+    }
+    let auth = authenticate(req, state, trace)?;
+    let jwt = state.jwt.load_full();
+    let bytes = read_body(body, req, config.server.max_body_bytes).await?;
+    let mut rpc = parse::parse(function, &http_input(req, &bytes), &config.db.schemas)?;
+    trace.mark("parse");
+    let cache = state.cache.load_full().ok_or(SchemaCacheError::NotLoaded)?;
+    let plan = plan::plan(&rpc, &cache)?;
+    let call = query::call_query(&plan);
+    // What only the transaction needs is moved out of the request, not copied
+    // (the body can be large); respond reads the method alone.
+    let payload = if plan.claims_args.is_empty() {
+        std::mem::take(&mut rpc.payload.raw)
+    } else {
+        auth::verify_token_arguments(&rpc.payload.raw, &plan.claims_args, jwt.as_deref())?
+    };
+    trace.mark("plan");
+    let role_settings = cache.role_settings.get(&auth.role).cloned();
+    let tx = TxRequest {
+        role: auth.role,
+        authenticated: auth.authenticated,
+        claims_json: auth.claims_json,
+        method: rpc.method.as_str().to_string(),
+        path: std::mem::take(&mut rpc.path),
+        headers_json: std::mem::take(&mut rpc.headers_json),
+        cookies_json: std::mem::take(&mut rpc.cookies_json),
+        search_path: query::search_path(&rpc.schema, &config.db.extra_search_path),
+        role_settings,
+        pre_request: state.pre_request_sql.clone(),
+        query: call,
+        payload,
+        read_only: plan.read_only,
+        singular: plan.singular,
+    };
+    let pool = pool.clone();
+    let outcome = actix_web::rt::spawn(async move { execute::run(&pool, &tx).await })
+        .await
+        .map_err(|e| Error::Internal(format!("request task failed: {e}")))??;
+    trace.mark("transaction");
+    respond::respond(&rpc, &plan, outcome, jwt.as_deref())
+}
+
+/// The pipeline for the OpenAPI document: auth and parse as for a call, then
+/// one catalog query for what the role may execute, then the pure builder.
+async fn document(
+    req: &HttpRequest,
+    state: &AppState,
+    pool: &Pool,
+    trace: &mut Trace,
+) -> Result<HttpResponse, Error> {
+    let config = &state.config;
+    let auth = authenticate(req, state, trace)?;
+    let root = parse::parse_root(&http_input(req, &[]), &config.db.schemas)?;
+    trace.mark("parse");
+    let cache = state.cache.load_full().ok_or(SchemaCacheError::NotLoaded)?;
+    let candidates: Vec<Arc<Routine>> = cache
+        .all()
+        .filter(|r| r.schema == root.schema)
+        .cloned()
+        .collect();
+    let mut type_oids: Vec<i64> = candidates
+        .iter()
+        .flat_map(|r| openapi::routine_types(r))
+        .map(i64::from)
+        .collect();
+    type_oids.sort_unstable();
+    type_oids.dedup();
+    let schemas = std::slice::from_ref(&root.schema);
+    let params: [(&(dyn ToSql + Sync), Type); 3] = [
+        (&auth.role, Type::TEXT),
+        (&schemas, Type::TEXT_ARRAY),
+        (&type_oids, Type::INT8_ARRAY),
+    ];
+    let rows = execute::catalog(pool, openapi::PRIVILEGES_SQL, &params, auth.authenticated).await?;
+    let row = rows
+        .first()
+        .ok_or_else(|| Error::Internal("the privileges query returned no row".into()))?;
+    let seen = openapi::Visibility::from_row(row, &auth.role, auth.authenticated)?;
+    trace.mark("transaction");
+    let routines: Vec<Arc<Routine>> = candidates
+        .into_iter()
+        .filter(|r| seen.executable.contains(&r.oid))
+        .collect();
+    let doc = openapi::document(&openapi::Input {
+        routines: &routines,
+        types: &seen.types,
+        claims_type: cache.claims_type.map(|c| c.oid),
+        schema: &root.schema,
+        default_schema: config.db.schemas.first() == Some(&root.schema),
+        routes: &config.routes,
+        server: server_url(req),
+        anonymous: config.db.anon_role.is_some(),
+    });
+    let mut res = HttpResponse::Ok();
+    res.insert_header((header::CONTENT_TYPE, openapi::MEDIA_TYPE));
+    // The document depends on who asks and for which schema (RFC 9110 §12.5.5).
+    res.append_header((
+        header::VARY,
+        HeaderValue::from_static("Accept, Accept-Profile, Authorization"),
+    ));
+    if root.schema_from_header {
+        if let Ok(v) = HeaderValue::from_str(&root.schema) {
+            res.insert_header((HeaderName::from_static("content-profile"), v));
+        }
+    }
+    if root.head {
+        return Ok(res.finish());
+    }
+    Ok(res.body(doc.to_string()))
+}
+
+/// `http://<Host>`, when the request names a usable host (the document's
+/// `servers` entry).
+fn server_url(req: &HttpRequest) -> Option<String> {
+    let host = match req.headers().get(header::HOST) {
+        Some(v) => v.to_str().ok()?.trim().to_string(),
+        None => req.connection_info().host().to_string(),
+    };
+    let url = url::Url::parse(&format!("http://{host}/")).ok()?;
+    // Only scheme, host and port: anything else in Host is not a host.
+    if url.host_str().is_none_or(str::is_empty)
+        || url.path() != "/"
+        || url.query().is_some()
+        || url.fragment().is_some()
+        || !url.username().is_empty()
+    {
+        return None;
+    }
+    Some(url.as_str().trim_end_matches('/').to_string())
+}
+
+/// `OPTIONS`: the methods a function allows, from the cache alone.
+fn options(req: &HttpRequest, function: &str, state: &AppState) -> Result<HttpResponse, Error> {
+    let input = HttpInput {
+        query: "",
+        ..http_input(req, &[])
+    };
+    let rpc = parse::parse(function, &input, &state.config.db.schemas)?;
+    let cache = state.cache.load_full().ok_or(SchemaCacheError::NotLoaded)?;
+    let overloads = plan::overloads(&rpc, &cache)?;
+    Ok(HttpResponse::Ok()
+        .insert_header((header::ALLOW, plan::allow(overloads)))
+        .finish())
+}
+
+/// Read the body, refusing with 413 as soon as it exceeds `limit` (before
+/// anything reaches the database).
+async fn read_body(
+    mut body: web::Payload,
+    req: &HttpRequest,
+    limit: usize,
+) -> Result<Bytes, Error> {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(RequestError::PayloadTooLarge { limit }.into());
+    }
+    let mut buf = BytesMut::with_capacity(declared.unwrap_or(0).min(limit));
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(|e| RequestError::InvalidBody {
+            message: "The request body could not be read".into(),
+            details: Some(e.to_string()),
+        })?;
+        if buf.len() + chunk.len() > limit {
+            return Err(RequestError::PayloadTooLarge { limit }.into());
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(buf.freeze())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_is_from_host() {
+        let req = actix_web::test::TestRequest::get()
+            .insert_header(("host", "example.com:8080"))
+            .to_http_request();
+        assert_eq!(server_url(&req).as_deref(), Some("http://example.com:8080"));
+        let req = actix_web::test::TestRequest::get()
+            .insert_header(("host", "a/b?c"))
+            .to_http_request();
+        assert_eq!(server_url(&req), None);
+    }
+}
