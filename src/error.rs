@@ -181,6 +181,10 @@ pub enum DbError {
         /// Whether the request ran with a token (42501 → 403 rather than 401).
         authenticated: bool,
     },
+    /// `RAISE SQLSTATE 'PGRST'` with a valid payload: the function chose the
+    /// whole response. Parsed once, where the error enters ([`Error::server`]).
+    #[error("database error PGRST: {}", .0.message)]
+    Raised(Raised),
     /// PGRST001: the connection failed or broke.
     #[error("database connection error: {0}")]
     Connection(String),
@@ -215,15 +219,40 @@ impl Error {
     /// Wrap a tokio-postgres error, keeping SQLSTATE and texts of server errors.
     pub fn from_pg(e: &tokio_postgres::Error, authenticated: bool) -> Error {
         match e.as_db_error() {
-            Some(db) => Error::Db(DbError::Server {
-                code: db.code().code().to_string(),
-                message: db.message().to_string(),
-                detail: db.detail().map(str::to_string),
-                hint: db.hint().map(str::to_string),
+            Some(db) => Error::server(
+                db.code().code(),
+                db.message(),
+                db.detail(),
+                db.hint(),
                 authenticated,
-            }),
+            ),
             None => Error::Db(DbError::Connection(e.to_string())),
         }
+    }
+
+    /// An error the server raised. `RAISE SQLSTATE 'PGRST'` is parsed here,
+    /// once, into [`DbError::Raised`] (or PGRST121 when its payload is not
+    /// the documented JSON); every other SQLSTATE keeps its texts.
+    pub fn server(
+        code: &str,
+        message: &str,
+        detail: Option<&str>,
+        hint: Option<&str>,
+        authenticated: bool,
+    ) -> Error {
+        if code == "PGRST" {
+            return match parse_raise_pgrst(message, detail) {
+                Ok(raised) => Error::Db(DbError::Raised(raised)),
+                Err(e) => Error::Response(e),
+            };
+        }
+        Error::Db(DbError::Server {
+            code: code.to_string(),
+            message: message.to_string(),
+            detail: detail.map(str::to_string),
+            hint: hint.map(str::to_string),
+            authenticated,
+        })
     }
 
     /// The HTTP status.
@@ -255,19 +284,10 @@ impl Error {
                 DbError::Server {
                     code,
                     message,
-                    detail,
                     authenticated,
                     ..
-                } => {
-                    if code == "PGRST" {
-                        match parse_raise_pgrst(message, detail.as_deref()) {
-                            Ok(raise) => raise.status,
-                            Err(e) => Error::Response(e).status(),
-                        }
-                    } else {
-                        sqlstate_status(code, message, *authenticated)
-                    }
-                }
+                } => sqlstate_status(code, message, *authenticated),
+                DbError::Raised(raised) => raised.status,
                 DbError::Connection(_) => StatusCode::SERVICE_UNAVAILABLE,
                 DbError::PoolTimeout => StatusCode::GATEWAY_TIMEOUT,
             },
@@ -301,20 +321,8 @@ impl Error {
                 AuthError::SecretMissing => "PGRST300",
             },
             Error::Db(e) => match e {
-                DbError::Server {
-                    code,
-                    message,
-                    detail,
-                    ..
-                } => {
-                    if code == "PGRST" {
-                        return match parse_raise_pgrst(message, detail.as_deref()) {
-                            Ok(raise) => raise.code,
-                            Err(e) => Error::Response(e).code(),
-                        };
-                    }
-                    return code.clone();
-                }
+                DbError::Server { code, .. } => return code.clone(),
+                DbError::Raised(raised) => return raised.code.clone(),
                 DbError::Connection(_) => "PGRST001",
                 DbError::PoolTimeout => "PGRST003",
             },
@@ -378,20 +386,8 @@ impl Error {
                 AuthError::SecretMissing => "Server lacks JWT secret".into(),
             },
             Error::Db(e) => match e {
-                DbError::Server {
-                    code,
-                    message,
-                    detail,
-                    ..
-                } => {
-                    if code == "PGRST" {
-                        return match parse_raise_pgrst(message, detail.as_deref()) {
-                            Ok(raise) => raise.message,
-                            Err(e) => Error::Response(e).message(),
-                        };
-                    }
-                    message.clone()
-                }
+                DbError::Server { message, .. } => message.clone(),
+                DbError::Raised(raised) => raised.message.clone(),
                 DbError::Connection(_) => "Database client error. Retrying the connection.".into(),
                 DbError::PoolTimeout => "Timed out acquiring connection from connection pool.".into(),
             },
@@ -440,20 +436,8 @@ impl Error {
                 ))
             }
             Error::Auth(AuthError::Invalid(j)) => j.details(),
-            Error::Db(DbError::Server {
-                code,
-                message,
-                detail,
-                ..
-            }) => {
-                if code == "PGRST" {
-                    return match parse_raise_pgrst(message, detail.as_deref()) {
-                        Ok(raise) => raise.details.map(Value::String),
-                        Err(e) => Error::Response(e).details(),
-                    };
-                }
-                detail.clone()
-            }
+            Error::Db(DbError::Server { detail, .. }) => detail.clone(),
+            Error::Db(DbError::Raised(raised)) => raised.details.clone(),
             Error::Response(ResponseSettingsError::RaiseParse { details, .. }) => {
                 Some(details.clone())
             }
@@ -473,21 +457,8 @@ impl Error {
             Error::SchemaCache(SchemaCacheError::AmbiguousRpc { .. }) => Some(
                 "Try renaming the parameters or the function itself in the database so function overloading can be resolved".into(),
             ),
-            Error::Db(DbError::Server {
-                code,
-                message,
-                detail,
-                hint,
-                ..
-            }) => {
-                if code == "PGRST" {
-                    return match parse_raise_pgrst(message, detail.as_deref()) {
-                        Ok(raise) => raise.hint.map(Value::String),
-                        Err(e) => Error::Response(e).hint(),
-                    };
-                }
-                hint.clone()
-            }
+            Error::Db(DbError::Server { hint, .. }) => hint.clone(),
+            Error::Db(DbError::Raised(raised)) => raised.hint.clone(),
             Error::Response(ResponseSettingsError::RaiseParse { hint, .. }) => Some(hint.to_string()),
             _ => None,
         };
@@ -519,22 +490,14 @@ impl Error {
             Error::Auth(AuthError::TokenRequired) => {
                 out.push((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
             }
-            Error::Db(DbError::Server {
-                code,
-                message,
-                detail,
-                ..
-            }) => {
-                if code == "PGRST" {
-                    if let Ok(raise) = parse_raise_pgrst(message, detail.as_deref()) {
-                        out.extend(raise.headers);
-                    }
-                } else if code.starts_with("08") || code == "57P01" {
-                    out.push((
-                        header::RETRY_AFTER,
-                        HeaderValue::from_static(RETRY_AFTER_SECONDS),
-                    ));
-                }
+            Error::Db(DbError::Raised(raised)) => out.extend(raised.headers.iter().cloned()),
+            Error::Db(DbError::Server { code, .. })
+                if code.starts_with("08") || code == "57P01" =>
+            {
+                out.push((
+                    header::RETRY_AFTER,
+                    HeaderValue::from_static(RETRY_AFTER_SECONDS),
+                ));
             }
             _ => {}
         }
@@ -606,20 +569,25 @@ pub fn sqlstate_status(code: &str, message: &str, authenticated: bool) -> Status
     }
 }
 
-/// `RAISE SQLSTATE 'PGRST' USING MESSAGE = '{"code":…,"message":…}', DETAIL = '{"status":…,"headers":{…}}'`.
-struct RaisePgrst {
-    status: StatusCode,
-    code: String,
-    message: String,
-    details: Option<String>,
-    hint: Option<String>,
-    headers: Vec<(HeaderName, HeaderValue)>,
+/// `RAISE SQLSTATE 'PGRST' USING MESSAGE = '{"code":…,"message":…}', DETAIL = '{"status":…,"headers":{…}}'`,
+/// parsed (PostgREST `Error.hs`, `PgError` with `PGRST`).
+#[derive(Debug, Clone)]
+pub struct Raised {
+    /// `status` of DETAIL.
+    pub status: StatusCode,
+    /// `code` of MESSAGE.
+    pub code: String,
+    /// `message` of MESSAGE.
+    pub message: String,
+    /// `details` of MESSAGE.
+    pub details: Option<String>,
+    /// `hint` of MESSAGE.
+    pub hint: Option<String>,
+    /// `headers` of DETAIL.
+    pub headers: Vec<(HeaderName, HeaderValue)>,
 }
 
-fn parse_raise_pgrst(
-    message: &str,
-    detail: Option<&str>,
-) -> Result<RaisePgrst, ResponseSettingsError> {
+fn parse_raise_pgrst(message: &str, detail: Option<&str>) -> Result<Raised, ResponseSettingsError> {
     const MSG_HINT: &str =
         "MESSAGE must be a JSON object with obligatory keys: 'code', 'message' and optional keys: 'details', 'hint'.";
     const DET_HINT: &str =
@@ -671,7 +639,7 @@ fn parse_raise_pgrst(
         }
         _ => return Err(det_err()),
     }
-    Ok(RaisePgrst {
+    Ok(Raised {
         status,
         code,
         message: msg,
@@ -756,13 +724,13 @@ mod tests {
 
     #[test]
     fn raise_pgrst_controls_status_body_and_headers() {
-        let e = Error::Db(DbError::Server {
-            code: "PGRST".into(),
-            message: r#"{"code":"123","message":"Payment Required","details":"Quota exceeded","hint":"Upgrade"}"#.into(),
-            detail: Some(r#"{"status":402,"headers":{"X-Powered-By":"Nerd Rage"}}"#.into()),
-            hint: None,
-            authenticated: false,
-        });
+        let e = Error::server(
+            "PGRST",
+            r#"{"code":"123","message":"Payment Required","details":"Quota exceeded","hint":"Upgrade"}"#,
+            Some(r#"{"status":402,"headers":{"X-Powered-By":"Nerd Rage"}}"#),
+            None,
+            false,
+        );
         assert_eq!(e.status().as_u16(), 402);
         assert_eq!(e.code(), "123");
         assert_eq!(e.message(), "Payment Required");
@@ -772,13 +740,7 @@ mod tests {
             .iter()
             .any(|(n, v)| n == "x-powered-by" && v == "Nerd Rage"));
 
-        let bad = Error::Db(DbError::Server {
-            code: "PGRST".into(),
-            message: "not json".into(),
-            detail: None,
-            hint: None,
-            authenticated: false,
-        });
+        let bad = Error::server("PGRST", "not json", None, None, false);
         assert_eq!(bad.status().as_u16(), 500);
         assert_eq!(bad.code(), "PGRST121");
     }

@@ -19,6 +19,13 @@ use std::time::Duration;
 use serde::de::{self, Deserializer};
 use serde::{Deserialize, Serialize};
 
+/// Minimum HMAC secret length in bytes. RFC 7518 §3.2 requires a key at least
+/// as long as the hash output (32 bytes for HS256); PostgREST enforces the same.
+pub const MIN_SECRET_BYTES: usize = 32;
+
+/// Verified tokens the JWT cache keeps by default (`jwt.cache_max_entries`).
+pub const DEFAULT_JWT_CACHE_ENTRIES: usize = 10_000;
+
 /// Admin port of the embedded default.
 pub const DEFAULT_ADMIN_PORT: u16 = 3001;
 
@@ -226,7 +233,7 @@ impl Default for RawJwt {
             role_claim: "role".into(),
             claims_type: "auth.jwt_claims".into(),
             default_lifetime: 3600,
-            cache_max_entries: 10_000,
+            cache_max_entries: DEFAULT_JWT_CACHE_ENTRIES,
         }
     }
 }
@@ -568,10 +575,13 @@ impl Config {
         let opt = |v: &str| Some(v.trim().to_string()).filter(|v| !v.is_empty());
         let secret = opt(&j.secret);
         if let Some(secret) = &secret {
-            if secret.len() < 32 {
+            if secret.len() < MIN_SECRET_BYTES {
                 return Err(key_error(
                     "jwt.secret",
-                    format!("must be at least 32 bytes, got {}", secret.len()),
+                    format!(
+                        "must be at least {MIN_SECRET_BYTES} bytes, got {}",
+                        secret.len()
+                    ),
                 ));
             }
         }

@@ -275,7 +275,7 @@ async fn call(
         .await
         .map_err(|e| Error::Internal(format!("request task failed: {e}")))??;
     trace.mark("transaction");
-    respond::respond(&rpc, &plan, outcome, jwt.as_deref())
+    respond::respond(&plan, outcome, jwt.as_deref())
 }
 
 /// The pipeline for the OpenAPI document: auth and parse as for a call, then

@@ -14,7 +14,7 @@ use std::str::FromStr;
 use base64::Engine;
 use rand::RngCore;
 
-use crate::config::{Config, DbMode};
+use crate::config::{Config, DbMode, MIN_SECRET_BYTES};
 use crate::jwt::{Algorithm, Jwt, JwtConfigError, JwtSettings};
 
 /// File of the generated secret inside the embedded data directory.
@@ -130,7 +130,7 @@ fn generated_secret(data_dir: &Path, create: bool) -> Result<Vec<u8>, KeyError> 
         });
     }
     match std::fs::read(&path) {
-        Ok(bytes) if bytes.len() >= 32 => return Ok(bytes),
+        Ok(bytes) if bytes.len() >= MIN_SECRET_BYTES => return Ok(bytes),
         Ok(_) | Err(_) if path.exists() => {
             return Err(KeyError::File {
                 key: "jwt.secret",

@@ -35,14 +35,12 @@ use jsonwebtoken::jwk::{
 use jsonwebtoken::{AlgorithmFamily, DecodingKey, EncodingKey};
 use serde_json::{Map, Value};
 
+use crate::config::{DEFAULT_JWT_CACHE_ENTRIES, MIN_SECRET_BYTES as MIN_SECRET_LEN};
+
 pub use jsonwebtoken::Algorithm;
 
 /// The claims (payload) of a JWT: a JSON object (RFC 7519 §7.2 step 10).
 pub type Claims = Map<String, Value>;
-
-/// Minimum HMAC secret length in bytes. RFC 7518 §3.2 requires a key at least
-/// as long as the hash output (32 bytes for HS256); PostgREST enforces the same.
-const MIN_SECRET_LEN: usize = 32;
 
 /// Minimum RSA modulus length in bytes: RFC 7518 §3.3 says a key of size 2048
 /// bits or larger MUST be used.
@@ -94,7 +92,7 @@ impl Default for JwtSettings {
             issuer: None,
             role_claim: vec!["role".to_owned()],
             default_lifetime: 3600,
-            cache_max_entries: 1000,
+            cache_max_entries: DEFAULT_JWT_CACHE_ENTRIES,
         }
     }
 }

@@ -60,6 +60,10 @@ pub struct CallPlan {
     pub strip_nulls: bool,
     /// What the query string does to the result.
     pub read: ReadPlan,
+    /// HEAD: answer without a body.
+    pub head: bool,
+    /// The schema to echo as `Content-Profile`, when the client named it.
+    pub profile: Option<String>,
 }
 
 /// The query string's effect on the result, with every column resolved
@@ -286,6 +290,8 @@ pub fn plan(req: &RpcRequest, cache: &SchemaCache) -> Result<CallPlan, Error> {
         query_args: matches!(req.method, RpcMethod::Get | RpcMethod::Head),
         strip_nulls: req.strip_nulls,
         read,
+        head: req.method == RpcMethod::Head,
+        profile: req.schema_from_header.then(|| req.schema.clone()),
     })
 }
 

@@ -487,6 +487,8 @@ mod tests {
             query_args: false,
             strip_nulls: false,
             read: ReadPlan::default(),
+            head: false,
+            profile: None,
         }
     }
 

@@ -16,12 +16,10 @@ use crate::db::schema_cache::Returns;
 use crate::error::{AuthError, Error, RequestError, ResponseSettingsError};
 use crate::jwt::Jwt;
 use crate::pipeline::execute::Outcome;
-use crate::pipeline::parse::{RpcMethod, RpcRequest};
 use crate::pipeline::plan::{CallPlan, ClaimsAt};
 
-/// Build the response for a successful call.
+/// Build the response for a successful call, from its plan and outcome alone.
 pub fn respond(
-    req: &RpcRequest,
     plan: &CallPlan,
     outcome: Outcome,
     jwt: Option<&Jwt>,
@@ -53,7 +51,7 @@ pub fn respond(
             for (name, value) in extra_headers {
                 res.append_header((name, value));
             }
-            if req.method == RpcMethod::Head {
+            if plan.head {
                 return Ok(res.finish());
             }
             return Ok(res.body(body));
@@ -70,8 +68,8 @@ pub fn respond(
         _ => StatusCode::OK,
     };
     let mut res = HttpResponse::build(status.unwrap_or(default_status));
-    if req.schema_from_header {
-        if let Ok(v) = HeaderValue::from_str(&req.schema) {
+    if let Some(profile) = &plan.profile {
+        if let Ok(v) = HeaderValue::from_str(profile) {
             res.insert_header((HeaderName::from_static("content-profile"), v));
         }
     }
@@ -105,7 +103,7 @@ pub fn respond(
         None => String::new(),
         Some(text) => sign_claims(text, &plan.claims_at, jwt)?,
     };
-    if req.method == RpcMethod::Head || body.is_empty() {
+    if plan.head || body.is_empty() {
         return Ok(res.finish());
     }
     Ok(res.body(body))
