@@ -11,9 +11,29 @@ mod handler;
 pub mod server;
 pub mod state;
 
-use actix_web::web;
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
+use actix_web::{web, App};
 
 pub use state::{AppState, WorkerPool};
+
+/// The gateway's application for one worker: CORS around the routes. The
+/// server's factory and the tests build it with this one function.
+pub fn app(
+    state: web::Data<AppState>,
+) -> App<
+    impl ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    App::new()
+        .wrap(actix_web::middleware::from_fn(cors::middleware))
+        .configure(routes(state))
+}
 
 /// Register the gateway's routes; `App::new().configure(http::routes(state))`.
 /// Call it inside the `HttpServer` factory: actix runs the factory on each

@@ -189,6 +189,20 @@ fn reload_config(source: &ConfigSource, state: &AppState, log: &LogHandle) {
     tracing::info!("configuration reloaded (JWT keys, CORS origins, log level)");
 }
 
+/// The request pools as the server builds them: `db.pool` connections divided
+/// among the HTTP workers, each connection starting with the default
+/// request's `search_path` (see [`db::with_search_path`]).
+pub fn pools(config: &Config, endpoint: tokio_postgres::Config) -> db::Pools {
+    let default_path =
+        crate::pipeline::query::search_path(&config.db.schemas[0], &config.db.extra_search_path);
+    db::Pools::per_worker(
+        db::with_search_path(endpoint, &default_path),
+        config.db.pool_size,
+        config.server.workers,
+        config.db.pool_timeout,
+    )
+}
+
 /// Run the gateway until SIGINT/SIGTERM.
 pub async fn serve(config: Config, source: ConfigSource, log: LogHandle) -> Result<(), StartError> {
     let config = Arc::new(config);
@@ -228,14 +242,7 @@ async fn run_http(
     log: LogHandle,
 ) -> Result<(), StartError> {
     let jwt = keys::load(config, true)?;
-    let default_path =
-        crate::pipeline::query::search_path(&config.db.schemas[0], &config.db.extra_search_path);
-    let pools = db::Pools::per_worker(
-        db::with_search_path(endpoints.app.clone(), &default_path),
-        config.db.pool_size,
-        config.server.workers,
-        config.db.pool_timeout,
-    );
+    let pools = pools(config, endpoints.app.clone());
     let state = web::Data::new(AppState::new(
         config.clone(),
         pools.clone(),
@@ -253,20 +260,14 @@ async fn run_http(
 
     let addr = format!("{}:{}", config.server.host, config.server.port);
     let data = state.clone();
-    let server = HttpServer::new(move || {
-        App::new()
-            .wrap(actix_web::middleware::from_fn(
-                crate::http::cors::middleware,
-            ))
-            .configure(http::routes(data.clone()))
-    })
-    .workers(config.server.workers)
-    .shutdown_timeout(config.server.shutdown_timeout.as_secs())
-    .bind(&addr)
-    .map_err(|source| StartError::Bind {
-        addr: addr.clone(),
-        source,
-    })?;
+    let server = HttpServer::new(move || http::app(data.clone()))
+        .workers(config.server.workers)
+        .shutdown_timeout(config.server.shutdown_timeout.as_secs())
+        .bind(&addr)
+        .map_err(|source| StartError::Bind {
+            addr: addr.clone(),
+            source,
+        })?;
     for bound in server.addrs() {
         tracing::info!(url = %format!("http://{bound}"), "pgrpc is listening");
     }

@@ -25,7 +25,9 @@ use crate::pipeline::parse::{
     FtsOp, IsValue, LogicOp, OpExpr, Operation, OrderDirection, OrderNulls, QuantOp, Quantifier,
     SimpleOp,
 };
-use crate::pipeline::plan::{Args, CallPlan, ColumnSource, Condition, Projection, ResultColumn};
+use crate::pipeline::plan::{
+    Args, CallPlan, ColumnSource, Condition, Projection, ReadPlan, ResultColumn,
+};
 
 /// Transaction-local request settings, one statement (PostgREST's `set_config` form).
 /// Parameters: role, claims, method, path, headers, cookies, search_path.
@@ -72,13 +74,67 @@ pub fn search_path(schema: &str, extra: &[String]) -> String {
 
 /// Build the call statement.
 pub fn call_query(plan: &CallPlan) -> CallQuery {
-    let r = &plan.routine;
-    let function = qualified(&r.schema, &r.name);
+    let args = arguments(plan);
+    let call = format!(
+        "{}({})",
+        qualified(&plan.routine.schema, &plan.routine.name),
+        args.call
+    );
+    let Some((from, shape)) = call_source(plan, &call, &args.from) else {
+        // void: no body, no query string; the call alone, for its effects.
+        let from = format!("{}LATERAL {call} pgrst_call", args.from);
+        let from = from.strip_prefix("LATERAL ").unwrap_or(&from).to_string();
+        return CallQuery {
+            sql: format!("SELECT (NULL::json)::text, {TAIL_COLUMNS}, NULL::int8 FROM {from}"),
+            binds_payload: args.binds_payload,
+            params: Vec::new(),
+        };
+    };
+    let read = &plan.read;
+    let mut params = Params::default();
+    let (filter, page) = read_clauses(read, &mut params);
+    let projection = projection_sql(read.select.as_deref(), &shape);
+    let body = aggregate(plan, &shape);
+    // With a count, the filtered rows are computed once (a CTE read twice is
+    // materialized) and counted before the page is cut from them.
+    let (with, source, total) = if read.count {
+        (
+            format!("WITH pgrst_source AS (SELECT pgrst_call.* FROM {from}{filter}) "),
+            "pgrst_source pgrst_call".to_string(),
+            "(SELECT count(*) FROM pgrst_source)",
+        )
+    } else {
+        (String::new(), format!("{from}{filter}"), "NULL::int8")
+    };
+    let sql = format!(
+        "{with}SELECT ({body})::text, {TAIL_COLUMNS}, {total} \
+FROM (SELECT {projection} FROM {source}{page}) pgrst_t"
+    );
+    CallQuery {
+        sql,
+        binds_payload: args.binds_payload || !params.values.is_empty(),
+        params: params.values,
+    }
+}
 
-    // Arguments: named notation from the json_to_record row, or the whole payload.
+/// How the call receives its arguments.
+struct CallArgs {
+    /// Inside the call's parentheses: named notation from the
+    /// `json_to_record` row, or the whole payload.
+    call: String,
+    /// `json_to_record(…) AS pgrst_args(…), ` when arguments are named, else empty.
+    from: String,
+    /// Whether `$1` (the payload) is used.
+    binds_payload: bool,
+}
+
+/// The arguments: named notation from one `json_to_record` row (PostgreSQL
+/// casts each value to its parameter's type), or the whole payload.
+fn arguments(plan: &CallPlan) -> CallArgs {
+    let r = &plan.routine;
     let mut record_cols = String::new();
     let mut variadic = None;
-    let call_args = match &plan.args {
+    let call = match &plan.args {
         Args::WholeBody => {
             let cast = if r.params.first().is_some_and(|p| p.type_oid == JSONB_OID) {
                 "jsonb"
@@ -108,8 +164,8 @@ pub fn call_query(plan: &CallPlan) -> CallQuery {
             args
         }
     };
-    let mut binds_payload = matches!(plan.args, Args::WholeBody) || !record_cols.is_empty();
-    let args_from = if record_cols.is_empty() {
+    let binds_payload = matches!(plan.args, Args::WholeBody) || !record_cols.is_empty();
+    let from = if record_cols.is_empty() {
         String::new()
     } else {
         let payload = match variadic.filter(|_| plan.query_args) {
@@ -128,9 +184,16 @@ ELSE $1::json END"
         };
         format!("json_to_record({payload}) AS pgrst_args({record_cols}), ")
     };
+    CallArgs {
+        call,
+        from,
+        binds_payload,
+    }
+}
 
-    let call = format!("{function}({call_args})");
-    let set = r.returns.is_set() && !plan.singular;
+/// The call's rows as `pgrst_call` (the FROM clause), and how the body is
+/// made of them; None for a void function.
+fn call_source<'a>(plan: &'a CallPlan, call: &str, args_from: &str) -> Option<(String, Shape<'a>)> {
     // The call in a select list rather than in FROM, for results that FROM
     // would expand or refuse.
     let in_select_list = || {
@@ -141,17 +204,8 @@ ELSE $1::json END"
         };
         format!("(SELECT {call} AS pgrst_scalar{inner_from}) pgrst_call")
     };
-    // The call's rows as `pgrst_call`, and how the body is made of them.
-    let (from, shape) = match &r.returns {
-        Returns::Void => {
-            let from = format!("{args_from}LATERAL {call} pgrst_call");
-            let from = from.strip_prefix("LATERAL ").unwrap_or(&from).to_string();
-            return CallQuery {
-                sql: format!("SELECT (NULL::json)::text, {TAIL_COLUMNS}, NULL::int8 FROM {from}"),
-                binds_payload,
-                params: Vec::new(),
-            };
-        }
+    let (from, shape) = match &plan.routine.returns {
+        Returns::Void => return None,
         Returns::Scalar { type_oid, .. } if *type_oid == RECORD_OID => {
             (in_select_list(), Shape::Scalar)
         }
@@ -174,16 +228,19 @@ ELSE $1::json END"
         .strip_prefix("LATERAL ")
         .map(str::to_string)
         .unwrap_or(from);
+    Some((from, shape))
+}
 
-    let read = &plan.read;
-    let mut params = Params::default();
+/// ` WHERE …` from the filters and ` ORDER BY … LIMIT … OFFSET …` from the
+/// page, each value bound into `params`.
+fn read_clauses(read: &ReadPlan, params: &mut Params) -> (String, String) {
     let filter = if read.conditions.is_empty() {
         String::new()
     } else {
         let all: Vec<String> = read
             .conditions
             .iter()
-            .map(|c| condition_sql(c, &mut params))
+            .map(|c| condition_sql(c, params))
             .collect();
         format!(" WHERE {}", all.join(" AND "))
     };
@@ -215,8 +272,12 @@ ELSE $1::json END"
     if read.offset > 0 {
         let _ = write!(page, " OFFSET {}", params.bind(read.offset.to_string()));
     }
+    (filter, page)
+}
 
-    let projection = projection_sql(read.select.as_deref(), &shape);
+/// The body: the rows aggregated into one JSON text (an array for a set,
+/// its one element otherwise).
+fn aggregate(plan: &CallPlan, shape: &Shape<'_>) -> String {
     let element = match shape {
         Shape::Scalar => "pgrst_t.pgrst_scalar",
         Shape::Rows | Shape::OneColumn(_) => "pgrst_t",
@@ -226,31 +287,10 @@ ELSE $1::json END"
     } else {
         format!("json_agg({element})")
     };
-    let body = if set {
+    if plan.routine.returns.is_set() && !plan.singular {
         format!("coalesce({agg}, '[]')")
     } else {
         format!("{agg} -> 0")
-    };
-    // With a count, the filtered rows are computed once (a CTE read twice is
-    // materialized) and counted before the page is cut from them.
-    let (with, source, total) = if read.count {
-        (
-            format!("WITH pgrst_source AS (SELECT pgrst_call.* FROM {from}{filter}) "),
-            "pgrst_source pgrst_call".to_string(),
-            "(SELECT count(*) FROM pgrst_source)",
-        )
-    } else {
-        (String::new(), format!("{from}{filter}"), "NULL::int8")
-    };
-    let sql = format!(
-        "{with}SELECT ({body})::text, {TAIL_COLUMNS}, {total} \
-FROM (SELECT {projection} FROM {source}{page}) pgrst_t"
-    );
-    binds_payload |= !params.values.is_empty();
-    CallQuery {
-        sql,
-        binds_payload,
-        params: params.values,
     }
 }
 

@@ -225,9 +225,7 @@ async fn options_does_not_touch_the_database() {
         ctx.state.jwt.load_full(),
     ));
     state.cache.store(ctx.state.cache.load_full());
-    let app =
-        actix_web::test::init_service(actix_web::App::new().configure(pgrpc::http::routes(state)))
-            .await;
+    let app = actix_web::test::init_service(pgrpc::http::app(state)).await;
     let r = send(
         &app,
         TestRequest::default()

@@ -329,9 +329,7 @@ async fn role_settings_apply_to_that_role_s_requests_after_reload_config() {
 
     // Another role keeps the defaults, and its slow call finishes.
     let token = ctx.token(serde_json::json!({"role": "app_user"}));
-    let as_user = |req: actix_web::test::TestRequest| {
-        req.insert_header(("authorization", format!("Bearer {token}")))
-    };
+    let as_user = |req: actix_web::test::TestRequest| bearer(req, &token);
     let user = send(&app, as_user(get("/rpc/role_settings"))).await.json();
     assert_eq!(user["statement_timeout"], "0", "{user}");
     // Null, or empty where a pooled connection has seen the custom setting.

@@ -221,18 +221,10 @@ async fn no_execute_grant_is_403_for_an_authenticated_role() {
         .as_secs()
         + 600;
     let user = ctx.token(json!({"role": "app_user", "exp": exp}));
-    let r = send(
-        &app,
-        get("/rpc/admin_only").insert_header(("Authorization", format!("Bearer {user}"))),
-    )
-    .await;
+    let r = send(&app, bearer(get("/rpc/admin_only"), &user)).await;
     assert_error(&r, 403, "42501");
     let admin = ctx.token(json!({"role": "app_admin", "exp": exp}));
-    let r = send(
-        &app,
-        get("/rpc/admin_only").insert_header(("Authorization", format!("Bearer {admin}"))),
-    )
-    .await;
+    let r = send(&app, bearer(get("/rpc/admin_only"), &admin)).await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.json(), json!("secret"));
 }

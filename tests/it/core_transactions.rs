@@ -163,10 +163,7 @@ async fn unreachable_database_is_503_with_retry_after() {
         .connect_timeout(Duration::from_secs(1));
     for cfg in [missing_db, no_server] {
         let state = app_with_pool(&ctx, cfg).await;
-        let app = actix_web::test::init_service(
-            actix_web::App::new().configure(pgrpc::http::routes(state)),
-        )
-        .await;
+        let app = actix_web::test::init_service(pgrpc::http::app(state)).await;
         for req in [post("/rpc/add", r#"{"a": 1}"#), get("/rpc/hello?name=x")] {
             let r = send(&app, req).await;
             assert_error(&r, 503, "PGRST001");
@@ -242,19 +239,10 @@ async fn regression_a_prepared_call_is_never_reused_across_roles() {
     let user = ctx.token(serde_json::json!({"role": "app_user", "exp": exp}));
     for _ in 0..6 {
         // Past PostgreSQL's five custom plans, so a generic plan is cached too.
-        let r = send(
-            &app,
-            post("/rpc/admin_only", "{}")
-                .insert_header(("authorization", format!("Bearer {admin}"))),
-        )
-        .await;
+        let r = send(&app, bearer(post("/rpc/admin_only", "{}"), &admin)).await;
         assert_eq!(r.status, 200, "{}", r.body);
     }
-    let r = send(
-        &app,
-        post("/rpc/admin_only", "{}").insert_header(("authorization", format!("Bearer {user}"))),
-    )
-    .await;
+    let r = send(&app, bearer(post("/rpc/admin_only", "{}"), &user)).await;
     assert_eq!(
         r.status, 403,
         "app_user must not inherit app_admin's plan: {}",

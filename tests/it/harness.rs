@@ -10,7 +10,7 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{Service, ServiceResponse};
 use actix_web::http::header::HeaderMap;
 use actix_web::test::{self, TestRequest};
-use actix_web::{web, App};
+use actix_web::web;
 use pgrpc::config::Config;
 use pgrpc::db::embedded::{Cluster, ClusterSpec};
 use pgrpc::http::{self, AppState};
@@ -228,16 +228,14 @@ pub async fn setup_full(toml: &str, jwt: JwtSettings) -> Ctx {
 
 async fn setup_jwt(toml: &str, jwt: Jwt) -> Ctx {
     let db = TestDb::new().await;
-    let (config, _) = Config::from_toml(toml, std::path::Path::new("test.toml"), Vec::new())
+    let (mut config, _) = Config::from_toml(toml, std::path::Path::new("test.toml"), Vec::new())
         .expect("test config is valid");
-    let default_path =
-        pgrpc::pipeline::query::search_path(&config.db.schemas[0], &config.db.extra_search_path);
-    let pool = pgrpc::db::pool(
-        pgrpc::db::with_search_path(db.config("authenticator"), &default_path),
-        config.db.pool_size.min(4),
-        config.db.pool_timeout,
-    );
-    let state = web::Data::new(AppState::new(Arc::new(config), pool, Some(Arc::new(jwt))));
+    // The in-process app is one worker; each test database takes few
+    // connections so that many tests fit the cluster's max_connections.
+    config.server.workers = 1;
+    config.db.pool_size = config.db.pool_size.min(4);
+    let pools = pgrpc::http::server::pools(&config, db.config("authenticator"));
+    let state = web::Data::new(AppState::new(Arc::new(config), pools, Some(Arc::new(jwt))));
     state.load_schema_cache().await.expect("load schema cache");
     Ctx { db, state }
 }
@@ -251,14 +249,7 @@ impl Ctx {
         Response = ServiceResponse<impl MessageBody>,
         Error = actix_web::Error,
     > {
-        test::init_service(
-            App::new()
-                .wrap(actix_web::middleware::from_fn(
-                    pgrpc::http::cors::middleware,
-                ))
-                .configure(http::routes(self.state.clone())),
-        )
-        .await
+        test::init_service(http::app(self.state.clone())).await
     }
 
     /// A single-number query as the superuser (row counts, to check what a
@@ -382,3 +373,24 @@ where
 
 // The real binary: see `process`.
 pub use crate::process::{wait_until, Gateway};
+
+/// `req` with `Authorization: Bearer <token>`.
+pub fn bearer(req: TestRequest, token: &str) -> TestRequest {
+    req.insert_header(("authorization", format!("Bearer {token}")))
+}
+
+/// Now, in Unix seconds.
+pub fn now() -> i64 {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs();
+    i64::try_from(secs).expect("seconds since 1970 fit an i64")
+}
+
+/// base64url (no padding) of a JSON value's compact text, for tokens built by hand.
+pub fn b64(value: &Value) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(serde_json::to_vec(value).expect("serializable"))
+}

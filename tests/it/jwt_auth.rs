@@ -1,7 +1,7 @@
 // Incoming tokens (Authorization header): schemes, keys and algorithms, every rejection, roles, and what SQL sees.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use actix_web::test::TestRequest;
 use actix_web::web;
@@ -16,19 +16,6 @@ use serde_json::{json, Value};
 use crate::harness::*;
 
 // Helpers shared with `jwt_claims`.
-
-/// Now, in Unix seconds.
-pub(crate) fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock after 1970")
-        .as_secs()
-}
-
-/// base64url (no padding) of a JSON value's compact text.
-pub(crate) fn b64(value: &Value) -> String {
-    URL_SAFE_NO_PAD.encode(serde_json::to_vec(value).expect("serializable"))
-}
 
 /// A token built by hand with any header and payload, signed with `key`, so
 /// tests can make what the gateway never signs (other algorithms, other keys).
@@ -140,18 +127,10 @@ async fn valid_hs256_token_runs_as_its_role_with_claims_visible_in_sql() {
 
     // The role is really in force: only app_admin may run admin_only.
     let admin = ctx.token(json!({"role": "app_admin"}));
-    let r = send(
-        &app,
-        get("/rpc/admin_only").insert_header(("authorization", format!("Bearer {admin}"))),
-    )
-    .await;
+    let r = send(&app, bearer(get("/rpc/admin_only"), &admin)).await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.json(), json!("secret"));
-    let r = send(
-        &app,
-        get("/rpc/admin_only").insert_header(("authorization", format!("Bearer {token}"))),
-    )
-    .await;
+    let r = send(&app, bearer(get("/rpc/admin_only"), &token)).await;
     assert_eq!(
         r.status, 403,
         "app_user with a token is refused with 403: {}",
@@ -631,9 +610,7 @@ async fn bad_token_is_401_even_when_the_database_is_unreachable() {
     );
     state.cache.store(ctx.state.cache.load_full());
     let state = web::Data::new(state);
-    let app =
-        actix_web::test::init_service(actix_web::App::new().configure(pgrpc::http::routes(state)))
-            .await;
+    let app = actix_web::test::init_service(pgrpc::http::app(state)).await;
 
     let bad = tampered(
         &ctx.token(json!({"role": "app_user"})),

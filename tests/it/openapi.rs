@@ -15,7 +15,7 @@ use crate::harness::*;
 fn root(token: Option<&str>) -> TestRequest {
     let req = get("/");
     match token {
-        Some(t) => req.insert_header(("authorization", format!("Bearer {t}"))),
+        Some(t) => bearer(req, t),
         None => req,
     }
 }
@@ -109,11 +109,7 @@ async fn openapi_admin_token_sees_admin_only() {
     assert!(!user_paths.contains_key("/rpc/create_invite"));
     // What the document lists, the role can call.
     let app = ctx.app().await;
-    let r = send(
-        &app,
-        post("/rpc/admin_only", "{}").insert_header(("authorization", format!("Bearer {admin}"))),
-    )
-    .await;
+    let r = send(&app, bearer(post("/rpc/admin_only", "{}"), &admin)).await;
     assert_eq!(r.status, 200, "{}", r.body);
 }
 
@@ -622,13 +618,11 @@ async fn openapi_fixture_functions_survive_schemathesis() {
     let Some(bin) = tools() else { return };
     let ctx = setup().await;
     let state = ctx.state.clone();
-    let server = actix_web::HttpServer::new(move || {
-        actix_web::App::new().configure(pgrpc::http::routes(state.clone()))
-    })
-    .workers(2)
-    .disable_signals()
-    .bind(("127.0.0.1", 0))
-    .expect("bind");
+    let server = actix_web::HttpServer::new(move || pgrpc::http::app(state.clone()))
+        .workers(2)
+        .disable_signals()
+        .bind(("127.0.0.1", 0))
+        .expect("bind");
     let addr = server.addrs()[0];
     let server = server.run();
     let handle = server.handle();

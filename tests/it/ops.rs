@@ -150,12 +150,7 @@ async fn admin_live_ready_metrics_and_schema_cache() {
     send(&app, post("/rpc/raise_plain", "{}")).await;
     let token = ctx.token(json!({"role": "web_anon", "exp": 4_000_000_000u64}));
     for _ in 0..2 {
-        send(
-            &app,
-            post("/rpc/add", r#"{"a": 1}"#)
-                .insert_header(("authorization", format!("Bearer {token}"))),
-        )
-        .await;
+        send(&app, bearer(post("/rpc/add", r#"{"a": 1}"#), &token)).await;
     }
     let m = send(&admin, get("/metrics")).await;
     assert_eq!(m.status, 200);
