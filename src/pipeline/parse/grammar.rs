@@ -13,7 +13,8 @@
 //! Hand-written rather than on a parser-combinator crate: the grammar is small,
 //! its error messages must match PostgREST's word for word, and a cursor with
 //! explicit positions gives them more directly than `winnow`'s or `nom`'s
-//! error types would.
+//! error types would. One cohesive thing (the grammar, its syntax tree and
+//! its errors), so one file, longer than most.
 
 use serde_json::{Map, Value};
 
