@@ -597,6 +597,7 @@ mod tests {
                 .collect(),
             returns,
             description: Some("Adds.\nIn detail.".into()),
+            distributed: false,
         })
     }
 

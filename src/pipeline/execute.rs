@@ -246,6 +246,22 @@ pub async fn run(pool: &Pool, tx: &TxRequest) -> Result<Outcome, Error> {
             .as_ref()
             .map(|stmt| client.query(stmt, &settings_params)),
     );
+    // A Citus database: the same settings again as SET LOCAL, which Citus
+    // replays on the workers (see `pipeline::citus`); one message each.
+    let propagated = if tx.query.propagate_settings {
+        crate::pipeline::citus::set_local_statements(
+            &tx.claims_json,
+            &tx.method,
+            &tx.path,
+            &tx.headers_json,
+            &tx.cookies_json,
+            &tx.search_path,
+        )
+    } else {
+        Vec::new()
+    };
+    let propagate =
+        futures_util::future::join_all(propagated.iter().map(|s| client.batch_execute(s)));
     let pre = OptionFuture::from(tx.pre_request.as_deref().map(|sql| match &pre_stmt {
         Some(stmt) => Either::Left(client.query(stmt, &[])),
         None => Either::Right(client.query_typed(sql, &[])),
@@ -257,15 +273,17 @@ pub async fn run(pool: &Pool, tx: &TxRequest) -> Result<Outcome, Error> {
     };
     let commit = OptionFuture::from((!tx.singular).then(|| client.batch_execute("COMMIT")));
 
-    let (r_begin, r_setup, r_settings, r_pre, r_call, r_commit) =
-        futures_util::join!(begin, setup, settings, pre, call, commit);
+    let (r_begin, r_setup, r_settings, r_propagate, r_pre, r_call, r_commit) =
+        futures_util::join!(begin, setup, settings, propagate, pre, call, commit);
+    let r_propagate = r_propagate.into_iter().find(Result::is_err);
 
     // The first failure in pipeline order is the cause; later ones are 25P02.
-    let call_result = match (r_begin, r_setup, r_settings, r_pre) {
-        (Err(e), _, _, _)
-        | (Ok(_), Err(e), _, _)
-        | (Ok(_), Ok(_), Some(Err(e)), _)
-        | (Ok(_), Ok(_), _, Some(Err(e))) => Err(e),
+    let call_result = match (r_begin, r_setup, r_settings, r_propagate, r_pre) {
+        (Err(e), _, _, _, _)
+        | (Ok(_), Err(e), _, _, _)
+        | (Ok(_), Ok(_), Some(Err(e)), _, _)
+        | (Ok(_), Ok(_), _, Some(Err(e)), _)
+        | (Ok(_), Ok(_), _, _, Some(Err(e))) => Err(e),
         _ => r_call,
     };
     let rows = match call_result {

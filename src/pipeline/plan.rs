@@ -64,6 +64,9 @@ pub struct CallPlan {
     pub head: bool,
     /// The schema to echo as `Content-Profile`, when the client named it.
     pub profile: Option<String>,
+    /// The database is a Citus database: the request settings must reach
+    /// the workers too (see `pipeline::citus`).
+    pub citus: bool,
 }
 
 /// The query string's effect on the result, with every column resolved
@@ -292,6 +295,7 @@ pub fn plan(req: &RpcRequest, cache: &SchemaCache) -> Result<CallPlan, Error> {
         read,
         head: req.method == RpcMethod::Head,
         profile: req.schema_from_header.then(|| req.schema.clone()),
+        citus: cache.citus,
     })
 }
 
@@ -694,6 +698,7 @@ pub(crate) mod tests {
                 .collect(),
             returns,
             description: None,
+            distributed: false,
         }
     }
 

@@ -56,6 +56,9 @@ pub struct CallQuery {
     /// `$2`, `$3`, …: text values of no declared type (filter values, limit,
     /// offset), for PostgreSQL to type from their context.
     pub params: Vec<String>,
+    /// A Citus database: the execute stage also sends the request settings
+    /// as `SET LOCAL` statements, the form Citus carries to the workers.
+    pub propagate_settings: bool,
 }
 
 /// `select "schema"."fn"()` for `db.pre_request`.
@@ -74,6 +77,91 @@ pub fn search_path(schema: &str, extra: &[String]) -> String {
 
 /// Build the call statement.
 pub fn call_query(plan: &CallPlan) -> CallQuery {
+    let mut q = if let Some(q) = delegated_call(plan) {
+        q
+    } else {
+        lateral_call(plan)
+    };
+    q.propagate_settings = plan.citus;
+    q
+}
+
+/// Types whose text from `->>` casts to the value `json_to_record` would give
+/// (numbers, booleans, strings and the like; not arrays, composites or json).
+const DELEGABLE_TYPES: &[u32] = &[
+    16, 19, 20, 21, 23, 25, 700, 701, 1042, 1043, 1082, 1114, 1184, 1186, 1700, 2950,
+];
+
+/// The call as Citus delegates it, for a distributed function (see
+/// `Routine::distributed`) called plainly: Citus sends a statement to the
+/// worker holding the distribution argument's shard only when it is one
+/// function call in FROM (or alone in the select list), with no WHERE, no
+/// other relation and arguments that are constants once the parameters are
+/// bound (`function_call_delegation.c`, `TryToDelegateFunctionCall`). So each
+/// argument is read from the bound payload by its own immutable expression,
+/// `($1::json ->> 'name')::type`, which the planner folds into a constant for
+/// the bound value; the whole statement, aggregate and `response.*`
+/// settings included, then runs on the worker after the function. None when
+/// the call needs the general shape (a filter, select, order, page or count,
+/// a VARIADIC or non-scalar argument, a one-column result); it then runs on
+/// the coordinator, correct but not delegated.
+fn delegated_call(plan: &CallPlan) -> Option<CallQuery> {
+    let r = &plan.routine;
+    let read = &plan.read;
+    let plain = read.select.is_none()
+        && read.conditions.is_empty()
+        && read.order.is_empty()
+        && read.limit.is_none()
+        && read.offset == 0
+        && !read.count;
+    if !r.distributed || !plain {
+        return None;
+    }
+    let Args::Named(indexes) = &plan.args else {
+        return None;
+    };
+    let mut args = Vec::with_capacity(indexes.len());
+    for &i in indexes {
+        let p = &r.params[i];
+        if p.variadic || !DELEGABLE_TYPES.contains(&p.type_oid) {
+            return None;
+        }
+        let name = ident(&p.name);
+        args.push(format!(
+            "{name} := ($1::json ->> {})::{}",
+            literal(&p.name),
+            p.type_sql
+        ));
+    }
+    let call = format!("{}({})", qualified(&r.schema, &r.name), args.join(", "));
+    let (from, body) = match &r.returns {
+        Returns::Void => (format!("{call} pgrst_call"), "NULL::json".to_string()),
+        Returns::Scalar { type_oid, .. } if *type_oid == RECORD_OID => return None,
+        Returns::Composite {
+            type_oid: None,
+            columns,
+            ..
+        } if columns.len() == 1 => return None,
+        Returns::Scalar { .. } => (
+            format!("{call} AS pgrst_call(pgrst_scalar)"),
+            aggregate_of(plan, "pgrst_call.pgrst_scalar"),
+        ),
+        Returns::Composite { .. } => (
+            format!("{call} pgrst_call"),
+            aggregate_of(plan, "pgrst_call"),
+        ),
+    };
+    Some(CallQuery {
+        sql: format!("SELECT ({body})::text, {TAIL_COLUMNS}, NULL::int8 FROM {from}"),
+        binds_payload: !indexes.is_empty(),
+        params: Vec::new(),
+        propagate_settings: false,
+    })
+}
+
+/// The general call: arguments through one `json_to_record` row, the call
+/// `LATERAL`, filters and page in a subquery.
+fn lateral_call(plan: &CallPlan) -> CallQuery {
     let args = arguments(plan);
     let call = format!(
         "{}({})",
@@ -88,6 +176,7 @@ pub fn call_query(plan: &CallPlan) -> CallQuery {
             sql: format!("SELECT (NULL::json)::text, {TAIL_COLUMNS}, NULL::int8 FROM {from}"),
             binds_payload: args.binds_payload,
             params: Vec::new(),
+            propagate_settings: false,
         };
     };
     let read = &plan.read;
@@ -114,6 +203,7 @@ FROM (SELECT {projection} FROM {source}{page}) pgrst_t"
         sql,
         binds_payload: args.binds_payload || !params.values.is_empty(),
         params: params.values,
+        propagate_settings: false,
     }
 }
 
@@ -282,6 +372,11 @@ fn aggregate(plan: &CallPlan, shape: &Shape<'_>) -> String {
         Shape::Scalar => "pgrst_t.pgrst_scalar",
         Shape::Rows | Shape::OneColumn(_) => "pgrst_t",
     };
+    aggregate_of(plan, element)
+}
+
+/// The body aggregated from `element`.
+fn aggregate_of(plan: &CallPlan, element: &str) -> String {
     let agg = if plan.strip_nulls {
         format!("json_strip_nulls(json_agg({element}))")
     } else {
@@ -529,6 +624,7 @@ mod tests {
             read: ReadPlan::default(),
             head: false,
             profile: None,
+            citus: false,
         }
     }
 
@@ -945,6 +1041,47 @@ mod tests {
             "{}",
             q.sql
         );
+    }
+
+    #[test]
+    fn a_distributed_function_is_called_plainly_with_one_expression_per_argument() {
+        let mut r = routine(
+            "add",
+            &[("a", "integer", true), ("b", "integer", false)],
+            Volatility::Volatile,
+            int(),
+        );
+        r.distributed = true;
+        let mut plan = plan_for(r, Args::Named(vec![0, 1]), false);
+        plan.citus = true;
+        let q = call_query(&plan);
+        assert_eq!(
+            q.sql,
+            format!("SELECT (json_agg(pgrst_call.pgrst_scalar) -> 0)::text, {TAIL} FROM \"api\".\"add\"(\"a\" := ($1::json ->> 'a')::integer, \"b\" := ($1::json ->> 'b')::integer) AS pgrst_call(pgrst_scalar)")
+        );
+        assert!(q.binds_payload && q.params.is_empty() && q.propagate_settings);
+        // A filter needs the general shape (not delegated, still right).
+        plan.read.limit = Some(1);
+        let q = call_query(&plan);
+        assert!(q.sql.contains("json_to_record"), "{}", q.sql);
+        assert!(q.propagate_settings);
+    }
+
+    #[test]
+    fn a_function_not_distributed_keeps_the_general_shape() {
+        let r = routine(
+            "add",
+            &[("a", "integer", true)],
+            Volatility::Volatile,
+            int(),
+        );
+        let mut plan = plan_for(r, Args::Named(vec![0]), false);
+        plan.citus = true;
+        let q = call_query(&plan);
+        assert!(q.sql.contains("json_to_record($1::json)"), "{}", q.sql);
+        assert!(q.propagate_settings);
+        plan.citus = false;
+        assert!(!call_query(&plan).propagate_settings);
     }
 
     #[test]

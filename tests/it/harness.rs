@@ -29,6 +29,8 @@ const FIXTURES: &[(&str, &str)] = &[
 
 struct Shared {
     cluster: Cluster,
+    /// Citus workers (empty unless `PGRPC_TEST_CITUS=1`; `cluster` is then the coordinator).
+    workers: Vec<Cluster>,
     next: AtomicUsize,
     _dir: tempfile::TempDir,
 }
@@ -79,6 +81,9 @@ extern "C" fn stop_cluster_at_exit() {
     // postmaster and remove its directory here, or every run would leak both.
     if let Some(shared) = SHARED.get() {
         let _ = shared.cluster.stop();
+        for w in &shared.workers {
+            let _ = w.stop();
+        }
         let _ = std::fs::remove_dir_all(shared._dir.path());
     }
 }
@@ -96,11 +101,21 @@ fn shared() -> &'static Shared {
 fn build_shared() -> Shared {
     {
         let dir = pg_tempdir("pgrpc-test-");
+        let mut settings = vec![("max_connections".into(), "300".into())];
+        let citus = crate::citus::enabled();
+        if citus {
+            settings.extend(crate::citus::settings());
+        }
         let spec = ClusterSpec {
             data_dir: dir.path().join("data"),
             port: 5432,
             fast: true,
-            settings: vec![("max_connections".into(), "300".into())],
+            settings: settings.clone(),
+        };
+        let workers = if citus {
+            crate::citus::start_workers(dir.path(), &settings)
+        } else {
+            Vec::new()
         };
         let cluster = Cluster::start(&spec).expect("start the test cluster");
         // SAFETY: registering a plain extern "C" fn with no captured state.
@@ -120,6 +135,9 @@ fn build_shared() -> Shared {
                 .batch_execute(&format!("create database {TEMPLATE}"))
                 .await
                 .expect("create template");
+            if citus {
+                crate::citus::prepare_template(&cluster, &workers, TEMPLATE).await;
+            }
             let mut owner =
                 pgrpc::db::connect(&pgrpc::db::socket_config(&cluster, "postgres", TEMPLATE))
                     .await
@@ -127,6 +145,9 @@ fn build_shared() -> Shared {
             pgrpc::db::migrate::migrate(&mut owner)
                 .await
                 .expect("migrate template");
+            if citus {
+                crate::citus::before_fixtures(&owner).await;
+            }
             // Tests lower bcrypt's cost through the settings table when there is one.
             for (name, sql) in FIXTURES {
                 owner
@@ -134,10 +155,15 @@ fn build_shared() -> Shared {
                     .await
                     .unwrap_or_else(|e| panic!("fixture {name}: {e:?}"));
             }
+            drop(owner);
+            if citus {
+                crate::citus::finish_template(&cluster, &workers, TEMPLATE).await;
+            }
         });
         drop(rt);
         Shared {
             cluster,
+            workers,
             next: AtomicUsize::new(0),
             _dir: dir,
         }
@@ -147,6 +173,11 @@ fn build_shared() -> Shared {
 /// The test cluster (for tests that need its socket).
 pub fn cluster() -> &'static Cluster {
     &shared().cluster
+}
+
+/// The Citus workers (empty unless `PGRPC_TEST_CITUS=1`).
+pub fn workers() -> &'static [Cluster] {
+    &shared().workers
 }
 
 /// A database of the test cluster, fresh from the template.
@@ -171,6 +202,7 @@ impl TestDb {
             ))
             .await
             .expect("create test database");
+        crate::citus::create_database(&s.workers, &name, TEMPLATE).await;
         TestDb { name }
     }
 

@@ -1,6 +1,7 @@
 //! Integration tests: HTTP against the real app and a real PostgreSQL.
 //! One binary, one throwaway cluster per run (see `harness`).
 
+mod citus;
 mod harness;
 mod process;
 
@@ -29,3 +30,6 @@ mod seed_invites;
 mod seed_register;
 mod seed_rules;
 mod seed_tokens;
+
+// Citus (issue 16): run with PGRPC_TEST_CITUS=1.
+mod citus_delegation;

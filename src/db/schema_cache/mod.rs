@@ -20,6 +20,8 @@ const FUNCTIONS_SQL: &str = include_str!("functions.sql");
 const CLAIMS_TYPE_SQL: &str = include_str!("types.sql");
 const CLAIMS_CONTAINERS_SQL: &str = include_str!("claims_containers.sql");
 const ROLE_SETTINGS_SQL: &str = include_str!("role_settings.sql");
+const CITUS_SQL: &str = include_str!("citus.sql");
+const DISTRIBUTED_SQL: &str = include_str!("distributed.sql");
 
 /// Type OIDs of `json` and `jsonb` (fixed in `pg_type.dat`).
 pub const JSON_OID: u32 = 114;
@@ -124,6 +126,11 @@ pub struct Routine {
     pub returns: Returns,
     /// `COMMENT ON FUNCTION`.
     pub description: Option<String>,
+    /// A Citus distributed function with a distribution argument and
+    /// `force_delegation`: Citus runs a plain call of it on the worker that
+    /// holds that argument's shard (see the query stage).
+    #[serde(skip)]
+    pub distributed: bool,
 }
 
 impl Routine {
@@ -183,6 +190,9 @@ pub struct SchemaCache {
     /// a custom setting may hold a secret.
     #[serde(skip)]
     pub role_settings: HashMap<String, RoleSettings>,
+    /// The database is a Citus database (the citus extension is installed):
+    /// request settings must then reach the workers too.
+    pub citus: bool,
     /// When it was loaded.
     #[serde(skip)]
     pub loaded_at: SystemTime,
@@ -337,6 +347,7 @@ impl RawRoutine {
             params,
             returns,
             description: self.description,
+            distributed: false,
         })
     }
 }
@@ -360,12 +371,24 @@ impl SchemaCache {
         claims_type: &QualifiedName,
     ) -> Result<SchemaCache, LoadError> {
         let started = Instant::now();
+        let citus: bool = client.query_one(CITUS_SQL, &[]).await?.try_get(0)?;
+        let distributed: std::collections::HashSet<i64> = if citus {
+            client
+                .query(DISTRIBUTED_SQL, &[])
+                .await?
+                .iter()
+                .map(|row| row.try_get(0))
+                .collect::<Result<_, _>>()?
+        } else {
+            Default::default()
+        };
         let rows = client.query(FUNCTIONS_SQL, &[&schemas]).await?;
         let mut functions: HashMap<String, HashMap<String, Vec<Arc<Routine>>>> = HashMap::new();
         for row in rows {
             let text: &str = row.try_get(0)?;
             let raw: RawRoutine = serde_json::from_str(text)?;
-            if let Some(routine) = raw.into_routine() {
+            if let Some(mut routine) = raw.into_routine() {
+                routine.distributed = distributed.contains(&routine.oid);
                 functions
                     .entry(routine.schema.clone())
                     .or_default()
@@ -416,6 +439,7 @@ impl SchemaCache {
             claims_type: claims,
             claims_containers,
             role_settings,
+            citus,
             loaded_at: SystemTime::now(),
             load_time: started.elapsed(),
         })
@@ -465,6 +489,7 @@ impl SchemaCache {
             claims_type,
             claims_containers: HashMap::new(),
             role_settings: HashMap::new(),
+            citus: false,
             loaded_at: SystemTime::now(),
             load_time: Duration::ZERO,
         }
