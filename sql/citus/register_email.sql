@@ -4,7 +4,8 @@
 -- shards cannot see each other's emails; the claim is the one place two
 -- registrations with one email meet (the same row of the same shard), and
 -- the second waits for the first and fails with the 409 register answers for
--- a taken email, rolling back its user and its invite use.
+-- a taken email, rolling back its user and its invite use. It also names a
+-- taken username as register does without Citus (see below).
 -- The function api/register.sql defined moves to auth (never exposed), under
 -- its own name (its body qualifies parameters with it); api.register wraps
 -- it, with the same signature, rights and comment.
@@ -33,8 +34,20 @@ begin
   as $fn$
   declare
     v_result auth.token_result;
+    v_message text;
   begin
-    v_result := auth.register(register.username, register.password, register.email, register.invite_code);
+    begin
+      v_result := auth.register(register.username, register.password, register.email, register.invite_code);
+    exception when unique_violation then
+      -- On a shard the constraint is named users_username_key_<shard id>,
+      -- which register does not recognise ("already registered"); the one
+      -- unique constraint of the sharded auth.users is the username's.
+      get stacked diagnostics v_message = message_text;
+      raise sqlstate '23505' using message = case v_message
+        when 'already registered' then 'username is already taken'
+        else v_message
+      end;
+    end;
     begin
       insert into auth.user_emails (email, username)
       values (auth.valid_email(register.email), register.username);
