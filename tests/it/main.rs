@@ -32,4 +32,5 @@ mod seed_rules;
 mod seed_tokens;
 
 // Citus (issue 16): run with PGRPC_TEST_CITUS=1.
+mod citus_bench;
 mod citus_delegation;
