@@ -33,7 +33,13 @@ pub fn enabled() -> bool {
 /// Server settings every node needs (on top of the harness's own).
 pub fn settings() -> Vec<(String, String)> {
     vec![
-        ("shared_preload_libraries".into(), "citus".into()),
+        // Citus first, as it requires; pg_stat_statements for the proof of
+        // delegation (what ran on which node).
+        (
+            "shared_preload_libraries".into(),
+            "citus,pg_stat_statements".into(),
+        ),
+        ("pg_stat_statements.track".into(), "all".into()),
         // Citus runs one maintenance daemon per database that uses it, and
         // every test has a database: room for them all.
         ("max_worker_processes".into(), "400".into()),
@@ -42,7 +48,6 @@ pub fn settings() -> Vec<(String, String)> {
         // The seed tests log in with wrong passwords on purpose; the logs of
         // three nodes are read when something fails, keep them to the point.
         ("citus.log_remote_commands".into(), "off".into()),
-        // The proof of delegation reads the workers' statement statistics.
         ("compute_query_id".into(), "on".into()),
     ]
 }

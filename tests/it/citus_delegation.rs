@@ -10,6 +10,7 @@ use crate::harness::*;
 /// response header the gateway must still see.
 const FIXTURE: &str = r#"
 set citus.multi_shard_modify_mode = sequential;
+create extension if not exists pg_stat_statements;
 create table public.notes (owner text primary key, note text not null);
 select create_distributed_table('public.notes', 'owner');
 insert into public.notes values ('alice', 'a note of alice'), ('bob', 'a note of bob'),
@@ -33,6 +34,26 @@ grant execute on function api.note_of(text) to web_anon, app_user;
 select create_distributed_function('api.note_of(text)', 'owner',
   colocate_with := 'public.notes', force_delegation := true);
 "#;
+
+/// How often `node` ran note_of's own query in this test's database
+/// (pg_stat_statements, which tracks statements inside functions too).
+async fn inner_query_calls(ctx: &Ctx, node: &pgrpc::db::embedded::Cluster) -> i64 {
+    let client = pgrpc::db::connect(&pgrpc::db::socket_config(node, "postgres", &ctx.db.name))
+        .await
+        .expect("connect to a node");
+    client
+        .query_one(
+            "select coalesce(sum(s.calls), 0)::int8 from pg_stat_statements s
+               join pg_database d on d.oid = s.dbid
+              where d.datname = current_database()
+                and s.query ilike '%n.note from public.notes n where n.owner%'
+                and s.query not ilike 'create%'",
+            &[],
+        )
+        .await
+        .expect("pg_stat_statements")
+        .get(0)
+}
 
 /// The worker port that holds `owner`'s shard, as Citus's metadata says.
 async fn worker_port_of(ctx: &Ctx, owner: &str) -> i32 {
@@ -82,6 +103,10 @@ async fn a_distributed_function_runs_on_the_worker_holding_its_row() {
         // The body ran on the shard's worker, not on the coordinator…
         assert_eq!(v["port"], expected, "{owner}: {v}");
         assert_ne!(v["port"], i64::from(cluster().port()));
+        assert!(
+            workers().iter().any(|w| v["port"] == i64::from(w.port())),
+            "{v}"
+        );
         assert_eq!(v["note"], format!("a note of {owner}"));
         // …as the request's role, with its claims and request settings…
         assert_eq!(v["user"], "app_user");
@@ -96,6 +121,14 @@ async fn a_distributed_function_runs_on_the_worker_holding_its_row() {
     }
     // The four rows are spread over both workers, so both were called.
     assert_eq!(ports.len(), 2, "{ports:?}");
+    // The function's own query ran on the workers, four times in all, and
+    // never on the coordinator: the call was delegated, not run locally.
+    assert_eq!(inner_query_calls(&ctx, cluster()).await, 0);
+    let mut on_workers = 0;
+    for w in workers() {
+        on_workers += inner_query_calls(&ctx, w).await;
+    }
+    assert!(on_workers >= 4, "{on_workers}");
 }
 
 #[actix_web::test]
@@ -127,6 +160,7 @@ async fn a_call_with_a_filter_is_not_delegated_but_still_right() {
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.json()["port"], i64::from(cluster().port()));
     assert_eq!(r.json()["note"], "a note of bob");
+    assert!(inner_query_calls(&ctx, cluster()).await >= 1);
     // Delegated again, anonymous: no claims, the anonymous role.
     let r = send(
         &app,
