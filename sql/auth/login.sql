@@ -1,7 +1,7 @@
 -- Username + password → the user, with brute-force protection. Shared by
 -- identify and access_token.
 
-create or replace function auth.login(p_username text, p_password text) returns auth.users
+create function auth.login(p_username text, p_password text) returns auth.users
 language plpgsql volatile
 as $$
 declare
