@@ -27,6 +27,7 @@ mod ops;
 mod seed_code;
 mod seed_identify;
 mod seed_invites;
+mod seed_lockout;
 mod seed_register;
 mod seed_rules;
 mod seed_tokens;
