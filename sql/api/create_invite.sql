@@ -18,7 +18,7 @@ begin
   insert into auth.invites as i (max_uses, expires_at, created_by)
   values (coalesce(create_invite.max_uses, v_settings.invite_max_uses),
           now() + coalesce(create_invite.valid_for, v_settings.invite_valid_for),
-          nullif(current_setting('request.jwt.claims', true), '')::json ->> 'sub')
+          auth.request_claims() ->> 'sub')
   returning * into v_invite;
   return v_invite;
 end

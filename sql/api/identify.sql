@@ -8,7 +8,7 @@ set search_path = pg_catalog, pg_temp
 as $$
 declare
   v_settings auth.settings := auth.current_settings();
-  v_claims json := nullif(current_setting('request.jwt.claims', true), '')::json;
+  v_claims json := auth.request_claims();
   v_user auth.users;
   v_orig_iat bigint;
 begin

@@ -1,17 +1,18 @@
 -- Building claims (the gateway signs them) and checking the user behind a token.
 
-create or replace function auth.iso_utc(p_epoch bigint) returns text
-language sql immutable
+create function auth.iso_utc(p_epoch bigint) returns text
+language sql stable
 as $$
-  -- "2015-04-29T13:29:25.000Z", the seed's expires_in format. Formatting a
-  -- timestamp without time zone with fixed fields involves no setting.
+  -- "2015-04-29T13:29:25.000Z", the seed's expires_in format. STABLE, not
+  -- IMMUTABLE: to_char is STABLE (some of its patterns read the locale), even
+  -- though these fixed fields of a timestamp without time zone read none.
   select to_char(timestamp 'epoch' + p_epoch * interval '1 second', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')
 $$;
 comment on function auth.iso_utc(bigint) is 'Unix seconds as an ISO 8601 UTC timestamp with milliseconds and Z.';
 alter function auth.iso_utc(bigint) owner to auth_owner;
 revoke all on function auth.iso_utc(bigint) from public;
 
-create or replace function auth.issue_claims(p_user auth.users, p_lifetime interval, p_orig_iat bigint)
+create function auth.issue_claims(p_user auth.users, p_lifetime interval, p_orig_iat bigint)
 returns auth.jwt_claims
 language sql volatile
 as $$
@@ -35,7 +36,7 @@ comment on function auth.issue_claims(auth.users, interval, bigint) is
 alter function auth.issue_claims(auth.users, interval, bigint) owner to auth_owner;
 revoke all on function auth.issue_claims(auth.users, interval, bigint) from public;
 
-create or replace function auth.token_user(p_sub text, p_errcode text) returns auth.users
+create function auth.token_user(p_sub text, p_errcode text) returns auth.users
 language plpgsql stable
 as $$
 declare
@@ -60,7 +61,7 @@ comment on function auth.token_user(text, text) is
 alter function auth.token_user(text, text) owner to auth_owner;
 revoke all on function auth.token_user(text, text) from public;
 
-create or replace function auth.within_refresh_limit(p_orig_iat bigint) returns boolean
+create function auth.within_refresh_limit(p_orig_iat bigint) returns boolean
 language sql stable
 as $$
   select p_orig_iat is not null
@@ -74,9 +75,11 @@ comment on function auth.within_refresh_limit(bigint) is
 alter function auth.within_refresh_limit(bigint) owner to auth_owner;
 revoke all on function auth.within_refresh_limit(bigint) from public;
 
-create or replace function auth.user_json(p_user auth.users) returns json
-language sql immutable
+create function auth.user_json(p_user auth.users) returns json
+language sql stable
 as $$
+  -- STABLE like json_build_object, which calls the output functions of its
+  -- arguments' types.
   select json_build_object('username', p_user.username, 'id', p_user.id)
 $$;
 comment on function auth.user_json(auth.users) is 'The "user" object of refresh_token and verify_token: {"username", "id"}.';

@@ -24,8 +24,10 @@ mod openapi;
 mod ops;
 
 // Seed APIs in SQL (issue 4).
+mod seed_code;
 mod seed_identify;
 mod seed_invites;
+mod seed_lockout;
 mod seed_register;
 mod seed_rules;
 mod seed_tokens;

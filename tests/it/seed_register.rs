@@ -461,3 +461,110 @@ async fn registering_with_a_token_header_is_allowed() {
     .await;
     assert_eq!(r.status, 200, "{}", r.body);
 }
+
+/// Run `api.register` as the gateway does (role web_anon, its claims) with
+/// `code`, in a transaction with function statistics on; the SQLSTATE it
+/// fails with (if it does) and how often it called `extensions.crypt`.
+async fn register_counting_hashes(ctx: &Ctx, username: &str, code: &str) -> (Option<String>, i64) {
+    let mut db = ctx.db.admin().await;
+    // track_functions = all counts calls of C functions such as crypt too;
+    // pg_stat_xact_user_functions shows this transaction's own counts, so
+    // nothing waits for statistics to be flushed.
+    db.batch_execute("set track_functions = 'all'")
+        .await
+        .expect("track functions");
+    let tx = db.transaction().await.expect("begin");
+    tx.execute(
+        "select set_config('role', 'web_anon', true), \
+                set_config('request.jwt.claims', '{\"role\":\"web_anon\"}', true)",
+        &[],
+    )
+    .await
+    .expect("switch role");
+    let email = format!("{username}@example.com");
+    let result = tx
+        .execute(
+            "select api.register(username => $1, password => $2, email => $3, invite_code => $4)",
+            &[&username, &PASSWORD, &email, &code],
+        )
+        .await;
+    let failed = result
+        .err()
+        .map(|e| e.code().map(|c| c.code().to_string()).unwrap_or_default());
+    // Function statistics survive the failed statement (they are not
+    // transactional), but the aborted transaction answers no query: read them
+    // from the same session once it is rolled back.
+    drop(tx);
+    let calls: i64 = db
+        .query_one(
+            "select coalesce(sum(calls), 0)::int8 from pg_stat_xact_user_functions \
+             where schemaname = 'extensions' and funcname = 'crypt'",
+            &[],
+        )
+        .await
+        .expect("function statistics")
+        .get(0);
+    (failed, calls)
+}
+
+#[actix_web::test]
+async fn a_bad_invite_costs_no_password_hash() {
+    // Regression (issue 11): register hashed the password before it looked at
+    // the invite, so every made-up code cost the server a bcrypt.
+    let ctx = setup().await;
+    let app = ctx.app().await;
+    let used = invite(&ctx, 1, "1 day").await;
+    register_with(&app, "first", &used, 200).await;
+    let expired = invite(&ctx, 1, "1 day").await;
+    ctx.db
+        .admin()
+        .await
+        .execute(
+            "update auth.invites set expires_at = now() - interval '1 second' where code = $1::text::uuid",
+            &[&expired],
+        )
+        .await
+        .expect("expire invite");
+    for code in [
+        "00000000-0000-4000-8000-000000000000",
+        "not-a-uuid",
+        used.as_str(),
+        expired.as_str(),
+    ] {
+        let (failed, hashes) = register_counting_hashes(&ctx, "second", code).await;
+        assert_eq!(failed.as_deref(), Some("PT403"), "{code}");
+        assert_eq!(hashes, 0, "{code}: no bcrypt for an invalid invite");
+    }
+    // The counting sees the hash of a good one.
+    let good = invite(&ctx, 1, "1 day").await;
+    let (failed, hashes) = register_counting_hashes(&ctx, "second", &good).await;
+    assert_eq!(failed, None);
+    assert_eq!(hashes, 1);
+}
+
+#[actix_web::test]
+async fn a_bad_invite_answers_long_before_a_hash_could_finish() {
+    // The same over HTTP, at a cost where one bcrypt takes about half a second:
+    // a register that hashed before refusing the invite could not be fast.
+    let ctx = setup().await;
+    ctx.db
+        .admin()
+        .await
+        .execute("update auth.settings set bcrypt_cost = 13", &[])
+        .await
+        .expect("cost 13");
+    let app = ctx.app().await;
+    let good = invite(&ctx, 1, "1 day").await;
+    let start = std::time::Instant::now();
+    register_with(&app, "first", &good, 200).await;
+    let hashed = start.elapsed();
+    for code in ["00000000-0000-4000-8000-000000000000".to_string(), good] {
+        let start = std::time::Instant::now();
+        register_with(&app, "second", &code, 403).await;
+        let refused = start.elapsed();
+        assert!(
+            refused * 5 < hashed,
+            "{code}: refused in {refused:?}, a registration with its hash took {hashed:?}"
+        );
+    }
+}
