@@ -34,7 +34,9 @@ impl ProdDb {
             pgrpc::db::connect(&pgrpc::db::socket_config(cluster(), "postgres", &name))
                 .await
                 .expect("connect to it");
-        pgrpc::migrate::migrate(&mut client).await.expect("migrate");
+        pgrpc::db::migrate::migrate(&mut client)
+            .await
+            .expect("migrate");
         ProdDb { name, client }
     }
 
@@ -64,7 +66,9 @@ async fn a_helper_removed_from_sql_is_gone_after_the_next_load() {
     )
     .await
     .expect("an old helper");
-    pgrpc::migrate::apply_sql(&mut db).await.expect("load sql/");
+    pgrpc::db::migrate::apply_sql(&mut db)
+        .await
+        .expect("load sql/");
     let left = names(
         &db,
         "select proname::text from pg_proc where pronamespace = 'auth'::regnamespace \
@@ -113,7 +117,7 @@ async fn an_object_of_a_dba_that_uses_an_auth_function_stops_the_load_and_keeps_
     db.batch_execute("create view public.expiry as select auth.iso_utc(0) as t")
         .await
         .expect("a DBA's view");
-    let e = pgrpc::migrate::apply_sql(&mut db)
+    let e = pgrpc::db::migrate::apply_sql(&mut db)
         .await
         .expect_err("the load must refuse to drop what the view uses");
     let text = e.to_string();
