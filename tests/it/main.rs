@@ -32,3 +32,4 @@ mod seed_tokens;
 
 // Robustness (issue 12).
 mod deadlines;
+mod embedded_restart;
