@@ -256,13 +256,25 @@ impl Default for RawJwt {
 }
 
 /// `[admin]` as given.
-#[derive(Debug, Default, Deserialize, Serialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RawAdmin {
     /// Admin server port; 0 = off; unset = 3001 with the embedded database,
     /// off with an external one.
     #[serde(deserialize_with = "lenient_option")]
     pub port: Option<u16>,
+    /// Admin server address, separate from `server.host`: metrics and the
+    /// schema cache stay on loopback unless asked otherwise.
+    pub host: String,
+}
+
+impl Default for RawAdmin {
+    fn default() -> Self {
+        RawAdmin {
+            port: None,
+            host: "127.0.0.1".into(),
+        }
+    }
 }
 
 /// `[log]` as given.
@@ -439,6 +451,8 @@ pub struct Config {
     pub jwt: JwtConfig,
     /// Admin port, if enabled.
     pub admin_port: Option<u16>,
+    /// Admin listen address (`admin.host`).
+    pub admin_host: String,
     /// Log filter directive.
     pub log_level: String,
     /// Log format.
@@ -693,11 +707,16 @@ impl Config {
             (None, DbMode::Embedded { .. }) => Some(DEFAULT_ADMIN_PORT),
         };
 
+        if raw.admin.host.trim().is_empty() {
+            return Err(key_error("admin.host", "must not be empty"));
+        }
+
         Ok(Config {
             server,
             db,
             jwt,
             admin_port,
+            admin_host: raw.admin.host.trim().to_string(),
             log_level: raw.log.level.trim().to_string(),
             log_format,
             routes,
@@ -1109,5 +1128,15 @@ mod tests {
             let e = load(&format!("[server]\n{key} = 0\n"), &[]).expect_err("zero");
             assert!(e.to_string().contains(&format!("server.{key}")), "{e}");
         }
+    }
+
+    #[test]
+    fn admin_host_is_loopback_whatever_server_host_is() {
+        let c = load("[server]\nhost = \"0.0.0.0\"\n", &[]).expect("valid");
+        assert_eq!(c.admin_host, "127.0.0.1");
+        let c = load("", &[("PGRPC_ADMIN_HOST", "0.0.0.0")]).expect("valid");
+        assert_eq!(c.admin_host, "0.0.0.0");
+        let e = load("[admin]\nhost = \" \"\n", &[]).expect_err("empty");
+        assert!(e.to_string().contains("admin.host"), "{e}");
     }
 }

@@ -283,7 +283,7 @@ async fn run_http(
     }
     let admin = match config.admin_port {
         Some(port) => {
-            let admin_addr = format!("{}:{port}", config.server.host);
+            let admin_addr = format!("{}:{port}", config.admin_host);
             let data = state.clone();
             let admin = HttpServer::new(move || App::new().configure(admin::routes(data.clone())))
                 .workers(1)

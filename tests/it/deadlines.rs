@@ -13,7 +13,7 @@ use crate::process::Gateway;
 
 /// The real binary in external mode on a fresh test database (no initdb),
 /// with `env` on top.
-fn gateway(env: &[(&str, &str)]) -> Gateway {
+pub fn gateway(env: &[(&str, &str)]) -> Gateway {
     let db = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -31,5 +31,6 @@ mod seed_rules;
 mod seed_tokens;
 
 // Robustness (issue 12).
+mod admin_host;
 mod deadlines;
 mod embedded_restart;
