@@ -113,6 +113,13 @@ pub enum RequestError {
         /// The limit.
         limit: usize,
     },
+    /// PGRST154: the body did not arrive in full within `server.body_timeout`
+    /// (our own; PostgREST has no body deadline).
+    #[error("request body timed out")]
+    BodyTimeout {
+        /// The deadline.
+        timeout: std::time::Duration,
+    },
     /// A token given as a claims-type argument was refused: bad input, so 400
     /// (not 401: the caller's own identity is not in question). Keeps the JWT code.
     #[error("invalid token argument {param}: {error}")]
@@ -269,6 +276,7 @@ impl Error {
                 | RequestError::Singularity { .. } => StatusCode::NOT_ACCEPTABLE,
                 RequestError::InvalidPath => StatusCode::NOT_FOUND,
                 RequestError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+                RequestError::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             },
             Error::SchemaCache(e) => match e {
                 SchemaCacheError::NotLoaded => StatusCode::SERVICE_UNAVAILABLE,
@@ -308,6 +316,7 @@ impl Error {
                 RequestError::Singularity { .. } => "PGRST116",
                 RequestError::InvalidPath => "PGRST125",
                 RequestError::PayloadTooLarge { .. } => "PGRST150",
+                RequestError::BodyTimeout { .. } => "PGRST154",
                 RequestError::TokenArgument { error, .. } => error.code(),
             },
             Error::SchemaCache(e) => match e {
@@ -354,6 +363,7 @@ impl Error {
                 RequestError::Singularity { .. } => "Cannot coerce the result to a single JSON object".into(),
                 RequestError::InvalidPath => "Invalid path specified in request URL".into(),
                 RequestError::PayloadTooLarge { .. } => "Request body is too large".into(),
+                RequestError::BodyTimeout { .. } => "The request body did not arrive in time".into(),
                 // The JWT module's text for an empty token names the header.
                 RequestError::TokenArgument {
                     error: JwtError::Empty,
@@ -416,6 +426,10 @@ impl Error {
                 }
                 RequestError::PayloadTooLarge { limit } => Some(format!(
                     "The limit is {limit} bytes (server.max_body_bytes)"
+                )),
+                RequestError::BodyTimeout { timeout } => Some(format!(
+                    "The whole body must arrive within {} s (server.body_timeout)",
+                    timeout.as_secs()
                 )),
                 RequestError::TokenArgument { param, error } => Some(match error.details() {
                     Some(d) => format!("The token given for parameter '{param}' was refused: {d}"),
@@ -679,6 +693,11 @@ impl ResponseError for Error {
         res.insert_header((header::CONTENT_TYPE, "application/json; charset=utf-8"));
         for (name, value) in self.headers() {
             res.append_header((name, value));
+        }
+        if matches!(self, Error::Request(RequestError::BodyTimeout { .. })) {
+            // The rest of the body may still be on its way: the connection
+            // cannot carry another request (RFC 9110 §15.5.9).
+            res.force_close();
         }
         res.body(serde_json::to_string(&body).unwrap_or_else(|_| {
             r#"{"code":"PGRSTX00","message":"Internal server error","details":null,"hint":null}"#.into()

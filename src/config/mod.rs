@@ -114,6 +114,24 @@ pub struct RawServer {
     /// Origins allowed by CORS; empty = any.
     #[serde(deserialize_with = "lenient_list")]
     pub cors_allowed_origins: Vec<String>,
+    /// Seconds for a request body to arrive in full, then 408.
+    #[serde(deserialize_with = "lenient")]
+    pub body_timeout: u64,
+    /// Seconds for a new connection's request line and headers to arrive.
+    #[serde(deserialize_with = "lenient")]
+    pub head_timeout: u64,
+    /// Seconds an idle keep-alive connection stays open; 0 = no keep-alive.
+    #[serde(deserialize_with = "lenient")]
+    pub keep_alive: u64,
+    /// Seconds the client gets to close a connection the server is closing.
+    #[serde(deserialize_with = "lenient")]
+    pub close_timeout: u64,
+    /// Open client connections per gateway, divided among the workers.
+    #[serde(deserialize_with = "lenient")]
+    pub max_connections: usize,
+    /// Connections the kernel queues while the gateway is at `max_connections`.
+    #[serde(deserialize_with = "lenient")]
+    pub backlog: u32,
 }
 
 impl Default for RawServer {
@@ -126,6 +144,12 @@ impl Default for RawServer {
             shutdown_timeout: 30,
             timing: true,
             cors_allowed_origins: Vec::new(),
+            body_timeout: 10,
+            head_timeout: 5,
+            keep_alive: 5,
+            close_timeout: 1,
+            max_connections: 10_000,
+            backlog: 2048,
         }
     }
 }
@@ -239,13 +263,25 @@ impl Default for RawJwt {
 }
 
 /// `[admin]` as given.
-#[derive(Debug, Default, Deserialize, Serialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RawAdmin {
     /// Admin server port; 0 = off; unset = 3001 with the embedded database,
     /// off with an external one.
     #[serde(deserialize_with = "lenient_option")]
     pub port: Option<u16>,
+    /// Admin server address, separate from `server.host`: metrics and the
+    /// schema cache stay on loopback unless asked otherwise.
+    pub host: String,
+}
+
+impl Default for RawAdmin {
+    fn default() -> Self {
+        RawAdmin {
+            port: None,
+            host: "127.0.0.1".into(),
+        }
+    }
 }
 
 /// `[log]` as given.
@@ -343,6 +379,18 @@ pub struct ServerConfig {
     pub timing: bool,
     /// CORS origins; empty = any.
     pub cors_allowed_origins: Vec<String>,
+    /// Deadline for the whole body, from when the gateway starts reading it.
+    pub body_timeout: Duration,
+    /// Deadline for a new connection's request head (actix `client_request_timeout`).
+    pub head_timeout: Duration,
+    /// Idle keep-alive; zero = close after each response.
+    pub keep_alive: Duration,
+    /// Grace for the client to close a connection (actix `client_disconnect_timeout`).
+    pub close_timeout: Duration,
+    /// Open client connections per gateway (all workers together).
+    pub max_connections: usize,
+    /// Listen backlog (the kernel caps it at `net.core.somaxconn`).
+    pub backlog: u32,
 }
 
 /// Validated `[db]`.
@@ -410,6 +458,8 @@ pub struct Config {
     pub jwt: JwtConfig,
     /// Admin port, if enabled.
     pub admin_port: Option<u16>,
+    /// Admin listen address (`admin.host`).
+    pub admin_host: String,
     /// Log filter directive.
     pub log_level: String,
     /// Log format.
@@ -494,6 +544,22 @@ impl Config {
         if s.max_body_bytes == 0 {
             return Err(key_error("server.max_body_bytes", "must be greater than 0"));
         }
+        // Zero would mean "no deadline", the hole these keys close.
+        for (key, value) in [
+            ("server.body_timeout", s.body_timeout),
+            ("server.head_timeout", s.head_timeout),
+            ("server.close_timeout", s.close_timeout),
+        ] {
+            if value == 0 {
+                return Err(key_error(key, "must be at least 1 second"));
+            }
+        }
+        if s.max_connections == 0 {
+            return Err(key_error("server.max_connections", "must be at least 1"));
+        }
+        if s.backlog == 0 {
+            return Err(key_error("server.backlog", "must be at least 1"));
+        }
         let server = ServerConfig {
             host: s.host.trim().to_string(),
             port: s.port,
@@ -506,6 +572,12 @@ impl Config {
             shutdown_timeout: Duration::from_secs(s.shutdown_timeout),
             timing: s.timing,
             cors_allowed_origins: s.cors_allowed_origins.clone(),
+            body_timeout: Duration::from_secs(s.body_timeout),
+            head_timeout: Duration::from_secs(s.head_timeout),
+            keep_alive: Duration::from_secs(s.keep_alive),
+            close_timeout: Duration::from_secs(s.close_timeout),
+            max_connections: s.max_connections,
+            backlog: s.backlog,
         };
 
         let d = &raw.db;
@@ -645,11 +717,16 @@ impl Config {
             (None, DbMode::Embedded { .. }) => Some(DEFAULT_ADMIN_PORT),
         };
 
+        if raw.admin.host.trim().is_empty() {
+            return Err(key_error("admin.host", "must not be empty"));
+        }
+
         Ok(Config {
             server,
             db,
             jwt,
             admin_port,
+            admin_host: raw.admin.host.trim().to_string(),
             log_level: raw.log.level.trim().to_string(),
             log_format,
             routes,
@@ -1038,5 +1115,38 @@ mod tests {
         assert!(!dump.contains("abcdefghij"), "{dump}");
         assert!(!dump.contains("hunter2"), "{dump}");
         assert!(dump.contains("********"));
+    }
+
+    #[test]
+    fn connection_deadlines_and_caps_have_defaults_and_refuse_zero() {
+        let c = load("", &[]).expect("defaults are valid");
+        assert_eq!(c.server.body_timeout, Duration::from_secs(10));
+        assert_eq!(c.server.head_timeout, Duration::from_secs(5));
+        assert_eq!(c.server.keep_alive, Duration::from_secs(5));
+        assert_eq!(c.server.close_timeout, Duration::from_secs(1));
+        assert_eq!(c.server.max_connections, 10_000);
+        assert_eq!(c.server.backlog, 2048);
+        let c = load("", &[("PGRPC_SERVER_KEEP_ALIVE", "0")]).expect("0 = no keep-alive");
+        assert!(c.server.keep_alive.is_zero());
+        for key in [
+            "body_timeout",
+            "head_timeout",
+            "close_timeout",
+            "max_connections",
+            "backlog",
+        ] {
+            let e = load(&format!("[server]\n{key} = 0\n"), &[]).expect_err("zero");
+            assert!(e.to_string().contains(&format!("server.{key}")), "{e}");
+        }
+    }
+
+    #[test]
+    fn admin_host_is_loopback_whatever_server_host_is() {
+        let c = load("[server]\nhost = \"0.0.0.0\"\n", &[]).expect("valid");
+        assert_eq!(c.admin_host, "127.0.0.1");
+        let c = load("", &[("PGRPC_ADMIN_HOST", "0.0.0.0")]).expect("valid");
+        assert_eq!(c.admin_host, "0.0.0.0");
+        let e = load("[admin]\nhost = \" \"\n", &[]).expect_err("empty");
+        assert!(e.to_string().contains("admin.host"), "{e}");
     }
 }

@@ -239,7 +239,13 @@ async fn call(
     }
     let auth = authenticate(req, state, trace)?;
     let jwt = state.jwt.load_full();
-    let bytes = read_body(body, req, config.server.max_body_bytes).await?;
+    let bytes = read_body(
+        body,
+        req,
+        config.server.max_body_bytes,
+        config.server.body_timeout,
+    )
+    .await?;
     let mut rpc = parse::parse(function, &http_input(req, &bytes), &config.db.schemas)?;
     trace.mark("parse");
     let cache = state.cache.load_full().ok_or(SchemaCacheError::NotLoaded)?;
@@ -382,12 +388,16 @@ fn options(req: &HttpRequest, function: &str, state: &AppState) -> Result<HttpRe
 }
 
 /// Read the body, refusing with 413 as soon as it exceeds `limit` (before
-/// anything reaches the database).
+/// anything reaches the database), and with 408 when it has not arrived in
+/// full within `timeout`: one deadline for the whole body, so a client that
+/// trickles a byte at a time cannot hold the connection for longer.
 async fn read_body(
     mut body: web::Payload,
     req: &HttpRequest,
     limit: usize,
+    timeout: Duration,
 ) -> Result<Bytes, Error> {
+    let deadline = tokio::time::Instant::now() + timeout;
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -397,7 +407,10 @@ async fn read_body(
         return Err(RequestError::PayloadTooLarge { limit }.into());
     }
     let mut buf = BytesMut::with_capacity(declared.unwrap_or(0).min(limit));
-    while let Some(chunk) = body.next().await {
+    while let Some(chunk) = tokio::time::timeout_at(deadline, body.next())
+        .await
+        .map_err(|_| RequestError::BodyTimeout { timeout })?
+    {
         let chunk = chunk.map_err(|e| RequestError::InvalidBody {
             message: "The request body could not be read".into(),
             details: Some(e.to_string()),

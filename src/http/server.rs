@@ -263,6 +263,14 @@ async fn run_http(
     let server = HttpServer::new(move || http::app(data.clone()))
         .workers(config.server.workers)
         .shutdown_timeout(config.server.shutdown_timeout.as_secs())
+        // Deadlines and caps for client connections (README, Operations). At the
+        // cap a worker stops accepting: new connections wait in the kernel's
+        // listen queue (the backlog, set before bind) rather than become tasks.
+        .keep_alive(keep_alive(&config.server))
+        .client_request_timeout(config.server.head_timeout)
+        .client_disconnect_timeout(config.server.close_timeout)
+        .max_connections(connections_per_worker(&config.server))
+        .backlog(config.server.backlog)
         .bind(&addr)
         .map_err(|source| StartError::Bind {
             addr: addr.clone(),
@@ -276,7 +284,7 @@ async fn run_http(
     }
     let admin = match config.admin_port {
         Some(port) => {
-            let admin_addr = format!("{}:{port}", config.server.host);
+            let admin_addr = format!("{}:{port}", config.admin_host);
             let data = state.clone();
             let admin = HttpServer::new(move || App::new().configure(admin::routes(data.clone())))
                 .workers(1)
@@ -301,6 +309,21 @@ async fn run_http(
     tracing::info!("HTTP server stopped; closing the pools");
     pools.close();
     outcome.map_err(|source| StartError::Bind { addr, source })
+}
+
+/// actix's keep-alive setting for `server.keep_alive` (0 = none).
+fn keep_alive(s: &crate::config::ServerConfig) -> actix_web::http::KeepAlive {
+    if s.keep_alive.is_zero() {
+        actix_web::http::KeepAlive::Disabled
+    } else {
+        actix_web::http::KeepAlive::Timeout(s.keep_alive)
+    }
+}
+
+/// actix counts `max_connections` per worker: the gateway's cap divided among
+/// them, rounded down so the total stays within it, at least one each.
+fn connections_per_worker(s: &crate::config::ServerConfig) -> usize {
+    (s.max_connections / s.workers.max(1)).max(1)
 }
 
 /// SIGUSR1 reloads the schema cache, SIGUSR2 the configuration (PostgREST's

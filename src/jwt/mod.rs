@@ -19,6 +19,8 @@
 //! switching the database role (the execute stage).
 
 pub mod keys;
+#[cfg(test)]
+mod proptests;
 
 use std::collections::HashMap;
 use std::fmt;

@@ -13,3 +13,6 @@ pub mod parse;
 pub mod plan;
 pub mod query;
 pub mod respond;
+
+#[cfg(test)]
+mod proptests;

@@ -31,3 +31,8 @@ mod seed_lockout;
 mod seed_register;
 mod seed_rules;
 mod seed_tokens;
+
+// Robustness (issue 12).
+mod admin_host;
+mod deadlines;
+mod embedded_restart;
