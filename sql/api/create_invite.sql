@@ -9,6 +9,7 @@ declare
   v_settings auth.settings := auth.current_settings();
   v_invite auth.invites;
 begin
+  perform auth.check_session();
   if create_invite.max_uses < 1 then
     raise sqlstate 'PT422' using message = 'max_uses must be at least 1';
   end if;
@@ -24,7 +25,7 @@ begin
 end
 $$;
 comment on function api.create_invite(int, interval) is
-  'Create an invite code (random UUID) usable max_uses times (default 1) for valid_for (default 7 days). app_admin only: anonymous 401, other roles 403; 422 bad max_uses/valid_for.';
+  'Create an invite code (random UUID) usable max_uses times (default 1) for valid_for (default 7 days). app_admin only: anonymous or session ended 401, other roles 403; 422 bad max_uses/valid_for.';
 alter function api.create_invite(int, interval) owner to auth_owner;
 revoke all on function api.create_invite(int, interval) from public;
 grant execute on function api.create_invite(int, interval) to app_admin;

@@ -69,11 +69,11 @@ begin
     end;
   end;
 
-  return row(auth.issue_claims(v_user, v_settings.token_lifetime, null));
+  return row(auth.issue_claims(v_user, v_settings.token_lifetime, auth.start_session(v_user)));
 end
 $$;
 comment on function api.register(text, text, text, text) is
-  'Create an app_user account with an invite code and answer {"token": <24-hour JWT>}. 422 bad field, 403 invalid invite code, 409 username or email taken.';
+  'Create an app_user account with an invite code and answer {"token": <24-hour JWT>} of a new session. 422 bad field, 403 invalid invite code, 409 username or email taken.';
 alter function api.register(text, text, text, text) owner to auth_owner;
 revoke all on function api.register(text, text, text, text) from public;
 grant execute on function api.register(text, text, text, text) to web_anon, app_user, app_admin;

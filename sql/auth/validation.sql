@@ -51,18 +51,19 @@ comment on function auth.valid_email(text) is 'The email trimmed and lower-cased
 alter function auth.valid_email(text) owner to auth_owner;
 revoke all on function auth.valid_email(text) from public;
 
-create function auth.valid_password(p_password text) returns text
+create function auth.valid_password(p_password text, p_field text default 'password') returns text
 language plpgsql immutable
 as $$
 begin
-  perform auth.required(p_password, 'password');
+  perform auth.required(p_password, p_field);
   -- bcrypt ignores bytes past 72: refuse them rather than silently truncate.
   if octet_length(p_password) not between 8 and 72 then
-    raise sqlstate 'PT422' using message = 'password must be 8 to 72 bytes long';
+    raise sqlstate 'PT422' using message = p_field || ' must be 8 to 72 bytes long';
   end if;
   return p_password;
 end
 $$;
-comment on function auth.valid_password(text) is 'The password if it is 8-72 bytes (bcrypt''s limit), else PT422.';
-alter function auth.valid_password(text) owner to auth_owner;
-revoke all on function auth.valid_password(text) from public;
+comment on function auth.valid_password(text, text) is
+  'The password if it is 8-72 bytes (bcrypt''s limit), else PT422 naming p_field.';
+alter function auth.valid_password(text, text) owner to auth_owner;
+revoke all on function auth.valid_password(text, text) from public;

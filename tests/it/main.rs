@@ -30,6 +30,7 @@ mod seed_invites;
 mod seed_lockout;
 mod seed_register;
 mod seed_rules;
+mod seed_sessions;
 mod seed_tokens;
 
 // Robustness (issue 12).

@@ -120,13 +120,43 @@ pub(crate) async fn user_id(ctx: &Ctx, username: &str) -> i64 {
         .get(0)
 }
 
-/// Claims as our SQL issues them, for a token crafted with the test key.
+/// Claims as our SQL issued them before sessions (no sid, no gen), for a
+/// token crafted with the test key: a token outside any session.
 pub(crate) fn user_claims(id: i64, username: &str, iat: i64, exp: i64, orig_iat: i64) -> Value {
     json!({
         "role": "app_user", "sub": id.to_string(), "username": username,
         "iat": iat, "exp": exp, "orig_iat": orig_iat,
         "jti": "00000000-0000-4000-8000-000000000000"
     })
+}
+
+/// Claims as our SQL issues them, in a session of their own made directly in
+/// the database that started at `orig_iat` (generation 0), for a token
+/// crafted with the test key.
+pub(crate) async fn session_claims(
+    ctx: &Ctx,
+    id: i64,
+    username: &str,
+    iat: i64,
+    exp: i64,
+    orig_iat: i64,
+) -> Value {
+    let sid: String = ctx
+        .db
+        .admin()
+        .await
+        .query_one(
+            "insert into auth.sessions (user_id, created_at, tokens_expire_at) \
+             values ($1, to_timestamp($2::int8), to_timestamp($3::int8)) returning id::text",
+            &[&id, &orig_iat, &exp],
+        )
+        .await
+        .expect("create session")
+        .get(0);
+    let mut claims = user_claims(id, username, iat, exp, orig_iat);
+    claims["sid"] = json!(sid);
+    claims["gen"] = json!(0);
+    claims
 }
 
 #[actix_web::test]

@@ -382,6 +382,10 @@ async fn row_level_security_hides_other_users_in_sql() {
         ("app_user", "update auth.settings set bcrypt_cost = 4"),
         ("app_user", "update auth.users set role = 'app_admin'"),
         ("app_user", "delete from auth.login_failures"),
+        ("web_anon", "select * from auth.sessions"),
+        ("app_user", "select * from auth.sessions"),
+        ("app_user", "update auth.sessions set ended_at = null"),
+        ("app_user", "select * from pgrpc.ended_sessions()"),
         ("app_user", "select auth.login('alice', 'correct horse')"),
     ] {
         assert_eq!(
@@ -462,6 +466,15 @@ async fn production_grants_and_function_hygiene() {
         "api.register",
         "api.verify_token",
     ];
+    // For a token's user only; auth.check_session serves api.me, which runs
+    // as the caller (SECURITY INVOKER, for row-level security).
+    let signed_in = [
+        "api.change_password",
+        "api.logout",
+        "api.logout_all",
+        "api.me",
+        "auth.check_session",
+    ];
     let mut seen = Vec::new();
     for row in &rows {
         let f: String = row.get(0);
@@ -484,12 +497,13 @@ async fn production_grants_and_function_hygiene() {
         }
         let expected = if anon.contains(&f.as_str()) {
             (true, true, true)
-        } else if f == "api.me" {
+        } else if signed_in.contains(&f.as_str()) {
             (false, true, true)
         } else if f == "api.create_invite" {
             (false, false, true)
         } else {
-            // auth.* helpers and pgrpc.on_first_start: no request role.
+            // auth.* helpers, pgrpc.on_first_start and pgrpc.ended_sessions
+            // (the gateway's, as authenticator): no request role.
             (false, false, false)
         };
         assert_eq!(
@@ -500,12 +514,27 @@ async fn production_grants_and_function_hygiene() {
     }
     for f in [
         "api.create_invite",
-        "api.me",
         "pgrpc.on_first_start",
+        "pgrpc.ended_sessions",
         "auth.login",
     ] {
         assert!(seen.contains(&f.to_string()), "{f} exists: {seen:?}");
     }
+    for f in &signed_in {
+        assert!(seen.contains(&f.to_string()), "{f} exists: {seen:?}");
+    }
+    // The gateway loads the ended sessions as authenticator, before any role
+    // switch (README, "Sessions").
+    let gateway: bool = db
+        .query_one(
+            "select has_function_privilege('authenticator', 'pgrpc.ended_sessions(int)', 'execute') \
+                and has_schema_privilege('authenticator', 'pgrpc', 'usage')",
+            &[],
+        )
+        .await
+        .expect("authenticator's privileges")
+        .get(0);
+    assert!(gateway, "authenticator may call pgrpc.ended_sessions()");
     for f in &anon {
         assert!(seen.contains(&f.to_string()), "{f} exists: {seen:?}");
     }
