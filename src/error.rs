@@ -396,6 +396,7 @@ impl Error {
                 AuthError::SecretMissing => "Server lacks JWT secret".into(),
             },
             Error::Db(e) => match e {
+                DbError::Server { .. } if self.hides_server_text() => "Internal server error".into(),
                 DbError::Server { message, .. } => message.clone(),
                 DbError::Raised(raised) => raised.message.clone(),
                 DbError::Connection(_) => "Database client error. Retrying the connection.".into(),
@@ -450,6 +451,7 @@ impl Error {
                 ))
             }
             Error::Auth(AuthError::Invalid(j)) => j.details(),
+            Error::Db(DbError::Server { .. }) if self.hides_server_text() => None,
             Error::Db(DbError::Server { detail, .. }) => detail.clone(),
             Error::Db(DbError::Raised(raised)) => raised.details.clone(),
             Error::Response(ResponseSettingsError::RaiseParse { details, .. }) => {
@@ -471,6 +473,7 @@ impl Error {
             Error::SchemaCache(SchemaCacheError::AmbiguousRpc { .. }) => Some(
                 "Try renaming the parameters or the function itself in the database so function overloading can be resolved".into(),
             ),
+            Error::Db(DbError::Server { .. }) if self.hides_server_text() => None,
             Error::Db(DbError::Server { hint, .. }) => hint.clone(),
             Error::Db(DbError::Raised(raised)) => raised.hint.clone(),
             Error::Response(ResponseSettingsError::RaiseParse { hint, .. }) => Some(hint.to_string()),
@@ -521,6 +524,18 @@ impl Error {
             out.push((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
         }
         out
+    }
+
+    /// A database error answered 500 that no function chose (not `PTnnn`):
+    /// something broke on the server's side (an internal error, a PL/pgSQL
+    /// bug, a resource limit), and its texts may name tables, functions or
+    /// values the client must not see. The client gets the SQLSTATE (so it
+    /// can tell, say, 40001 from XX000) with a generic message; the log gets
+    /// the texts. PostgREST passes them through; see the README's
+    /// "Coming from PostgREST".
+    fn hides_server_text(&self) -> bool {
+        matches!(self, Error::Db(DbError::Server { code, .. }) if !code.starts_with("PT"))
+            && self.status() == StatusCode::INTERNAL_SERVER_ERROR
     }
 
     /// Whether this is the client's doing (logged at debug) rather than ours (logged in full).
@@ -762,5 +777,38 @@ mod tests {
         let bad = Error::server("PGRST", "not json", None, None, false);
         assert_eq!(bad.status().as_u16(), 500);
         assert_eq!(bad.code(), "PGRST121");
+    }
+
+    #[test]
+    fn server_side_500s_keep_their_code_but_not_their_texts() {
+        let e = Error::server(
+            "P0002",
+            "query returned no rows",
+            Some("in function secret.f()"),
+            Some("look at table x"),
+            true,
+        );
+        assert_eq!((e.status().as_u16(), e.code().as_str()), (500, "P0002"));
+        assert_eq!(e.message(), "Internal server error");
+        assert_eq!((e.details(), e.hint()), (None, None));
+        // What a function chose, and what the client caused, stay as raised.
+        let chosen = Error::server("PT500", "maintenance", Some("back at 5"), None, true);
+        assert_eq!(chosen.message(), "maintenance");
+        let client = Error::server("22012", "division by zero", None, None, true);
+        assert_eq!(
+            (client.status().as_u16(), client.message().as_str()),
+            (400, "division by zero")
+        );
+        let timeout = Error::server(
+            "57014",
+            "canceling statement due to statement timeout",
+            None,
+            None,
+            true,
+        );
+        assert_eq!(
+            timeout.message(),
+            "canceling statement due to statement timeout"
+        );
     }
 }
