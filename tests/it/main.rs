@@ -24,6 +24,7 @@ mod openapi;
 mod ops;
 
 // Seed APIs in SQL (issue 4).
+mod seed;
 mod seed_code;
 mod seed_identify;
 mod seed_invites;

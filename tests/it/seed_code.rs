@@ -3,7 +3,7 @@
 use serde_json::json;
 
 use crate::harness::*;
-use crate::seed_register::{invite, register_body, PASSWORD};
+use crate::seed::{invite, register_body, PASSWORD};
 
 /// The names (schema.function) that a catalog query returns.
 async fn names(db: &tokio_postgres::Client, sql: &str) -> Vec<String> {
@@ -232,8 +232,7 @@ async fn a_missing_settings_row_is_a_server_error_not_the_clients() {
             "/rpc/register",
             &register_body("alice", PASSWORD, "alice@example.com", &code),
         ),
-        post("/rpc/create_invite", "{}")
-            .insert_header(("authorization", format!("Bearer {admin}"))),
+        bearer(post("/rpc/create_invite", "{}"), &admin),
     ] {
         let r = send(&app, req).await;
         assert_eq!(r.status, 500, "{}", r.body);

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use crate::harness::*;
-use crate::seed_register::{bearer, claims, int, now, register, session_claims, user_id, PASSWORD};
+use crate::seed::{claims, int, register, session_claims, user_id, PASSWORD};
 
 fn login(username: &str, password: &str) -> String {
     json!({"username": username, "password": password}).to_string()

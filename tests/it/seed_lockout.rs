@@ -8,7 +8,7 @@
 use serde_json::{json, Value};
 
 use crate::harness::*;
-use crate::seed_register::{claims, register, PASSWORD};
+use crate::seed::{claims, register, PASSWORD};
 
 /// What a sign-in answered: the status the function set (None: success) and
 /// the error body and Retry-After it set.

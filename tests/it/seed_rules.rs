@@ -3,7 +3,7 @@
 use serde_json::json;
 
 use crate::harness::*;
-use crate::seed_register::{bearer, claims, int, register, user_id, PASSWORD};
+use crate::seed::{claims, int, register, user_id, PASSWORD};
 
 fn login(username: &str, password: &str) -> String {
     json!({"username": username, "password": password}).to_string()

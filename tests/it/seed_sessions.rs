@@ -8,9 +8,7 @@ use futures_util::future::join_all;
 use serde_json::{json, Value};
 
 use crate::harness::*;
-use crate::seed_register::{
-    bearer, claims, int, now, register, user_claims, user_id, PASSWORD, ROUTES,
-};
+use crate::seed::{claims, int, register, user_claims, user_id, PASSWORD, ROUTES};
 
 fn login(username: &str, password: &str) -> String {
     json!({"username": username, "password": password}).to_string()

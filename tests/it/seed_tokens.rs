@@ -3,9 +3,7 @@
 use serde_json::{json, Value};
 
 use crate::harness::*;
-use crate::seed_register::{
-    bearer, claims, int, now, register, session_claims, user_claims, user_id, PASSWORD, ROUTES,
-};
+use crate::seed::{claims, int, register, session_claims, user_claims, user_id, PASSWORD, ROUTES};
 
 /// ISO 8601 UTC with milliseconds, as the seed shows `expires_in`.
 fn iso(epoch: i64) -> String {
