@@ -421,10 +421,12 @@ impl Error {
                 RequestError::PayloadTooLarge { limit } => Some(format!(
                     "The limit is {limit} bytes (server.max_body_bytes)"
                 )),
-                RequestError::TokenArgument { param, error } => Some(match error.details() {
-                    Some(d) => format!("The token given for parameter '{param}' was refused: {d}"),
-                    None => format!("The token given for parameter '{param}' was refused"),
-                }),
+                // Unlike the Authorization header's PostgREST body, a token
+                // parameter says which check failed (issue 15).
+                RequestError::TokenArgument { param, error } => Some(format!(
+                    "The token given for parameter '{param}' was refused: {}",
+                    error.reason()
+                )),
                 _ => None,
             },
             Error::SchemaCache(SchemaCacheError::NoRpc {
