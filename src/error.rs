@@ -162,6 +162,13 @@ pub enum AuthError {
     /// PGRST300: tokens are configured out (no key).
     #[error("server lacks a JWT key")]
     SecretMissing,
+    /// PGRST350 (our own): a write authenticated by the token cookie comes
+    /// from an origin that is not allowed (CSRF protection), 403.
+    #[error("cross-site request refused")]
+    CrossSite {
+        /// Which header named which origin, and the rule it broke.
+        details: String,
+    },
 }
 
 /// Database errors.
@@ -198,6 +205,13 @@ pub enum ResponseSettingsError {
     /// PGRST112: `response.status` is not a status code.
     #[error("invalid response.status")]
     Status,
+    /// PGRST111 too: a `Set-Cookie` holds the `{token}` placeholder but the
+    /// result has no token, or several.
+    #[error("response.headers {{token}} without exactly one token")]
+    TokenCookie {
+        /// Tokens in the result.
+        tokens: usize,
+    },
     /// PGRST151: `response.error` is not a JSON object with `code` and `message` (our own).
     #[error("invalid response.error")]
     ErrorSetting,
@@ -247,6 +261,7 @@ impl Error {
                 SchemaCacheError::AmbiguousRpc { .. } => StatusCode::MULTIPLE_CHOICES,
             },
             Error::Auth(AuthError::SecretMissing) => StatusCode::INTERNAL_SERVER_ERROR,
+            Error::Auth(AuthError::CrossSite { .. }) => StatusCode::FORBIDDEN,
             Error::Auth(AuthError::Invalid(j)) if j.is_server_error() => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
@@ -299,6 +314,7 @@ impl Error {
                 AuthError::Invalid(j) => j.code(),
                 AuthError::TokenRequired => "PGRST302",
                 AuthError::SecretMissing => "PGRST300",
+                AuthError::CrossSite { .. } => "PGRST350",
             },
             Error::Db(e) => match e {
                 DbError::Server {
@@ -319,7 +335,9 @@ impl Error {
                 DbError::PoolTimeout => "PGRST003",
             },
             Error::Response(e) => match e {
-                ResponseSettingsError::Headers => "PGRST111",
+                ResponseSettingsError::Headers | ResponseSettingsError::TokenCookie { .. } => {
+                    "PGRST111"
+                }
                 ResponseSettingsError::Status => "PGRST112",
                 ResponseSettingsError::ErrorSetting => "PGRST151",
                 ResponseSettingsError::RaiseParse { .. } => "PGRST121",
@@ -376,6 +394,7 @@ impl Error {
                 AuthError::Invalid(j) => j.message(),
                 AuthError::TokenRequired => "Anonymous access is disabled".into(),
                 AuthError::SecretMissing => "Server lacks JWT secret".into(),
+                AuthError::CrossSite { .. } => "Cross-site request refused".into(),
             },
             Error::Db(e) => match e {
                 DbError::Server {
@@ -398,6 +417,7 @@ impl Error {
             Error::Response(e) => match e {
                 ResponseSettingsError::Headers => "response.headers guc must be a JSON array composed of objects with a single key and a string value".into(),
                 ResponseSettingsError::Status => "response.status guc must be a valid status code".into(),
+                ResponseSettingsError::TokenCookie { .. } => "response.headers: a Set-Cookie with {token} needs exactly one token in the result".into(),
                 ResponseSettingsError::ErrorSetting => "response.error guc must be a JSON object with string keys 'code' and 'message' and optional 'details' and 'hint'".into(),
                 ResponseSettingsError::RaiseParse { .. } => {
                     "Could not parse JSON in the \"RAISE SQLSTATE 'PGRST'\" error".into()
@@ -442,6 +462,7 @@ impl Error {
                 ))
             }
             Error::Auth(AuthError::Invalid(j)) => j.details(),
+            Error::Auth(AuthError::CrossSite { details }) => Some(details.clone()),
             Error::Db(DbError::Server {
                 code,
                 message,
@@ -459,6 +480,9 @@ impl Error {
             Error::Response(ResponseSettingsError::RaiseParse { details, .. }) => {
                 Some(details.clone())
             }
+            Error::Response(ResponseSettingsError::TokenCookie { tokens }) => Some(format!(
+                "The result holds {tokens} values of the claims type"
+            )),
             _ => None,
         };
         text.map(Value::String)
@@ -491,6 +515,9 @@ impl Error {
                 hint.clone()
             }
             Error::Response(ResponseSettingsError::RaiseParse { hint, .. }) => Some(hint.to_string()),
+            Error::Auth(AuthError::CrossSite { .. }) => Some(
+                "Call from an origin listed in server.cors_allowed_origins, or send the token in the Authorization header".into(),
+            ),
             _ => None,
         };
         text.map(Value::String)

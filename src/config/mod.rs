@@ -208,6 +208,8 @@ pub struct RawJwt {
     /// Verified tokens kept in memory; 0 disables the cache.
     #[serde(deserialize_with = "lenient")]
     pub cache_max_entries: usize,
+    /// Cookie the token is read from when no `Authorization` header is sent; empty = off.
+    pub cookie_name: String,
 }
 
 impl Default for RawJwt {
@@ -227,6 +229,7 @@ impl Default for RawJwt {
             claims_type: "auth.jwt_claims".into(),
             default_lifetime: 3600,
             cache_max_entries: 10_000,
+            cookie_name: String::new(),
         }
     }
 }
@@ -390,6 +393,8 @@ pub struct JwtConfig {
     pub default_lifetime: u64,
     /// Verified-token cache size.
     pub cache_max_entries: usize,
+    /// Cookie holding the token when no `Authorization` header is sent.
+    pub cookie_name: Option<String>,
 }
 
 /// The validated configuration.
@@ -588,6 +593,17 @@ impl Config {
                 "must be a dotted path of non-empty names",
             ));
         }
+        let cookie_name = opt(&j.cookie_name);
+        // RFC 6265 §4.1.1: a cookie name is an HTTP token (RFC 9110 §5.6.2).
+        if let Some(name) = &cookie_name {
+            let tchar = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
+            if !name.chars().all(tchar) {
+                return Err(key_error(
+                    "jwt.cookie_name",
+                    "must be a cookie name: letters, digits and !#$%&'*+-.^_`|~ only",
+                ));
+            }
+        }
         let jwt = JwtConfig {
             secret,
             secret_file: opt(&j.secret_file).map(PathBuf::from),
@@ -603,6 +619,7 @@ impl Config {
             claims_type: QualifiedName::parse("jwt.claims_type", j.claims_type.trim())?,
             default_lifetime: j.default_lifetime.max(1),
             cache_max_entries: j.cache_max_entries,
+            cookie_name,
         };
 
         let log_format = match raw.log.format.trim() {

@@ -29,7 +29,7 @@ use crate::ops::logging::events;
 use crate::pipeline::auth::AuthContext;
 use crate::pipeline::execute::{self, TxRequest};
 use crate::pipeline::parse::{self, HttpInput};
-use crate::pipeline::{auth, plan, query, respond};
+use crate::pipeline::{auth, csrf, plan, query, respond};
 
 /// The function a configured route calls.
 pub(super) struct RouteTarget(pub(super) String);
@@ -191,8 +191,9 @@ async fn handle(
     response
 }
 
-/// The auth stage on the request's `Authorization` header, with the verifier
-/// in force now; the caller's role goes into the trace.
+/// The auth stage on the request's `Authorization` header (or the token
+/// cookie), with the verifier in force now; the caller's role goes into the
+/// trace. A write that rode on the cookie passes the CSRF check here too.
 fn authenticate(
     req: &HttpRequest,
     state: &AppState,
@@ -202,12 +203,32 @@ fn authenticate(
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
+    let cookie_name = state.config.jwt.cookie_name.as_deref();
+    let cookie = cookie_name.and_then(|name| {
+        let values = req
+            .headers()
+            .get_all(header::COOKIE)
+            .filter_map(|v| v.to_str().ok());
+        auth::cookie_value(values, name)
+    });
     let jwt = state.jwt.load();
     let auth = auth::authenticate(
         authorization,
+        cookie,
         jwt.as_deref(),
         state.config.db.anon_role.as_deref(),
     )?;
+    if auth.via_cookie {
+        let text = |name| req.headers().get(name).and_then(|v| v.to_str().ok());
+        csrf::check(&csrf::CsrfInput {
+            method: req.method().as_str(),
+            origin: text(header::ORIGIN),
+            referer: text(header::REFERER),
+            host: text(header::HOST).or_else(|| req.uri().authority().map(|a| a.as_str())),
+            allowed_origins: &state.config.server.cors_allowed_origins,
+            cookie_name: cookie_name.unwrap_or_default(),
+        })?;
+    }
     trace.role = Some(auth.role.clone());
     trace.mark("jwt");
     Ok(auth)

@@ -184,6 +184,7 @@ fn reload_config(source: &ConfigSource, state: &AppState, log: &LogHandle) {
     state.jwt.store(Some(Arc::new(jwt)));
     state.cors.store(Arc::new(CorsPolicy {
         allowed_origins: config.server.cors_allowed_origins.clone(),
+        allow_credentials: config.jwt.cookie_name.is_some(),
     }));
     log.set(filter);
     tracing::info!("configuration reloaded (JWT keys, CORS origins, log level)");

@@ -42,6 +42,7 @@ impl AppState {
         let pre_request_sql = config.db.pre_request.as_ref().map(query::pre_request_sql);
         let cors = Arc::new(ArcSwap::from_pointee(CorsPolicy {
             allowed_origins: config.server.cors_allowed_origins.clone(),
+            allow_credentials: config.jwt.cookie_name.is_some(),
         }));
         AppState {
             cors,
