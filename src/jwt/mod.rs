@@ -18,6 +18,7 @@
 //! failures with 401 and token-valued parameter failures with 400), or
 //! switching the database role (the execute stage).
 
+pub mod jwks;
 pub mod keys;
 pub mod refusal;
 

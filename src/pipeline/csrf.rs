@@ -52,7 +52,7 @@ pub fn check(input: &CsrfInput<'_>) -> Result<(), Error> {
     let allowed = if input.allowed_origins.is_empty() {
         same_origin(&origin, input.host)
     } else {
-        input.allowed_origins.iter().any(|o| *o == origin)
+        input.allowed_origins.contains(&origin)
     };
     if allowed {
         return Ok(());

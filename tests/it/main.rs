@@ -17,6 +17,7 @@ mod core_transactions;
 mod jwt_auth;
 mod jwt_claims;
 mod jwt_cookie;
+mod jwt_jwks;
 mod jwt_reasons;
 
 // Operations and ecosystem (issue 5).
