@@ -347,3 +347,56 @@ async fn no_usable_keys_at_start_is_an_error() {
     let text = metrics.render(&Default::default());
     assert!(text.contains("pgrpc_jwks_fetch_failures_total 2"), "{text}");
 }
+
+/// `POST /rpc/nope` with a token: 404 once the token passed (the planner
+/// knows no such function), 401 when the JWT stage refused it.
+fn status_with_token(gw: &Gateway, token: &str) -> u16 {
+    match ureq::post(&gw.url("/rpc/nope"))
+        .set("authorization", &format!("Bearer {token}"))
+        .timeout(Duration::from_secs(20))
+        .send_string("{}")
+    {
+        Ok(r) => r.status(),
+        Err(ureq::Error::Status(code, _)) => code,
+        Err(e) => panic!("request failed: {e}\n{}", gw.log()),
+    }
+}
+
+#[test]
+fn the_binary_starts_with_its_jwks_url_and_keeps_the_keys_on_reload() {
+    let server = KeyServer::start(keys(&["rsa-1"], None));
+    let gw = Gateway::start(
+        &format!(
+            "[jwt]\nsecret = \"{SECRET}\"\njwks_url = \"{}\"\n",
+            server.url()
+        ),
+        &[],
+    );
+    assert_eq!(server.hits(), 1, "fetched at start");
+    assert_eq!(status_with_token(&gw, &rs_token()), 404, "{}", gw.log());
+
+    // Rotation: the first token of the new key brings it in, at once.
+    server.serve(keys(&["ec-1"], None));
+    assert_eq!(status_with_token(&gw, &es_token()), 404, "{}", gw.log());
+    assert_eq!(server.hits(), 2);
+    // The retired key is refused, without another fetch within 30 s.
+    assert_eq!(status_with_token(&gw, &rs_token()), 401);
+    assert_eq!(server.hits(), 2);
+
+    // A config reload keeps the URL's keys (it rebuilds from the last good set).
+    gw.signal(libc::SIGUSR2);
+    assert!(
+        wait_until(Duration::from_secs(10), || gw
+            .log()
+            .contains("configuration reloaded")),
+        "{}",
+        gw.log()
+    );
+    assert_eq!(status_with_token(&gw, &es_token()), 404, "{}", gw.log());
+    let metrics = ureq::get(&format!("http://127.0.0.1:{}/metrics", gw.admin))
+        .call()
+        .expect("metrics")
+        .into_string()
+        .expect("text");
+    assert!(metrics.contains("pgrpc_jwks_fetches_total"), "{metrics}");
+}
