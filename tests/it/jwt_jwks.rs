@@ -244,6 +244,28 @@ async fn a_new_kid_refetches_the_keys_once_per_interval() {
 }
 
 #[actix_web::test]
+async fn a_token_parameter_with_a_new_kid_refetches_too() {
+    let server = KeyServer::start(keys(&["rsa-1"], None));
+    let ctx = jwks_ctx(&server, 300).await;
+    let app = ctx.app().await;
+    server.serve(keys(&["ec-1"], None));
+    // verify_token's parameter: the token passes the gateway (refetched),
+    // and the seed's SQL then finds no user for it.
+    let r = send(
+        &app,
+        post(
+            "/rpc/verify_token",
+            &json!({ "token": es_token() }).to_string(),
+        ),
+    )
+    .await;
+    assert_eq!(server.hits(), 2, "refetched for the parameter");
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert_eq!(r.code(), "PT400", "the SQL ran: {}", r.body);
+    assert_eq!(r.json()["message"], "user no longer exists", "{}", r.body);
+}
+
+#[actix_web::test]
 async fn max_age_schedules_refreshes_and_failures_keep_the_last_keys() {
     let server = KeyServer::start(keys(&["rsa-1"], Some("public, max-age=1")));
     // jwks_refresh caps both max-age and the retry backoff.
