@@ -169,6 +169,13 @@ pub enum AuthError {
     /// PGRST300: tokens are configured out (no key).
     #[error("server lacks a JWT key")]
     SecretMissing,
+    /// PGRST350 (our own): a write authenticated by the token cookie comes
+    /// from an origin that is not allowed (CSRF protection), 403.
+    #[error("cross-site request refused")]
+    CrossSite {
+        /// Which header named which origin, and the rule it broke.
+        details: String,
+    },
 }
 
 /// Database errors.
@@ -209,6 +216,13 @@ pub enum ResponseSettingsError {
     /// PGRST112: `response.status` is not a status code.
     #[error("invalid response.status")]
     Status,
+    /// PGRST111 too: a `Set-Cookie` holds the `{token}` placeholder but the
+    /// result has no token, or several.
+    #[error("response.headers {{token}} without exactly one token")]
+    TokenCookie {
+        /// Tokens in the result.
+        tokens: usize,
+    },
     /// PGRST151: `response.error` is not a JSON object with `code` and `message` (our own).
     #[error("invalid response.error")]
     ErrorSetting,
@@ -284,6 +298,7 @@ impl Error {
                 SchemaCacheError::AmbiguousRpc { .. } => StatusCode::MULTIPLE_CHOICES,
             },
             Error::Auth(AuthError::SecretMissing) => StatusCode::INTERNAL_SERVER_ERROR,
+            Error::Auth(AuthError::CrossSite { .. }) => StatusCode::FORBIDDEN,
             Error::Auth(AuthError::Invalid(j)) if j.is_server_error() => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
@@ -328,6 +343,7 @@ impl Error {
                 AuthError::Invalid(j) => j.code(),
                 AuthError::TokenRequired => "PGRST302",
                 AuthError::SecretMissing => "PGRST300",
+                AuthError::CrossSite { .. } => "PGRST350",
             },
             Error::Db(e) => match e {
                 DbError::Server { code, .. } => return code.clone(),
@@ -336,7 +352,9 @@ impl Error {
                 DbError::PoolTimeout => "PGRST003",
             },
             Error::Response(e) => match e {
-                ResponseSettingsError::Headers => "PGRST111",
+                ResponseSettingsError::Headers | ResponseSettingsError::TokenCookie { .. } => {
+                    "PGRST111"
+                }
                 ResponseSettingsError::Status => "PGRST112",
                 ResponseSettingsError::ErrorSetting => "PGRST151",
                 ResponseSettingsError::RaiseParse { .. } => "PGRST121",
@@ -394,6 +412,7 @@ impl Error {
                 AuthError::Invalid(j) => j.message(),
                 AuthError::TokenRequired => "Anonymous access is disabled".into(),
                 AuthError::SecretMissing => "Server lacks JWT secret".into(),
+                AuthError::CrossSite { .. } => "Cross-site request refused".into(),
             },
             Error::Db(e) => match e {
                 DbError::Server { .. } if self.hides_server_text() => "Internal server error".into(),
@@ -405,6 +424,7 @@ impl Error {
             Error::Response(e) => match e {
                 ResponseSettingsError::Headers => "response.headers guc must be a JSON array composed of objects with a single key and a string value".into(),
                 ResponseSettingsError::Status => "response.status guc must be a valid status code".into(),
+                ResponseSettingsError::TokenCookie { .. } => "response.headers: a Set-Cookie with {token} needs exactly one token in the result".into(),
                 ResponseSettingsError::ErrorSetting => "response.error guc must be a JSON object with string keys 'code' and 'message' and optional 'details' and 'hint'".into(),
                 ResponseSettingsError::RaiseParse { .. } => {
                     "Could not parse JSON in the \"RAISE SQLSTATE 'PGRST'\" error".into()
@@ -432,10 +452,12 @@ impl Error {
                     "The whole body must arrive within {} s (server.body_timeout)",
                     timeout.as_secs()
                 )),
-                RequestError::TokenArgument { param, error } => Some(match error.details() {
-                    Some(d) => format!("The token given for parameter '{param}' was refused: {d}"),
-                    None => format!("The token given for parameter '{param}' was refused"),
-                }),
+                // Unlike the Authorization header's PostgREST body, a token
+                // parameter says which check failed (issue 15).
+                RequestError::TokenArgument { param, error } => Some(format!(
+                    "The token given for parameter '{param}' was refused: {}",
+                    error.reason()
+                )),
                 _ => None,
             },
             Error::SchemaCache(SchemaCacheError::NoRpc {
@@ -451,12 +473,16 @@ impl Error {
                 ))
             }
             Error::Auth(AuthError::Invalid(j)) => j.details(),
+            Error::Auth(AuthError::CrossSite { details }) => Some(details.clone()),
             Error::Db(DbError::Server { .. }) if self.hides_server_text() => None,
             Error::Db(DbError::Server { detail, .. }) => detail.clone(),
             Error::Db(DbError::Raised(raised)) => raised.details.clone(),
             Error::Response(ResponseSettingsError::RaiseParse { details, .. }) => {
                 Some(details.clone())
             }
+            Error::Response(ResponseSettingsError::TokenCookie { tokens }) => Some(format!(
+                "The result holds {tokens} values of the claims type"
+            )),
             _ => None,
         };
         text.map(Value::String)
@@ -477,6 +503,9 @@ impl Error {
             Error::Db(DbError::Server { hint, .. }) => hint.clone(),
             Error::Db(DbError::Raised(raised)) => raised.hint.clone(),
             Error::Response(ResponseSettingsError::RaiseParse { hint, .. }) => Some(hint.to_string()),
+            Error::Auth(AuthError::CrossSite { .. }) => Some(
+                "Call from an origin listed in server.cors_allowed_origins, or send the token in the Authorization header".into(),
+            ),
             _ => None,
         };
         text.map(Value::String)

@@ -239,6 +239,13 @@ pub struct RawJwt {
     /// Verified tokens kept in memory; 0 disables the cache.
     #[serde(deserialize_with = "lenient")]
     pub cache_max_entries: usize,
+    /// Cookie the token is read from when no `Authorization` header is sent; empty = off.
+    pub cookie_name: String,
+    /// URL of a JWK Set, fetched at start and refreshed; empty = off.
+    pub jwks_url: String,
+    /// Seconds between JWKS URL fetches (a shorter `Cache-Control: max-age` wins).
+    #[serde(deserialize_with = "lenient")]
+    pub jwks_refresh: u64,
 }
 
 impl Default for RawJwt {
@@ -258,6 +265,9 @@ impl Default for RawJwt {
             claims_type: "auth.jwt_claims".into(),
             default_lifetime: 3600,
             cache_max_entries: DEFAULT_JWT_CACHE_ENTRIES,
+            cookie_name: String::new(),
+            jwks_url: String::new(),
+            jwks_refresh: 300,
         }
     }
 }
@@ -445,6 +455,12 @@ pub struct JwtConfig {
     pub default_lifetime: u64,
     /// Verified-token cache size.
     pub cache_max_entries: usize,
+    /// Cookie holding the token when no `Authorization` header is sent.
+    pub cookie_name: Option<String>,
+    /// JWK Set URL: `https://`, or `http://` to a loopback address.
+    pub jwks_url: Option<url::Url>,
+    /// Longest time between JWKS URL fetches.
+    pub jwks_refresh: Duration,
 }
 
 /// The validated configuration.
@@ -670,6 +686,27 @@ impl Config {
                 "must be a dotted path of non-empty names",
             ));
         }
+        let cookie_name = opt(&j.cookie_name);
+        // RFC 6265 §4.1.1: a cookie name is an HTTP token (RFC 9110 §5.6.2).
+        if let Some(name) = &cookie_name {
+            let tchar = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
+            if !name.chars().all(tchar) {
+                return Err(key_error(
+                    "jwt.cookie_name",
+                    "must be a cookie name: letters, digits and !#$%&'*+-.^_`|~ only",
+                ));
+            }
+        }
+        let jwks_url = opt(&j.jwks_url).map(|u| jwks_url(&u)).transpose()?;
+        if jwks_url.is_some() && opt(&j.jwks_file).is_some() {
+            return Err(key_error(
+                "jwt.jwks_url",
+                "set either jwt.jwks_file or jwt.jwks_url, not both",
+            ));
+        }
+        if j.jwks_refresh == 0 {
+            return Err(key_error("jwt.jwks_refresh", "must be at least 1 second"));
+        }
         let jwt = JwtConfig {
             secret,
             secret_file: opt(&j.secret_file).map(PathBuf::from),
@@ -685,6 +722,9 @@ impl Config {
             claims_type: QualifiedName::parse("jwt.claims_type", j.claims_type.trim())?,
             default_lifetime: j.default_lifetime.max(1),
             cache_max_entries: j.cache_max_entries,
+            cookie_name,
+            jwks_url,
+            jwks_refresh: Duration::from_secs(j.jwks_refresh),
         };
 
         let log_format = match raw.log.format.trim() {
@@ -736,6 +776,34 @@ impl Config {
     /// True when the gateway runs its own cluster.
     pub fn is_embedded(&self) -> bool {
         matches!(self.db.mode, DbMode::Embedded { .. })
+    }
+}
+
+/// `jwt.jwks_url`: keys decide who may act as whom, so they come over HTTPS
+/// (checked against the system's roots); plain `http://` only to a loopback
+/// address, where nothing crosses a network (a local sidecar, tests).
+fn jwks_url(text: &str) -> Result<url::Url, ConfigError> {
+    let url =
+        url::Url::parse(text).map_err(|e| key_error("jwt.jwks_url", format!("not a URL: {e}")))?;
+    let loopback = is_loopback(&url);
+    match url.scheme() {
+        "https" if url.host().is_some() => Ok(url),
+        "http" if loopback => Ok(url),
+        "http" => Err(key_error(
+            "jwt.jwks_url",
+            "must be https:// (plain http:// only to localhost or a loopback address)",
+        )),
+        _ => Err(key_error("jwt.jwks_url", "must be an https:// URL")),
+    }
+}
+
+/// Whether a URL's host is `localhost` or a loopback address.
+pub fn is_loopback(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
     }
 }
 
@@ -1101,6 +1169,39 @@ mod tests {
         );
         let e = load("", &[("PGRST_SERVER_PORT", "x")]).expect_err("invalid");
         assert!(e.to_string().contains("PGRST_SERVER_PORT"), "{e}");
+    }
+
+    #[test]
+    fn jwks_url_is_https_or_loopback_http() {
+        let url = |u: &str| load(&format!("[jwt]\njwks_url = \"{u}\"\n"), &[]);
+        let c = url("https://idp.example.com/.well-known/jwks.json").expect("https");
+        assert_eq!(c.jwt.jwks_refresh, Duration::from_secs(300));
+        for ok in [
+            "http://127.0.0.1:8080/jwks",
+            "http://localhost/jwks",
+            "http://[::1]/k",
+        ] {
+            assert!(url(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "http://idp.example.com/jwks",
+            "ftp://x/y",
+            "not a url",
+            "http://10.0.0.1/",
+        ] {
+            let e = url(bad).expect_err(bad);
+            assert!(e.to_string().contains("jwt.jwks_url"), "{bad}: {e}");
+        }
+        let both = load(
+            "[jwt]\njwks_url = \"https://idp.example.com/k\"\njwks_file = \"k.json\"\n",
+            &[],
+        );
+        assert!(both.is_err());
+        let zero = load(
+            "[jwt]\njwks_url = \"https://idp.example.com/k\"\njwks_refresh = 0\n",
+            &[],
+        );
+        assert!(zero.is_err());
     }
 
     #[test]

@@ -22,14 +22,15 @@ use futures_util::StreamExt;
 use tokio_postgres::types::{ToSql, Type};
 
 use crate::db::schema_cache::Routine;
-use crate::error::{Error, RequestError, SchemaCacheError};
+use crate::error::{AuthError, Error, RequestError, SchemaCacheError};
 use crate::http::state::{AppState, WorkerPool};
+use crate::jwt::{Jwt, JwtError};
 use crate::openapi;
 use crate::ops::logging::events;
 use crate::pipeline::auth::AuthContext;
 use crate::pipeline::execute::{self, TxRequest};
 use crate::pipeline::parse::{self, HttpInput};
-use crate::pipeline::{auth, plan, query, respond};
+use crate::pipeline::{auth, csrf, plan, query, respond};
 
 /// The function a configured route calls.
 pub(super) struct RouteTarget(pub(super) String);
@@ -191,8 +192,9 @@ async fn handle(
     response
 }
 
-/// The auth stage on the request's `Authorization` header, with the verifier
-/// in force now; the caller's role goes into the trace.
+/// The auth stage on the request's `Authorization` header (or the token
+/// cookie), with the verifier in force now; the caller's role goes into the
+/// trace. A write that rode on the cookie passes the CSRF check here too.
 fn authenticate(
     req: &HttpRequest,
     state: &AppState,
@@ -202,15 +204,75 @@ fn authenticate(
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
+    let cookie_name = state.config.jwt.cookie_name.as_deref();
+    let cookie = cookie_name.and_then(|name| {
+        let values = req
+            .headers()
+            .get_all(header::COOKIE)
+            .filter_map(|v| v.to_str().ok());
+        auth::cookie_value(values, name)
+    });
     let jwt = state.jwt.load();
     let auth = auth::authenticate(
         authorization,
+        cookie,
         jwt.as_deref(),
         state.config.db.anon_role.as_deref(),
     )?;
+    if auth.via_cookie {
+        let text = |name| req.headers().get(name).and_then(|v| v.to_str().ok());
+        csrf::check(&csrf::CsrfInput {
+            method: req.method().as_str(),
+            origin: text(header::ORIGIN),
+            referer: text(header::REFERER),
+            host: text(header::HOST).or_else(|| req.uri().authority().map(|a| a.as_str())),
+            allowed_origins: &state.config.server.cors_allowed_origins,
+            cookie_name: cookie_name.unwrap_or_default(),
+        })?;
+    }
     trace.role = Some(auth.role.clone());
     trace.mark("jwt");
     Ok(auth)
+}
+
+/// [`authenticate`], and when the token names a `kid` no key has while a JWKS
+/// URL is configured, once more after the URL is refetched (rate-limited by
+/// `jwt::jwks`), so a key rotation is picked up by its first token.
+async fn authenticate_fresh(
+    req: &HttpRequest,
+    state: &AppState,
+    trace: &mut Trace,
+) -> Result<AuthContext, Error> {
+    match authenticate(req, state, trace) {
+        Err(e) if unknown_kid(&e) && refetched(state).await => authenticate(req, state, trace),
+        other => other,
+    }
+}
+
+/// A refusal a newer JWK Set might turn into an acceptance: a `kid` no key
+/// has, or a real algorithm no current key offers (a rotation to another key
+/// type changes the derived algorithm list before any `kid` is looked at).
+fn unknown_kid(e: &Error) -> bool {
+    let jwt_error = match e {
+        Error::Auth(AuthError::Invalid(j)) => j,
+        Error::Request(RequestError::TokenArgument { error, .. }) => error,
+        _ => return false,
+    };
+    match jwt_error {
+        JwtError::UnknownKid(_) => true,
+        JwtError::UnsupportedAlgorithm { alg: Some(alg), .. } => {
+            alg.parse::<crate::jwt::Algorithm>().is_ok()
+        }
+        _ => false,
+    }
+}
+
+/// Ask the JWKS URL refresher for new keys; true when they changed.
+async fn refetched(state: &AppState) -> bool {
+    match &state.jwks {
+        Some(jwks) => jwks.refresh_for_unknown_kid().await,
+        None => false,
+    }
 }
 
 /// The request facts parse reads, with the body read so far.
@@ -237,8 +299,8 @@ async fn call(
     if req.method() == actix_web::http::Method::OPTIONS {
         return options(req, function, state);
     }
-    let auth = authenticate(req, state, trace)?;
-    let jwt = state.jwt.load_full();
+    let auth = authenticate_fresh(req, state, trace).await?;
+    let mut jwt = state.jwt.load_full();
     let bytes = read_body(
         body,
         req,
@@ -256,7 +318,16 @@ async fn call(
     let payload = if plan.claims_args.is_empty() {
         std::mem::take(&mut rpc.payload.raw)
     } else {
-        auth::verify_token_arguments(&rpc.payload.raw, &plan.claims_args, jwt.as_deref())?
+        let verify = |jwt: Option<&Jwt>| {
+            auth::verify_token_arguments(&rpc.payload.raw, &plan.claims_args, jwt)
+        };
+        match verify(jwt.as_deref()) {
+            Err(e) if unknown_kid(&e) && refetched(state).await => {
+                jwt = state.jwt.load_full();
+                verify(jwt.as_deref())?
+            }
+            other => other?,
+        }
     };
     trace.mark("plan");
     let role_settings = cache.role_settings.get(&auth.role).cloned();
@@ -293,7 +364,7 @@ async fn document(
     trace: &mut Trace,
 ) -> Result<HttpResponse, Error> {
     let config = &state.config;
-    let auth = authenticate(req, state, trace)?;
+    let auth = authenticate_fresh(req, state, trace).await?;
     let root = parse::parse_root(&http_input(req, &[]), &config.db.schemas)?;
     trace.mark("parse");
     let cache = state.cache.load_full().ok_or(SchemaCacheError::NotLoaded)?;

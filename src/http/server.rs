@@ -19,6 +19,7 @@ use crate::db::{self, Endpoints, EMBEDDED_DB};
 use crate::http::admin;
 use crate::http::cors::CorsPolicy;
 use crate::http::{self, AppState};
+use crate::jwt::jwks::{Jwks, JwksError};
 use crate::jwt::keys::{self, KeyError};
 use crate::ops::logging::LogHandle;
 
@@ -40,6 +41,9 @@ pub enum StartError {
     /// Keys are missing or bad.
     #[error("{0}")]
     Keys(#[from] KeyError),
+    /// The JWKS URL gave no usable keys at start.
+    #[error("{0}")]
+    Jwks(#[from] JwksError),
     /// Migrating an external database needs an owner connection.
     #[error("db.admin_uri is required to migrate an external database (pgrpc migrate, db.migrate_on_start)")]
     NoAdminUri,
@@ -170,7 +174,13 @@ fn reload_config(source: &ConfigSource, state: &AppState, log: &LogHandle) {
             return;
         }
     };
-    let jwt = match keys::load(&config, true) {
+    // With a JWKS URL the new settings get the last good keys of the URL.
+    let jwt = match &state.jwks {
+        Some(jwks) => keys::load_settings(&config, true)
+            .and_then(|settings| jwks.rebase(settings).map_err(KeyError::from)),
+        None => keys::load(&config, true),
+    };
+    let jwt = match jwt {
         Ok(jwt) => jwt,
         Err(e) => {
             tracing::error!(error = %e, "config reload refused; keeping the current configuration");
@@ -184,6 +194,7 @@ fn reload_config(source: &ConfigSource, state: &AppState, log: &LogHandle) {
     state.jwt.store(Some(Arc::new(jwt)));
     state.cors.store(Arc::new(CorsPolicy {
         allowed_origins: config.server.cors_allowed_origins.clone(),
+        allow_credentials: config.jwt.cookie_name.is_some(),
     }));
     log.set(filter);
     tracing::info!("configuration reloaded (JWT keys, CORS origins, log level)");
@@ -241,13 +252,25 @@ async fn run_http(
     source: ConfigSource,
     log: LogHandle,
 ) -> Result<(), StartError> {
-    let jwt = keys::load(config, true)?;
+    // With a JWKS URL, the verifier comes from its first fetch (below).
+    let jwt = match config.jwt.jwks_url {
+        None => Some(Arc::new(keys::load(config, true)?)),
+        Some(_) => None,
+    };
     let pools = pools(config, endpoints.app.clone());
-    let state = web::Data::new(AppState::new(
-        config.clone(),
-        pools.clone(),
-        Some(Arc::new(jwt)),
-    ));
+    let mut state = AppState::new(config.clone(), pools.clone(), jwt);
+    if let Some(url) = &config.jwt.jwks_url {
+        let jwks = Jwks::start(
+            url.clone(),
+            config.jwt.jwks_refresh,
+            keys::load_settings(config, true)?,
+            state.jwt.clone(),
+            state.metrics.clone(),
+        )
+        .await?;
+        state.jwks = Some(jwks);
+    }
+    let state = web::Data::new(state);
     if let Err(e) = state.load_schema_cache().await {
         // The listener keeps trying; meanwhile requests get 503 PGRST002.
         tracing::warn!(error = %e, "schema cache not loaded yet; retrying in the background");

@@ -8,6 +8,7 @@
 //! plain values from the HTTP layer (`crate::http`) and never import it.
 
 pub mod auth;
+pub mod csrf;
 pub mod execute;
 pub mod parse;
 pub mod plan;

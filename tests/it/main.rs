@@ -16,6 +16,9 @@ mod core_transactions;
 // JWT (issue 3).
 mod jwt_auth;
 mod jwt_claims;
+mod jwt_cookie;
+mod jwt_jwks;
+mod jwt_reasons;
 
 // Operations and ecosystem (issue 5).
 mod clients;
