@@ -281,6 +281,9 @@ async fn run_http(
     spawn_signal_reloads(reloads);
     crate::ops::memory::spawn_trim_when_quiet(state.metrics.clone());
 
+    // Client connections, pooled connections, listeners and a margin.
+    let descriptors = config.server.max_connections + config.db.pool_size + 64;
+    crate::ops::limits::raise_open_files(u64::try_from(descriptors).unwrap_or(u64::MAX));
     let addr = format!("{}:{}", config.server.host, config.server.port);
     let data = state.clone();
     let server = HttpServer::new(move || http::app(data.clone()))
