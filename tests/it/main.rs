@@ -3,6 +3,7 @@
 
 mod harness;
 mod process;
+mod topology;
 
 // Gateway core (issue 2).
 mod binary;
@@ -29,3 +30,6 @@ mod seed_invites;
 mod seed_register;
 mod seed_rules;
 mod seed_tokens;
+
+// Deployment against production databases (issue 13).
+mod tls;
