@@ -55,6 +55,11 @@ pub struct TxRequest {
     pub read_only: bool,
     /// Exactly one row or roll back with 406.
     pub singular: bool,
+    /// Named, cached prepared statements (`db.prepared_statements`); false
+    /// sends every statement unnamed, which PgBouncer before 1.21 in
+    /// transaction mode can carry (a named one may be prepared on one server
+    /// connection and executed on another).
+    pub prepared: bool,
 }
 
 /// What the call statement returned.
@@ -174,10 +179,16 @@ pub async fn run(pool: &Pool, tx: &TxRequest) -> Result<Outcome, Error> {
     if client.statement_cache.size() >= MAX_PREPARED {
         client.statement_cache.clear();
     }
-    let setup_stmt = client
-        .prepare_typed_cached(SETUP_SQL, &[Type::TEXT; 7])
-        .await
-        .map_err(|e| Error::from_pg(&e, authed))?;
+    let setup_stmt = if tx.prepared {
+        Some(
+            client
+                .prepare_typed_cached(SETUP_SQL, &[Type::TEXT; 7])
+                .await
+                .map_err(|e| Error::from_pg(&e, authed))?,
+        )
+    } else {
+        None
+    };
     let extra: Vec<Untyped<'_>> = tx.query.params.iter().map(|p| Untyped(p)).collect();
     let mut call_types: Vec<Type> = Vec::with_capacity(1 + extra.len());
     let mut call_params: Vec<(&(dyn ToSql + Sync), Type)> = Vec::with_capacity(1 + extra.len());
@@ -195,11 +206,14 @@ pub async fn run(pool: &Pool, tx: &TxRequest) -> Result<Outcome, Error> {
     // the text as hex in a comment, never as itself: it comes from a token.
     let role_tag = format!(" /* role {} */", hex(&tx.role));
     let call_sql = format!("{}{role_tag}", tx.query.sql);
-    let call_stmt = client
-        .prepare_typed_cached(&call_sql, &call_types)
-        .await
-        .ok();
-    let pre_stmt = match tx.pre_request.as_deref() {
+    let call_stmt = match tx.prepared {
+        true => client
+            .prepare_typed_cached(&call_sql, &call_types)
+            .await
+            .ok(),
+        false => None,
+    };
+    let pre_stmt = match tx.pre_request.as_deref().filter(|_| tx.prepared) {
         Some(sql) => client
             .prepare_typed_cached(&format!("{sql}{role_tag}"), &[])
             .await
@@ -221,7 +235,11 @@ pub async fn run(pool: &Pool, tx: &TxRequest) -> Result<Outcome, Error> {
         &tx.cookies_json,
         &tx.search_path,
     ];
-    let setup = client.query(&setup_stmt, &setup_params);
+    let setup_typed = setup_params.map(|p| (p, Type::TEXT));
+    let setup = match &setup_stmt {
+        Some(stmt) => Either::Left(client.query(stmt, &setup_params)),
+        None => Either::Right(client.query_typed(SETUP_SQL, &setup_typed)),
+    };
     // PostgREST's impersonated role settings (a statement_timeout for web
     // users, say): after the settings statement, before the call.
     let (names, values): (Vec<&str>, Vec<&str>) = tx
@@ -230,7 +248,7 @@ pub async fn run(pool: &Pool, tx: &TxRequest) -> Result<Outcome, Error> {
         .flat_map(|settings| settings.iter())
         .map(|(n, v)| (n.as_str(), v.as_str()))
         .unzip();
-    let settings_stmt = if names.is_empty() {
+    let settings_stmt = if names.is_empty() || !tx.prepared {
         None
     } else {
         Some(
@@ -241,11 +259,11 @@ pub async fn run(pool: &Pool, tx: &TxRequest) -> Result<Outcome, Error> {
         )
     };
     let settings_params: [&(dyn ToSql + Sync); 2] = [&names, &values];
-    let settings = OptionFuture::from(
-        settings_stmt
-            .as_ref()
-            .map(|stmt| client.query(stmt, &settings_params)),
-    );
+    let settings_typed = settings_params.map(|p| (p, Type::TEXT_ARRAY));
+    let settings = OptionFuture::from((!names.is_empty()).then(|| match &settings_stmt {
+        Some(stmt) => Either::Left(client.query(stmt, &settings_params)),
+        None => Either::Right(client.query_typed(ROLE_SETTINGS_SQL, &settings_typed)),
+    }));
     let pre = OptionFuture::from(tx.pre_request.as_deref().map(|sql| match &pre_stmt {
         Some(stmt) => Either::Left(client.query(stmt, &[])),
         None => Either::Right(client.query_typed(sql, &[])),

@@ -29,6 +29,9 @@ const FIXTURES: &[(&str, &str)] = &[
 
 struct Shared {
     cluster: Cluster,
+    /// PgBouncer in front of the cluster for the request pools, when
+    /// `PGRPC_TEST_PGBOUNCER=1` (see `topology::Bouncer`).
+    bouncer: Option<crate::topology::Bouncer>,
     next: AtomicUsize,
     _dir: tempfile::TempDir,
 }
@@ -78,6 +81,9 @@ extern "C" fn stop_cluster_at_exit() {
     // Runs when the test binary exits: statics are never dropped, so stop the
     // postmaster and remove its directory here, or every run would leak both.
     if let Some(shared) = SHARED.get() {
+        if let Some(bouncer) = &shared.bouncer {
+            bouncer.stop();
+        }
         let _ = shared.cluster.stop();
         let _ = std::fs::remove_dir_all(shared._dir.path());
     }
@@ -136,8 +142,11 @@ fn build_shared() -> Shared {
             }
         });
         drop(rt);
+        let bouncer =
+            crate::topology::pgbouncer_wanted().then(|| crate::topology::Bouncer::start(&cluster));
         Shared {
             cluster,
+            bouncer,
             next: AtomicUsize::new(0),
             _dir: dir,
         }
@@ -228,16 +237,33 @@ pub async fn setup_full(toml: &str, jwt: JwtSettings) -> Ctx {
 
 async fn setup_jwt(toml: &str, jwt: Jwt) -> Ctx {
     let db = TestDb::new().await;
-    let (config, _) = Config::from_toml(toml, std::path::Path::new("test.toml"), Vec::new())
+    let (mut config, _) = Config::from_toml(toml, std::path::Path::new("test.toml"), Vec::new())
         .expect("test config is valid");
     let default_path =
         pgrpc::pipeline::query::search_path(&config.db.schemas[0], &config.db.extra_search_path);
-    let pool = pgrpc::db::pool(
-        pgrpc::db::with_search_path(db.config("authenticator"), &default_path),
-        config.db.pool_size.min(4),
-        config.db.pool_timeout,
-    );
-    let state = web::Data::new(AppState::new(Arc::new(config), pool, Some(Arc::new(jwt))));
+    let size = config.db.pool_size.min(4);
+    let pools: pgrpc::db::Pools = match &shared().bouncer {
+        // As the server builds them with db.prepared_statements = false and
+        // db.listen_uri set: requests through PgBouncer (no startup
+        // options), the schema cache on a direct connection.
+        Some(bouncer) => {
+            config.db.prepared_statements = false;
+            let direct = pgrpc::db::pool(db.config("authenticator"), 1, config.db.pool_timeout);
+            pgrpc::db::Pools::from(pgrpc::db::pool(
+                bouncer.config("authenticator", &db.name),
+                size,
+                config.db.pool_timeout,
+            ))
+            .with_service(direct)
+        }
+        None => pgrpc::db::pool(
+            pgrpc::db::with_search_path(db.config("authenticator"), &default_path),
+            size,
+            config.db.pool_timeout,
+        )
+        .into(),
+    };
+    let state = web::Data::new(AppState::new(Arc::new(config), pools, Some(Arc::new(jwt))));
     state.load_schema_cache().await.expect("load schema cache");
     Ctx { db, state }
 }

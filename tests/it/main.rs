@@ -32,4 +32,5 @@ mod seed_rules;
 mod seed_tokens;
 
 // Deployment against production databases (issue 13).
+mod pgbouncer;
 mod tls;

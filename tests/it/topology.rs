@@ -264,3 +264,114 @@ pub fn start_fails(env: &[(&str, String)], limit: Duration) -> String {
     assert!(!status.success(), "pgrpc exited successfully:\n{text}");
     text
 }
+
+/// Whether the suite runs its request pools through PgBouncer
+/// (`PGRPC_TEST_PGBOUNCER=1`, see the harness).
+pub fn pgbouncer_wanted() -> bool {
+    std::env::var("PGRPC_TEST_PGBOUNCER").is_ok_and(|v| v == "1")
+}
+
+/// The distribution's PgBouncer in `pool_mode = transaction` with its stock
+/// settings otherwise (no `ignore_startup_parameters`), on 127.0.0.1 and a
+/// free port, in front of a cluster's Unix socket; every database of the
+/// cluster is reachable by its own name (the `*` fallback). Runs as the
+/// cluster's OS user, which alone may open that socket. Stopped when dropped.
+pub struct Bouncer {
+    child: std::sync::Mutex<Option<std::process::Child>>,
+    /// Its TCP port.
+    pub port: u16,
+    dir: tempfile::TempDir,
+}
+
+/// Where the distribution installs it.
+pub const PGBOUNCER: &str = "/usr/sbin/pgbouncer";
+
+impl Bouncer {
+    /// Start in front of `cluster`'s socket; waits until it accepts connections.
+    pub fn start(cluster: &Cluster) -> Bouncer {
+        assert!(
+            Path::new(PGBOUNCER).exists(),
+            "PgBouncer is not installed ({PGBOUNCER}); apt-get install pgbouncer"
+        );
+        let dir = pg_tempdir("pgrpc-pgbouncer-");
+        let port = free_port();
+        let users = dir.path().join("userlist.txt");
+        write_for_postgres(&users, "\"authenticator\" \"\"\n\"postgres\" \"\"\n", 0o644);
+        let ini = dir.path().join("pgbouncer.ini");
+        write_for_postgres(
+            &ini,
+            &format!(
+                "[databases]\n* = host={} port={}\n\n[pgbouncer]\n\
+                 listen_addr = 127.0.0.1\nlisten_port = {port}\nunix_socket_dir =\n\
+                 auth_type = trust\nauth_file = {}\npool_mode = transaction\n\
+                 max_client_conn = 1000\ndefault_pool_size = 8\n\
+                 admin_users = postgres\n",
+                cluster.socket_dir().display(),
+                cluster.port(),
+                users.display()
+            ),
+            0o644,
+        );
+        let log = std::fs::File::create(dir.path().join("pgbouncer.log")).expect("log file");
+        let mut cmd = if postgres_owner().is_some() {
+            let mut c = std::process::Command::new("runuser");
+            c.args(["-u", "postgres", "--", PGBOUNCER]);
+            c
+        } else {
+            std::process::Command::new(PGBOUNCER)
+        };
+        let child = cmd
+            .arg(&ini)
+            .current_dir("/")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("start pgbouncer");
+        let bouncer = Bouncer {
+            child: std::sync::Mutex::new(Some(child)),
+            port,
+            dir,
+        };
+        let up = crate::process::wait_until(Duration::from_secs(20), || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        assert!(up, "pgbouncer did not start:\n{}", bouncer.log());
+        bouncer
+    }
+
+    /// Settings to reach database `db` through PgBouncer as `user`.
+    pub fn config(&self, user: &str, db: &str) -> tokio_postgres::Config {
+        let mut cfg = tokio_postgres::Config::new();
+        cfg.host("127.0.0.1")
+            .port(self.port)
+            .user(user)
+            .dbname(db)
+            .ssl_mode(tokio_postgres::config::SslMode::Disable)
+            .connect_timeout(Duration::from_secs(5));
+        cfg
+    }
+
+    /// What it logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("pgbouncer.log")).unwrap_or_default()
+    }
+
+    /// SIGTERM (immediate shutdown) and wait; a second call does nothing.
+    pub fn stop(&self) {
+        let taken = self.child.lock().map(|mut c| c.take());
+        if let Ok(Some(mut child)) = taken {
+            // runuser passes the signal on to pgbouncer.
+            let pid = i32::try_from(child.id()).expect("pid");
+            // SAFETY: signalling our own child process by its pid.
+            unsafe { libc::kill(pid, libc::SIGTERM) };
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Bouncer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
