@@ -161,8 +161,69 @@ fn catalog_error(e: &tokio_postgres::Error, authenticated: bool) -> Error {
 }
 
 /// Run the request's transaction.
+///
+/// A write refused with 25006 in a transaction that was not READ ONLY, on a
+/// server that now says `transaction_read_only = on` (a primary demoted to a
+/// standby, or made read-only for a failover), did not commit: the
+/// connection is discarded with the pool's other idle ones (they lead to the
+/// same server), and the transaction runs once more on a fresh connection,
+/// which `target_session_attrs=read-write` sends to the current primary.
 pub async fn run(pool: &Pool, tx: &TxRequest) -> Result<Outcome, Error> {
     let client = pool.get().await.map_err(pool_error)?;
+    match attempt(&client, tx).await {
+        Ok(outcome) => Ok(outcome),
+        Err(Failure::Error(e)) => Err(e),
+        Err(Failure::ReadOnlyServer(e)) => {
+            tracing::warn!(error = %e, "the database server became read-only; reconnecting and retrying the write once");
+            drop(deadpool_postgres::Object::take(client));
+            pool.retain(|_, _| false);
+            let client = pool.get().await.map_err(pool_error)?;
+            attempt(&client, tx).await.map_err(Failure::into_error)
+        }
+    }
+}
+
+/// Why an attempt failed.
+enum Failure {
+    /// Answer this.
+    Error(Error),
+    /// The server is read-only now: worth one retry elsewhere.
+    ReadOnlyServer(Error),
+}
+
+impl Failure {
+    fn into_error(self) -> Error {
+        match self {
+            Failure::Error(e) | Failure::ReadOnlyServer(e) => e,
+        }
+    }
+}
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Failure {
+        Failure::Error(e)
+    }
+}
+
+/// Whether the server of `client` refuses writes now (what
+/// `target_session_attrs=read-write` checks when connecting). Asked only
+/// after a 25006, outside any transaction.
+async fn server_read_only(client: &tokio_postgres::Client) -> bool {
+    match client
+        .query_typed("select current_setting('transaction_read_only')", &[])
+        .await
+    {
+        Ok(rows) => rows
+            .first()
+            .and_then(|r| r.try_get::<_, String>(0).ok())
+            .is_some_and(|v| v == "on"),
+        // A server that went away is no place to answer from either.
+        Err(_) => true,
+    }
+}
+
+/// One try of the transaction on `client`.
+async fn attempt(client: &deadpool_postgres::Client, tx: &TxRequest) -> Result<Outcome, Failure> {
     let authed = tx.authenticated;
     // Prepared once per connection (deadpool's statement cache): parsing and
     // planning the same statements again on every request costs PostgreSQL
@@ -293,11 +354,18 @@ pub async fn run(pool: &Pool, tx: &TxRequest) -> Result<Outcome, Error> {
                 // No COMMIT was pipelined: end the aborted transaction ourselves.
                 let _ = client.batch_execute("ROLLBACK").await;
             }
-            return Err(Error::from_pg(&e, authed));
+            let error = Error::from_pg(&e, authed);
+            if !tx.read_only
+                && e.code() == Some(&tokio_postgres::error::SqlState::READ_ONLY_SQL_TRANSACTION)
+                && server_read_only(client).await
+            {
+                return Err(Failure::ReadOnlyServer(error));
+            }
+            return Err(error.into());
         }
     };
     if let Some(Err(e)) = r_commit {
-        return Err(Error::from_pg(&e, authed));
+        return Err(Error::from_pg(&e, authed).into());
     }
     let row = rows
         .first()
@@ -316,7 +384,7 @@ pub async fn run(pool: &Pool, tx: &TxRequest) -> Result<Outcome, Error> {
                 .batch_execute("ROLLBACK")
                 .await
                 .map_err(|e| Error::from_pg(&e, authed))?;
-            return Err(RequestError::Singularity { rows: outcome.rows }.into());
+            return Err(Error::from(RequestError::Singularity { rows: outcome.rows }).into());
         }
         client
             .batch_execute("COMMIT")

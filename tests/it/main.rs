@@ -32,5 +32,6 @@ mod seed_rules;
 mod seed_tokens;
 
 // Deployment against production databases (issue 13).
+mod failover;
 mod pgbouncer;
 mod tls;

@@ -375,3 +375,42 @@ impl Drop for Bouncer {
         self.stop();
     }
 }
+
+/// A streaming standby of `primary`, made with `pg_basebackup -R` (its
+/// `primary_conninfo` names the primary's socket), started with `hba` and
+/// `cluster_name = name`, which is the name `synchronous_standby_names`
+/// matches.
+pub fn start_standby(primary: &TcpCluster, name: &str, hba: &str) -> TcpCluster {
+    let dir = TcpCluster::dir_for();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).expect("mkdir");
+    std::fs::set_permissions(&data, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+        .expect("chmod");
+    if let Some((uid, gid)) = postgres_owner() {
+        std::os::unix::fs::chown(&data, Some(uid), Some(gid)).expect("chown");
+    }
+    let bindir = Cluster::find_bindir().expect("PostgreSQL binaries");
+    let mut cmd = if postgres_owner().is_some() {
+        let mut c = std::process::Command::new("runuser");
+        c.args(["-u", "postgres", "--"])
+            .arg(bindir.join("pg_basebackup"));
+        c
+    } else {
+        std::process::Command::new(bindir.join("pg_basebackup"))
+    };
+    let out = cmd
+        .arg("-D")
+        .arg(&data)
+        .args(["-R", "-X", "stream", "-U", "postgres", "-h"])
+        .arg(primary.cluster.socket_dir())
+        .args(["-p", &primary.port.to_string()])
+        .current_dir("/")
+        .output()
+        .expect("run pg_basebackup");
+    assert!(
+        out.status.success(),
+        "pg_basebackup: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    TcpCluster::start(dir, hba, &[("cluster_name", name.to_string())])
+}
