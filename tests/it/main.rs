@@ -33,5 +33,6 @@ mod seed_tokens;
 
 // Deployment against production databases (issue 13).
 mod failover;
+mod gateways;
 mod pgbouncer;
 mod tls;

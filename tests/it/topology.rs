@@ -56,7 +56,7 @@ pub struct TcpCluster {
     /// Its TCP port (also the socket file's number).
     pub port: u16,
     /// Holds data/, the hba file and whatever the test writes there.
-    pub dir: tempfile::TempDir,
+    _dir: tempfile::TempDir,
 }
 
 impl TcpCluster {
@@ -79,7 +79,11 @@ impl TcpCluster {
             settings: all,
         };
         let cluster = Cluster::start(&spec).expect("start the extra cluster");
-        TcpCluster { cluster, port, dir }
+        TcpCluster {
+            cluster,
+            port,
+            _dir: dir,
+        }
     }
 
     /// A directory the cluster's OS user can read, for its files.
