@@ -405,7 +405,8 @@ pub fn start_standby(primary: &TcpCluster, name: &str, hba: &str) -> TcpCluster 
     let out = cmd
         .arg("-D")
         .arg(&data)
-        .args(["-R", "-X", "stream", "-U", "postgres", "-h"])
+        // A fast checkpoint: the default spreads it over minutes.
+        .args(["-R", "-X", "stream", "-c", "fast", "-U", "postgres", "-h"])
         .arg(primary.cluster.socket_dir())
         .args(["-p", &primary.port.to_string()])
         .current_dir("/")
