@@ -385,3 +385,60 @@ fn bare_name(presented: &str) -> &str {
         .unwrap_or(presented);
     inner.trim_matches('"')
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts(mode: SslMode) -> TlsOptions {
+        TlsOptions {
+            mode,
+            ..TlsOptions::default()
+        }
+    }
+
+    #[test]
+    fn disable_needs_no_connector_and_prefer_builds_one() {
+        assert!(connector(&opts(SslMode::Disable)).expect("ok").is_none());
+        assert!(connector(&opts(SslMode::Prefer)).expect("ok").is_some());
+        assert_eq!(
+            driver_mode(SslMode::VerifyFull),
+            tokio_postgres::config::SslMode::Require
+        );
+    }
+
+    #[test]
+    fn unreadable_files_are_named_and_key_contents_never_shown() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut o = opts(SslMode::VerifyFull);
+        o.root_cert = Some(RootCerts::File(dir.path().join("missing.pem")));
+        let e = connector(&o).err().expect("refused").to_string();
+        assert!(
+            e.starts_with("sslrootcert ") && e.contains("missing.pem"),
+            "{e}"
+        );
+
+        let cert = dir.path().join("c.pem");
+        let key = dir.path().join("k.pem");
+        std::fs::write(&cert, "not a certificate").expect("write");
+        std::fs::write(&key, "SECRET-KEY-MATERIAL").expect("write");
+        let mut o = opts(SslMode::Require);
+        o.client_cert = Some(cert);
+        o.client_key = Some(key);
+        let e = connector(&o).err().expect("refused").to_string();
+        assert!(e.contains("holds no PEM certificate"), "{e}");
+        // A good certificate, a key file that is no key.
+        let good = rcgen::generate_simple_self_signed(vec!["client".to_string()]).expect("cert");
+        std::fs::write(o.client_cert.as_ref().expect("set"), good.cert.pem()).expect("write");
+        let e = connector(&o).err().expect("refused").to_string();
+        assert!(e.starts_with("sslkey ") && e.contains("private key"), "{e}");
+        assert!(!e.contains("SECRET-KEY-MATERIAL"), "{e}");
+    }
+
+    #[test]
+    fn presented_names_lose_rustls_spelling() {
+        assert_eq!(bare_name("DnsName(\"db.example\")"), "db.example");
+        assert_eq!(bare_name("IpAddress(127.0.0.1)"), "127.0.0.1");
+        assert_eq!(bare_name("plain"), "plain");
+    }
+}
