@@ -60,6 +60,17 @@ fn verify_full_verify_ca_and_client_certificates_work_and_bad_set_ups_are_refuse
     );
     assert_eq!(gw.post("ping", "{}"), (200, r#""pong""#.to_string()));
     assert_eq!(encrypted(&db, "authenticator"), "true");
+    // The listener is on TLS too: DDL reaches it.
+    db.query_text(
+        "pgrpc",
+        "create function probe.ping2() returns int language sql stable as $$ select 2 $$;
+         grant execute on function probe.ping2() to web_anon; select 1",
+    );
+    assert!(
+        crate::harness::wait_until(Duration::from_secs(20), || gw.post("ping2", "{}").0 == 200),
+        "DDL did not reach the listener over TLS:\n{}",
+        gw.log()
+    );
     let log = gw.log();
     assert!(!log.contains("BEGIN PRIVATE KEY"), "{log}");
     drop(gw);
