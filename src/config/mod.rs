@@ -19,6 +19,9 @@ use std::time::Duration;
 use serde::de::{self, Deserializer};
 use serde::{Deserialize, Serialize};
 
+mod db_uri;
+
+pub use db_uri::{DbUri, RootCerts, SslMode, TlsOptions};
 /// Minimum HMAC secret length in bytes. RFC 7518 §3.2 requires a key at least
 /// as long as the hash output (32 bytes for HS256); PostgREST enforces the same.
 pub const MIN_SECRET_BYTES: usize = 32;
@@ -183,6 +186,13 @@ pub struct RawDb {
     /// Apply migrations and `sql/` at start in external mode.
     #[serde(deserialize_with = "lenient")]
     pub migrate_on_start: bool,
+    /// Direct connection for LISTEN and the schema cache (e.g. around
+    /// PgBouncer); empty = `uri`.
+    pub listen_uri: String,
+    /// Named (cached) prepared statements on request connections; off for
+    /// PgBouncer in transaction mode before 1.21.
+    #[serde(deserialize_with = "lenient")]
+    pub prepared_statements: bool,
 }
 
 impl Default for RawDb {
@@ -198,6 +208,8 @@ impl Default for RawDb {
             pool_timeout: 10,
             pre_request: String::new(),
             migrate_on_start: false,
+            listen_uri: String::new(),
+            prepared_statements: true,
         }
     }
 }
@@ -347,6 +359,9 @@ impl fmt::Display for QualifiedName {
 }
 
 /// Where the database is.
+// One value per process, read at start: the size of the external variant
+// (three parsed URIs) costs nothing worth a Box.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum DbMode {
     /// A private cluster started from the installed binaries.
@@ -357,9 +372,11 @@ pub enum DbMode {
     /// An existing server.
     External {
         /// Request connections (as `authenticator`).
-        uri: tokio_postgres::Config,
+        uri: DbUri,
         /// Owner connection for migrations, if given.
-        admin_uri: Option<tokio_postgres::Config>,
+        admin_uri: Option<DbUri>,
+        /// LISTEN and schema cache connection, if not `uri`.
+        listen_uri: Option<DbUri>,
     },
 }
 
@@ -422,6 +439,8 @@ pub struct DbConfig {
     pub pre_request: Option<QualifiedName>,
     /// Migrate at start in external mode.
     pub migrate_on_start: bool,
+    /// Named prepared statements on request connections (`db.prepared_statements`).
+    pub prepared_statements: bool,
 }
 
 /// Validated `[jwt]`: where keys are, not the keys themselves (see `jwt`).
@@ -608,22 +627,19 @@ impl Config {
                 data_dir: PathBuf::from(d.data_dir.trim()),
             }
         } else {
-            let uri = tokio_postgres::Config::from_str(d.uri.trim()).map_err(|e| {
-                key_error("db.uri", format!("not a PostgreSQL connection string: {e}"))
-            })?;
-            let admin_uri = if d.admin_uri.trim().is_empty() {
-                None
-            } else {
-                Some(
-                    tokio_postgres::Config::from_str(d.admin_uri.trim()).map_err(|e| {
-                        key_error(
-                            "db.admin_uri",
-                            format!("not a PostgreSQL connection string: {e}"),
-                        )
-                    })?,
-                )
+            let parse = |key: &str, text: &str| {
+                DbUri::parse(text)
+                    .map_err(|e| key_error(key, format!("not a PostgreSQL connection string: {e}")))
             };
-            DbMode::External { uri, admin_uri }
+            let optional = |key: &str, text: &str| match text.trim() {
+                "" => Ok(None),
+                text => parse(key, text).map(Some),
+            };
+            DbMode::External {
+                uri: parse("db.uri", &d.uri)?,
+                admin_uri: optional("db.admin_uri", &d.admin_uri)?,
+                listen_uri: optional("db.listen_uri", &d.listen_uri)?,
+            }
         };
         if d.schemas.is_empty() {
             return Err(key_error(
@@ -657,6 +673,7 @@ impl Config {
             pool_timeout: Duration::from_secs(d.pool_timeout.max(1)),
             pre_request,
             migrate_on_start: d.migrate_on_start,
+            prepared_statements: d.prepared_statements,
         };
 
         let j = &raw.jwt;
@@ -835,6 +852,11 @@ const POSTGREST_ALIASES: &[(&str, &str, Alias)] = &[
         Alias::Same,
     ),
     ("PGRST_DB_PRE_REQUEST", "db.pre_request", Alias::Same),
+    (
+        "PGRST_DB_PREPARED_STATEMENTS",
+        "db.prepared_statements",
+        Alias::Same,
+    ),
     (
         "PGRST_DB_EXTRA_SEARCH_PATH",
         "db.extra_search_path",
@@ -1036,7 +1058,7 @@ impl RawConfig {
             }
         }
         if let Some(db) = copy.get_mut("db").and_then(toml::Value::as_table_mut) {
-            for key in ["uri", "admin_uri"] {
+            for key in ["uri", "admin_uri", "listen_uri"] {
                 if let Some(toml::Value::String(s)) = db.get_mut(key) {
                     *s = mask_uri_password(s);
                 }

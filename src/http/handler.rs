@@ -346,6 +346,7 @@ async fn call(
         payload,
         read_only: plan.read_only,
         singular: plan.singular,
+        prepared: config.db.prepared_statements,
     };
     let pool = pool.clone();
     let outcome = actix_web::rt::spawn(async move { execute::run(&pool, &tx).await })

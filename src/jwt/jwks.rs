@@ -115,6 +115,10 @@ impl Jwks {
         target: Arc<ArcSwapOption<Jwt>>,
         metrics: Arc<Metrics>,
     ) -> Result<Arc<Jwks>, JwksError> {
+        // One crypto provider for all of pgrpc's TLS: ring, as for PostgreSQL
+        // (db::tls). reqwest takes the process default; installing it twice
+        // (a second start in one process) is refused and harmless.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let mut client = reqwest::Client::builder()
             .timeout(FETCH_TIMEOUT)
             .connect_timeout(CONNECT_TIMEOUT)

@@ -55,6 +55,11 @@ pub struct TxRequest {
     pub read_only: bool,
     /// Exactly one row or roll back with 406.
     pub singular: bool,
+    /// Named, cached prepared statements (`db.prepared_statements`); false
+    /// sends every statement unnamed, which PgBouncer before 1.21 in
+    /// transaction mode can carry (a named one may be prepared on one server
+    /// connection and executed on another).
+    pub prepared: bool,
 }
 
 /// What the call statement returned.
@@ -156,8 +161,69 @@ fn catalog_error(e: &tokio_postgres::Error, authenticated: bool) -> Error {
 }
 
 /// Run the request's transaction.
+///
+/// A write refused with 25006 in a transaction that was not READ ONLY, on a
+/// server that now says `transaction_read_only = on` (a primary demoted to a
+/// standby, or made read-only for a failover), did not commit: the
+/// connection is discarded with the pool's other idle ones (they lead to the
+/// same server), and the transaction runs once more on a fresh connection,
+/// which `target_session_attrs=read-write` sends to the current primary.
 pub async fn run(pool: &Pool, tx: &TxRequest) -> Result<Outcome, Error> {
     let client = pool.get().await.map_err(pool_error)?;
+    match attempt(&client, tx).await {
+        Ok(outcome) => Ok(outcome),
+        Err(Failure::Error(e)) => Err(e),
+        Err(Failure::ReadOnlyServer(e)) => {
+            tracing::warn!(error = %e, "the database server became read-only; reconnecting and retrying the write once");
+            drop(deadpool_postgres::Object::take(client));
+            pool.retain(|_, _| false);
+            let client = pool.get().await.map_err(pool_error)?;
+            attempt(&client, tx).await.map_err(Failure::into_error)
+        }
+    }
+}
+
+/// Why an attempt failed.
+enum Failure {
+    /// Answer this.
+    Error(Error),
+    /// The server is read-only now: worth one retry elsewhere.
+    ReadOnlyServer(Error),
+}
+
+impl Failure {
+    fn into_error(self) -> Error {
+        match self {
+            Failure::Error(e) | Failure::ReadOnlyServer(e) => e,
+        }
+    }
+}
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Failure {
+        Failure::Error(e)
+    }
+}
+
+/// Whether the server of `client` refuses writes now (what
+/// `target_session_attrs=read-write` checks when connecting). Asked only
+/// after a 25006, outside any transaction.
+async fn server_read_only(client: &tokio_postgres::Client) -> bool {
+    match client
+        .query_typed("select current_setting('transaction_read_only')", &[])
+        .await
+    {
+        Ok(rows) => rows
+            .first()
+            .and_then(|r| r.try_get::<_, String>(0).ok())
+            .is_some_and(|v| v == "on"),
+        // A server that went away is no place to answer from either.
+        Err(_) => true,
+    }
+}
+
+/// One try of the transaction on `client`.
+async fn attempt(client: &deadpool_postgres::Client, tx: &TxRequest) -> Result<Outcome, Failure> {
     let authed = tx.authenticated;
     // Prepared once per connection (deadpool's statement cache): parsing and
     // planning the same statements again on every request costs PostgreSQL
@@ -174,10 +240,16 @@ pub async fn run(pool: &Pool, tx: &TxRequest) -> Result<Outcome, Error> {
     if client.statement_cache.size() >= MAX_PREPARED {
         client.statement_cache.clear();
     }
-    let setup_stmt = client
-        .prepare_typed_cached(SETUP_SQL, &[Type::TEXT; 7])
-        .await
-        .map_err(|e| Error::from_pg(&e, authed))?;
+    let setup_stmt = if tx.prepared {
+        Some(
+            client
+                .prepare_typed_cached(SETUP_SQL, &[Type::TEXT; 7])
+                .await
+                .map_err(|e| Error::from_pg(&e, authed))?,
+        )
+    } else {
+        None
+    };
     let extra: Vec<Untyped<'_>> = tx.query.params.iter().map(|p| Untyped(p)).collect();
     let mut call_types: Vec<Type> = Vec::with_capacity(1 + extra.len());
     let mut call_params: Vec<(&(dyn ToSql + Sync), Type)> = Vec::with_capacity(1 + extra.len());
@@ -195,11 +267,14 @@ pub async fn run(pool: &Pool, tx: &TxRequest) -> Result<Outcome, Error> {
     // the text as hex in a comment, never as itself: it comes from a token.
     let role_tag = format!(" /* role {} */", hex(&tx.role));
     let call_sql = format!("{}{role_tag}", tx.query.sql);
-    let call_stmt = client
-        .prepare_typed_cached(&call_sql, &call_types)
-        .await
-        .ok();
-    let pre_stmt = match tx.pre_request.as_deref() {
+    let call_stmt = match tx.prepared {
+        true => client
+            .prepare_typed_cached(&call_sql, &call_types)
+            .await
+            .ok(),
+        false => None,
+    };
+    let pre_stmt = match tx.pre_request.as_deref().filter(|_| tx.prepared) {
         Some(sql) => client
             .prepare_typed_cached(&format!("{sql}{role_tag}"), &[])
             .await
@@ -221,7 +296,11 @@ pub async fn run(pool: &Pool, tx: &TxRequest) -> Result<Outcome, Error> {
         &tx.cookies_json,
         &tx.search_path,
     ];
-    let setup = client.query(&setup_stmt, &setup_params);
+    let setup_typed = setup_params.map(|p| (p, Type::TEXT));
+    let setup = match &setup_stmt {
+        Some(stmt) => Either::Left(client.query(stmt, &setup_params)),
+        None => Either::Right(client.query_typed(SETUP_SQL, &setup_typed)),
+    };
     // PostgREST's impersonated role settings (a statement_timeout for web
     // users, say): after the settings statement, before the call.
     let (names, values): (Vec<&str>, Vec<&str>) = tx
@@ -230,7 +309,7 @@ pub async fn run(pool: &Pool, tx: &TxRequest) -> Result<Outcome, Error> {
         .flat_map(|settings| settings.iter())
         .map(|(n, v)| (n.as_str(), v.as_str()))
         .unzip();
-    let settings_stmt = if names.is_empty() {
+    let settings_stmt = if names.is_empty() || !tx.prepared {
         None
     } else {
         Some(
@@ -241,11 +320,11 @@ pub async fn run(pool: &Pool, tx: &TxRequest) -> Result<Outcome, Error> {
         )
     };
     let settings_params: [&(dyn ToSql + Sync); 2] = [&names, &values];
-    let settings = OptionFuture::from(
-        settings_stmt
-            .as_ref()
-            .map(|stmt| client.query(stmt, &settings_params)),
-    );
+    let settings_typed = settings_params.map(|p| (p, Type::TEXT_ARRAY));
+    let settings = OptionFuture::from((!names.is_empty()).then(|| match &settings_stmt {
+        Some(stmt) => Either::Left(client.query(stmt, &settings_params)),
+        None => Either::Right(client.query_typed(ROLE_SETTINGS_SQL, &settings_typed)),
+    }));
     let pre = OptionFuture::from(tx.pre_request.as_deref().map(|sql| match &pre_stmt {
         Some(stmt) => Either::Left(client.query(stmt, &[])),
         None => Either::Right(client.query_typed(sql, &[])),
@@ -275,11 +354,18 @@ pub async fn run(pool: &Pool, tx: &TxRequest) -> Result<Outcome, Error> {
                 // No COMMIT was pipelined: end the aborted transaction ourselves.
                 let _ = client.batch_execute("ROLLBACK").await;
             }
-            return Err(Error::from_pg(&e, authed));
+            let error = Error::from_pg(&e, authed);
+            if !tx.read_only
+                && e.code() == Some(&tokio_postgres::error::SqlState::READ_ONLY_SQL_TRANSACTION)
+                && server_read_only(client).await
+            {
+                return Err(Failure::ReadOnlyServer(error));
+            }
+            return Err(error.into());
         }
     };
     if let Some(Err(e)) = r_commit {
-        return Err(Error::from_pg(&e, authed));
+        return Err(Error::from_pg(&e, authed).into());
     }
     let row = rows
         .first()
@@ -298,7 +384,7 @@ pub async fn run(pool: &Pool, tx: &TxRequest) -> Result<Outcome, Error> {
                 .batch_execute("ROLLBACK")
                 .await
                 .map_err(|e| Error::from_pg(&e, authed))?;
-            return Err(RequestError::Singularity { rows: outcome.rows }.into());
+            return Err(Error::from(RequestError::Singularity { rows: outcome.rows }).into());
         }
         client
             .batch_execute("COMMIT")

@@ -3,6 +3,7 @@
 
 mod harness;
 mod process;
+mod topology;
 
 // Gateway core (issue 2).
 mod binary;
@@ -41,3 +42,8 @@ mod seed_tokens;
 mod admin_host;
 mod deadlines;
 mod embedded_restart;
+// Deployment against production databases (issue 13).
+mod failover;
+mod gateways;
+mod pgbouncer;
+mod tls;
