@@ -107,6 +107,10 @@ pub struct RawServer {
     /// Origins allowed by CORS; empty = any.
     #[serde(deserialize_with = "lenient_list")]
     pub cors_allowed_origins: Vec<String>,
+    /// Proxies (CIDRs or addresses) whose `Forwarded`/`X-Forwarded-For` is
+    /// believed; empty = the peer address is the client's.
+    #[serde(deserialize_with = "lenient_list")]
+    pub trusted_proxies: Vec<String>,
 }
 
 impl Default for RawServer {
@@ -119,6 +123,7 @@ impl Default for RawServer {
             shutdown_timeout: 30,
             timing: true,
             cors_allowed_origins: Vec::new(),
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -336,6 +341,9 @@ pub struct ServerConfig {
     pub timing: bool,
     /// CORS origins; empty = any.
     pub cors_allowed_origins: Vec<String>,
+    /// Proxies whose forwarding headers name the client (rate limits,
+    /// `request.client_ip`).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 /// Validated `[db]`.
@@ -499,6 +507,21 @@ impl Config {
             shutdown_timeout: Duration::from_secs(s.shutdown_timeout),
             timing: s.timing,
             cors_allowed_origins: s.cors_allowed_origins.clone(),
+            trusted_proxies: s
+                .trusted_proxies
+                .iter()
+                .map(|e| {
+                    let e = e.trim();
+                    e.parse::<ipnet::IpNet>()
+                        .or_else(|_| e.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                        .map_err(|_| {
+                            key_error(
+                                "server.trusted_proxies",
+                                format!("{e:?} is not an address or a CIDR block"),
+                            )
+                        })
+                })
+                .collect::<Result<_, _>>()?,
         };
 
         let d = &raw.db;

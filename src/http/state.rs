@@ -14,6 +14,7 @@ use crate::error::Error;
 use crate::http::cors::CorsPolicy;
 use crate::jwt::Jwt;
 use crate::ops::metrics::{Metrics, Readings};
+use crate::pipeline::admit::Admission;
 use crate::pipeline::{execute, query};
 
 /// Shared by every worker (`web::Data`).
@@ -32,6 +33,9 @@ pub struct AppState {
     pub cors: Arc<ArcSwap<CorsPolicy>>,
     /// Counters for `/metrics`.
     pub metrics: Arc<Metrics>,
+    /// Per-function admission state (declared concurrency and rate limits),
+    /// shared by every worker so a limit holds per gateway.
+    pub admission: Arc<Admission>,
     /// `select "schema"."fn"()` for `db.pre_request`.
     pub(crate) pre_request_sql: Option<String>,
 }
@@ -50,6 +54,7 @@ impl AppState {
             cache: Arc::new(ArcSwapOption::empty()),
             jwt: ArcSwapOption::new(jwt),
             metrics: Arc::new(Metrics::new()),
+            admission: Arc::new(Admission::default()),
             pre_request_sql,
         }
     }

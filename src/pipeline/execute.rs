@@ -43,6 +43,9 @@ pub struct TxRequest {
     pub cookies_json: String,
     /// `search_path`.
     pub search_path: String,
+    /// `request.client_ip`: the client address (`pipeline::admit::client_addr`),
+    /// empty when unknown.
+    pub client_ip: String,
     /// The role's own settings (`ALTER ROLE … SET`), in order; usually none.
     pub role_settings: Option<RoleSettings>,
     /// Pre-request statement.
@@ -175,7 +178,7 @@ pub async fn run(pool: &Pool, tx: &TxRequest) -> Result<Outcome, Error> {
         client.statement_cache.clear();
     }
     let setup_stmt = client
-        .prepare_typed_cached(SETUP_SQL, &[Type::TEXT; 7])
+        .prepare_typed_cached(SETUP_SQL, &[Type::TEXT; 8])
         .await
         .map_err(|e| Error::from_pg(&e, authed))?;
     let extra: Vec<Untyped<'_>> = tx.query.params.iter().map(|p| Untyped(p)).collect();
@@ -212,7 +215,7 @@ pub async fn run(pool: &Pool, tx: &TxRequest) -> Result<Outcome, Error> {
     } else {
         "BEGIN"
     });
-    let setup_params: [&(dyn ToSql + Sync); 7] = [
+    let setup_params: [&(dyn ToSql + Sync); 8] = [
         &tx.role,
         &tx.claims_json,
         &tx.method,
@@ -220,6 +223,7 @@ pub async fn run(pool: &Pool, tx: &TxRequest) -> Result<Outcome, Error> {
         &tx.headers_json,
         &tx.cookies_json,
         &tx.search_path,
+        &tx.client_ip,
     ];
     let setup = client.query(&setup_stmt, &setup_params);
     // PostgREST's impersonated role settings (a statement_timeout for web
