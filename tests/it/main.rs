@@ -29,3 +29,6 @@ mod seed_invites;
 mod seed_register;
 mod seed_rules;
 mod seed_tokens;
+
+// Limits and bounded memory (issue 11).
+mod limits;
