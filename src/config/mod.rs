@@ -984,6 +984,25 @@ mod tests {
     }
 
     #[test]
+    fn trusted_proxies_are_cidrs_or_addresses() {
+        let c = load("", &[("PGRPC_SERVER_TRUSTED_PROXIES", "10.0.0.0/8, ::1")]).expect("valid");
+        let nets: Vec<String> = c
+            .server
+            .trusted_proxies
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(nets, vec!["10.0.0.0/8", "::1/128"]);
+        let e = load("[server]\ntrusted_proxies = [\"proxy.local\"]\n", &[]).expect_err("name");
+        assert!(e.to_string().contains("server.trusted_proxies"), "{e}");
+        assert!(load("", &[])
+            .expect("default")
+            .server
+            .trusted_proxies
+            .is_empty());
+    }
+
+    #[test]
     fn invalid_values_name_the_key_and_variable() {
         let e = load("", &[("PGRPC_SERVER_PORT", "eighty")]).expect_err("invalid");
         let msg = e.to_string();
