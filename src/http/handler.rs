@@ -8,8 +8,9 @@
 //! OpenAPI document (`GET /`) are two [`Target`]s of the same [`handle`].
 //! The token is checked before the body is read and before a connection is
 //! taken; a function's declared limits (`pipeline::admit`) are applied
-//! after plan, and a concurrency permit is taken before the connection. The database work runs on its own task so that a client hanging up
-//! cannot cancel a transaction half-way through its pipeline.
+//! after plan, and a concurrency permit is taken before the connection. The
+//! database work runs on its own task so that a client hanging up cannot
+//! cancel a transaction half-way through its pipeline.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -247,8 +248,6 @@ async fn call(
     let cache = state.cache.load_full().ok_or(SchemaCacheError::NotLoaded)?;
     let plan = plan::plan(&rpc, &cache)?;
     let call = query::call_query(&plan);
-    // What only the transaction needs is moved out of the request, not copied
-    // (the body can be large); respond reads the method alone.
     // Admit: the function's declared limits, before any database work (a
     // rate-limited call costs no token verification either).
     let limits = cache.limits(plan.routine.oid).cloned();
@@ -264,6 +263,8 @@ async fn call(
             &cache,
         )?;
     }
+    // What only the transaction needs is moved out of the request, not copied
+    // (the body can be large); respond reads the method alone.
     let payload = if plan.claims_args.is_empty() {
         std::mem::take(&mut rpc.payload.raw)
     } else {

@@ -299,7 +299,7 @@ async fn the_shipped_hashing_functions_declare_limits() {
             .await;
         let cache = ctx.state.cache.load_full().expect("cache");
         let limits = cache.limits(oid).expect("limits in the schema cache");
-        assert_eq!(limits.max_concurrency, Some(2), "{f}");
+        assert_eq!(limits.max_concurrency, Some(1), "{f}");
     }
 }
 
