@@ -44,6 +44,9 @@ pub enum Error {
     /// The function's response settings are unusable.
     #[error(transparent)]
     Response(#[from] ResponseSettingsError),
+    /// A declared limit refused the call (`pipeline::admit`).
+    #[error(transparent)]
+    Admit(#[from] AdmitError),
     /// A bug or an environment failure; logged in full, answered generically.
     #[error("internal error: {0}")]
     Internal(String),
@@ -207,6 +210,35 @@ pub enum DbError {
     PoolTimeout,
 }
 
+/// Admission errors: a limit the function declares (`pgrpc.*` settings)
+/// refused the call before any database work.
+#[derive(Debug, thiserror::Error)]
+pub enum AdmitError {
+    /// PGRST060 (our own): `pgrpc.max_concurrency` calls are running and the
+    /// wait queue is full, or the call waited `pgrpc.max_wait` in vain.
+    #[error("function busy")]
+    Busy {
+        /// `schema.name`.
+        function: String,
+        /// The queue was full (else: the wait ran out).
+        queue_full: bool,
+        /// `Retry-After`, seconds.
+        retry_after: u64,
+    },
+    /// PGRST160 (our own): `pgrpc.rate_limit` for this client address is used up.
+    #[error("rate limited")]
+    RateLimited {
+        /// `schema.name`.
+        function: String,
+        /// `Retry-After`, seconds.
+        retry_after: u64,
+        /// `RateLimit-Policy` (draft-ietf-httpapi-ratelimit-headers).
+        policy: String,
+        /// `RateLimit`.
+        state: String,
+    },
+}
+
 /// Response-settings errors.
 #[derive(Debug, thiserror::Error)]
 pub enum ResponseSettingsError {
@@ -314,6 +346,8 @@ impl Error {
                 DbError::Connection(_) => StatusCode::SERVICE_UNAVAILABLE,
                 DbError::PoolTimeout => StatusCode::GATEWAY_TIMEOUT,
             },
+            Error::Admit(AdmitError::Busy { .. }) => StatusCode::SERVICE_UNAVAILABLE,
+            Error::Admit(AdmitError::RateLimited { .. }) => StatusCode::TOO_MANY_REQUESTS,
             Error::Response(_) | Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -359,6 +393,8 @@ impl Error {
                 ResponseSettingsError::ErrorSetting => "PGRST151",
                 ResponseSettingsError::RaiseParse { .. } => "PGRST121",
             },
+            Error::Admit(AdmitError::Busy { .. }) => "PGRST060",
+            Error::Admit(AdmitError::RateLimited { .. }) => "PGRST160",
             Error::Internal(_) => "PGRSTX00",
         };
         code.to_string()
@@ -430,6 +466,14 @@ impl Error {
                     "Could not parse JSON in the \"RAISE SQLSTATE 'PGRST'\" error".into()
                 }
             },
+            Error::Admit(e) => match e {
+                AdmitError::Busy { function, .. } => {
+                    format!("Too many calls of {function} at once. Retry later.")
+                }
+                AdmitError::RateLimited { function, .. } => {
+                    format!("Too many calls of {function} from this address. Retry later.")
+                }
+            },
             Error::Internal(_) => "Internal server error".into(),
         }
     }
@@ -482,6 +526,14 @@ impl Error {
             }
             Error::Response(ResponseSettingsError::TokenCookie { tokens }) => Some(format!(
                 "The result holds {tokens} values of the claims type"
+            )),
+            Error::Admit(AdmitError::Busy { queue_full, .. }) => Some(if *queue_full {
+                "Every slot is taken and the wait queue is full (pgrpc.max_concurrency, pgrpc.max_queue)".into()
+            } else {
+                "No slot came free within the function's pgrpc.max_wait".into()
+            }),
+            Error::Admit(AdmitError::RateLimited { retry_after, .. }) => Some(format!(
+                "The function's pgrpc.rate_limit is used up; the next call is allowed in {retry_after} s"
             )),
             _ => None,
         };
@@ -536,6 +588,22 @@ impl Error {
             Error::Auth(AuthError::TokenRequired) => {
                 out.push((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
             }
+            Error::Admit(AdmitError::Busy { retry_after, .. }) => {
+                out.push((header::RETRY_AFTER, HeaderValue::from(*retry_after)));
+            }
+            Error::Admit(AdmitError::RateLimited {
+                retry_after,
+                policy,
+                state,
+                ..
+            }) => {
+                out.push((header::RETRY_AFTER, HeaderValue::from(*retry_after)));
+                for (name, value) in [("ratelimit-policy", policy), ("ratelimit", state)] {
+                    if let Ok(v) = HeaderValue::from_str(value) {
+                        out.push((HeaderName::from_static(name), v));
+                    }
+                }
+            }
             Error::Db(DbError::Raised(raised)) => out.extend(raised.headers.iter().cloned()),
             Error::Db(DbError::Server { code, .. })
                 if code.starts_with("08") || code == "57P01" =>
@@ -569,7 +637,10 @@ impl Error {
 
     /// Whether this is the client's doing (logged at debug) rather than ours (logged in full).
     pub fn is_internal(&self) -> bool {
-        matches!(self, Error::Internal(_)) || self.status().is_server_error()
+        // A busy function is a refusal by design, not a failure: under a
+        // flood, one error log line per refused call would be a flood too.
+        matches!(self, Error::Internal(_))
+            || (self.status().is_server_error() && !matches!(self, Error::Admit(_)))
     }
 }
 

@@ -135,6 +135,10 @@ pub struct RawServer {
     /// Connections the kernel queues while the gateway is at `max_connections`.
     #[serde(deserialize_with = "lenient")]
     pub backlog: u32,
+    /// Proxies (CIDRs or addresses) whose `Forwarded`/`X-Forwarded-For` is
+    /// believed; empty = the peer address is the client's.
+    #[serde(deserialize_with = "lenient_list")]
+    pub trusted_proxies: Vec<String>,
 }
 
 impl Default for RawServer {
@@ -153,6 +157,7 @@ impl Default for RawServer {
             close_timeout: 1,
             max_connections: 10_000,
             backlog: 2048,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -418,6 +423,9 @@ pub struct ServerConfig {
     pub max_connections: usize,
     /// Listen backlog (the kernel caps it at `net.core.somaxconn`).
     pub backlog: u32,
+    /// Proxies whose forwarding headers name the client (rate limits,
+    /// `request.client_ip`).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 /// Validated `[db]`.
@@ -613,6 +621,21 @@ impl Config {
             close_timeout: Duration::from_secs(s.close_timeout),
             max_connections: s.max_connections,
             backlog: s.backlog,
+            trusted_proxies: s
+                .trusted_proxies
+                .iter()
+                .map(|e| {
+                    let e = e.trim();
+                    e.parse::<ipnet::IpNet>()
+                        .or_else(|_| e.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                        .map_err(|_| {
+                            key_error(
+                                "server.trusted_proxies",
+                                format!("{e:?} is not an address or a CIDR block"),
+                            )
+                        })
+                })
+                .collect::<Result<_, _>>()?,
         };
 
         let d = &raw.db;
@@ -1135,6 +1158,25 @@ mod tests {
         assert!(
             matches!(c.db.mode, DbMode::Embedded { ref data_dir } if data_dir == Path::new("/tmp/x"))
         );
+    }
+
+    #[test]
+    fn trusted_proxies_are_cidrs_or_addresses() {
+        let c = load("", &[("PGRPC_SERVER_TRUSTED_PROXIES", "10.0.0.0/8, ::1")]).expect("valid");
+        let nets: Vec<String> = c
+            .server
+            .trusted_proxies
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(nets, vec!["10.0.0.0/8", "::1/128"]);
+        let e = load("[server]\ntrusted_proxies = [\"proxy.local\"]\n", &[]).expect_err("name");
+        assert!(e.to_string().contains("server.trusted_proxies"), "{e}");
+        assert!(load("", &[])
+            .expect("default")
+            .server
+            .trusted_proxies
+            .is_empty());
     }
 
     #[test]

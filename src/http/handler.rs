@@ -7,8 +7,10 @@
 //! the one log line. A call (`/rpc/<name>`, a configured route) and the
 //! OpenAPI document (`GET /`) are two [`Target`]s of the same [`handle`].
 //! The token is checked before the body is read and before a connection is
-//! taken. The database work runs on its own task so that a client hanging up
-//! cannot cancel a transaction half-way through its pipeline.
+//! taken; a function's declared limits (`pipeline::admit`) are applied
+//! after plan, and a concurrency permit is taken before the connection. The
+//! database work runs on its own task so that a client hanging up cannot
+//! cancel a transaction half-way through its pipeline.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -27,6 +29,7 @@ use crate::http::state::{AppState, WorkerPool};
 use crate::jwt::{Jwt, JwtError};
 use crate::openapi;
 use crate::ops::logging::events;
+use crate::pipeline::admit::client_addr;
 use crate::pipeline::auth::AuthContext;
 use crate::pipeline::execute::{self, TxRequest};
 use crate::pipeline::parse::{self, HttpInput};
@@ -172,7 +175,7 @@ async fn handle(
     }
     let elapsed = started.elapsed();
     state.metrics.request(
-        &function,
+        metrics_label(&function, state),
         response.status().as_u16(),
         elapsed.as_secs_f64(),
         code.as_deref() == Some("PGRST003"),
@@ -313,6 +316,21 @@ async fn call(
     let cache = state.cache.load_full().ok_or(SchemaCacheError::NotLoaded)?;
     let plan = plan::plan(&rpc, &cache)?;
     let call = query::call_query(&plan);
+    // Admit: the function's declared limits, before any database work (a
+    // rate-limited call costs no token verification either).
+    let limits = cache.limits(plan.routine.oid).cloned();
+    let client_ip = client_address(req, config);
+    let mut rate_headers = None;
+    if let Some(limits) = &limits {
+        rate_headers = state.admission.check_rate(
+            &format!("{}.{}", plan.routine.schema, plan.routine.name),
+            plan.routine.oid,
+            limits,
+            client_ip,
+            !auth.authenticated,
+            &cache,
+        )?;
+    }
     // What only the transaction needs is moved out of the request, not copied
     // (the body can be large); respond reads the method alone.
     let payload = if plan.claims_args.is_empty() {
@@ -330,6 +348,24 @@ async fn call(
         }
     };
     trace.mark("plan");
+    // The permit is taken before the connection (execute::run takes it), so a
+    // call waiting for a slot holds no pooled connection.
+    let permit = match &limits {
+        Some(limits) => {
+            let p = state
+                .admission
+                .acquire(
+                    &format!("{}.{}", plan.routine.schema, plan.routine.name),
+                    plan.routine.oid,
+                    limits,
+                    &cache,
+                )
+                .await?;
+            trace.mark("admit");
+            p
+        }
+        None => None,
+    };
     let role_settings = cache.role_settings.get(&auth.role).cloned();
     let tx = TxRequest {
         role: auth.role,
@@ -340,6 +376,7 @@ async fn call(
         headers_json: std::mem::take(&mut rpc.headers_json),
         cookies_json: std::mem::take(&mut rpc.cookies_json),
         search_path: query::search_path(&rpc.schema, &config.db.extra_search_path),
+        client_ip: client_ip.map(|ip| ip.to_string()).unwrap_or_default(),
         role_settings,
         pre_request: state.pre_request_sql.clone(),
         query: call,
@@ -349,12 +386,66 @@ async fn call(
         prepared: config.db.prepared_statements,
     };
     let pool = pool.clone();
-    let outcome = actix_web::rt::spawn(async move { execute::run(&pool, &tx).await })
-        .await
-        .map_err(|e| Error::Internal(format!("request task failed: {e}")))??;
+    // The permit moves into the task: it is released when the transaction
+    // is over, even when the client hung up meanwhile.
+    let outcome = actix_web::rt::spawn(async move {
+        let outcome = execute::run(&pool, &tx).await;
+        drop(permit);
+        outcome
+    })
+    .await
+    .map_err(|e| Error::Internal(format!("request task failed: {e}")))??;
     trace.mark("transaction");
-    respond::respond(&plan, outcome, jwt.as_deref())
+    let mut response = respond::respond(&plan, outcome, jwt.as_deref())?;
+    if let Some(h) = rate_headers {
+        for (name, value) in [("ratelimit-policy", h.policy), ("ratelimit", h.state)] {
+            if let Ok(v) = HeaderValue::from_str(&value) {
+                response
+                    .headers_mut()
+                    .insert(HeaderName::from_static(name), v);
+            }
+        }
+    }
+    Ok(response)
 }
+
+/// The client address: the peer, or behind `server.trusted_proxies` the hop
+/// they forwarded for (`request.client_ip`, rate-limit buckets).
+fn client_address(req: &HttpRequest, config: &crate::config::Config) -> Option<std::net::IpAddr> {
+    let peer = req.peer_addr().map(|a| a.ip());
+    let trusted = &config.server.trusted_proxies;
+    if trusted.is_empty() {
+        return peer.map(|ip| ip.to_canonical());
+    }
+    let values = |name: HeaderName| {
+        req.headers()
+            .get_all(name)
+            .filter_map(|v| v.to_str().ok())
+            .collect::<Vec<_>>()
+    };
+    client_addr::client_address(
+        peer,
+        values(header::FORWARDED),
+        values(HeaderName::from_static("x-forwarded-for")),
+        trusted,
+    )
+}
+
+/// The metrics label of a request: the function's name when the schema cache
+/// has it, else one label for all, so no client can mint labels (each would
+/// be kept forever).
+fn metrics_label<'a>(function: &'a str, state: &AppState) -> &'a str {
+    if function.is_empty() {
+        return function;
+    }
+    match state.cache.load().as_deref() {
+        Some(cache) if cache.has_name(function) => function,
+        _ => UNKNOWN_FUNCTION,
+    }
+}
+
+/// The metrics label of every call of a function the schema cache lacks.
+const UNKNOWN_FUNCTION: &str = "(unknown)";
 
 /// The pipeline for the OpenAPI document: auth and parse as for a call, then
 /// one catalog query for what the role may execute, then the pure builder.

@@ -15,6 +15,7 @@ use crate::http::cors::CorsPolicy;
 use crate::jwt::jwks::Jwks;
 use crate::jwt::Jwt;
 use crate::ops::metrics::{Metrics, Readings};
+use crate::pipeline::admit::Admission;
 use crate::pipeline::{execute, query};
 
 /// Shared by every worker (`web::Data`).
@@ -36,6 +37,9 @@ pub struct AppState {
     pub cors: Arc<ArcSwap<CorsPolicy>>,
     /// Counters for `/metrics`.
     pub metrics: Arc<Metrics>,
+    /// Per-function admission state (declared concurrency and rate limits),
+    /// shared by every worker so a limit holds per gateway.
+    pub admission: Arc<Admission>,
     /// `select "schema"."fn"()` for `db.pre_request`.
     pub(crate) pre_request_sql: Option<String>,
 }
@@ -56,6 +60,7 @@ impl AppState {
             jwt: Arc::new(ArcSwapOption::new(jwt)),
             jwks: None,
             metrics: Arc::new(Metrics::new()),
+            admission: Arc::new(Admission::default()),
             pre_request_sql,
         }
     }

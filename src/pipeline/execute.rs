@@ -43,6 +43,9 @@ pub struct TxRequest {
     pub cookies_json: String,
     /// `search_path`.
     pub search_path: String,
+    /// `request.client_ip`: the client address (`pipeline::admit::client_addr`),
+    /// empty when unknown.
+    pub client_ip: String,
     /// The role's own settings (`ALTER ROLE … SET`), in order; usually none.
     pub role_settings: Option<RoleSettings>,
     /// Pre-request statement.
@@ -243,7 +246,7 @@ async fn attempt(client: &deadpool_postgres::Client, tx: &TxRequest) -> Result<O
     let setup_stmt = if tx.prepared {
         Some(
             client
-                .prepare_typed_cached(SETUP_SQL, &[Type::TEXT; 7])
+                .prepare_typed_cached(SETUP_SQL, &[Type::TEXT; 8])
                 .await
                 .map_err(|e| Error::from_pg(&e, authed))?,
         )
@@ -287,7 +290,7 @@ async fn attempt(client: &deadpool_postgres::Client, tx: &TxRequest) -> Result<O
     } else {
         "BEGIN"
     });
-    let setup_params: [&(dyn ToSql + Sync); 7] = [
+    let setup_params: [&(dyn ToSql + Sync); 8] = [
         &tx.role,
         &tx.claims_json,
         &tx.method,
@@ -295,6 +298,7 @@ async fn attempt(client: &deadpool_postgres::Client, tx: &TxRequest) -> Result<O
         &tx.headers_json,
         &tx.cookies_json,
         &tx.search_path,
+        &tx.client_ip,
     ];
     let setup_typed = setup_params.map(|p| (p, Type::TEXT));
     let setup = match &setup_stmt {

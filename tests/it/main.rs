@@ -47,3 +47,5 @@ mod failover;
 mod gateways;
 mod pgbouncer;
 mod tls;
+// Limits and bounded memory (issue 11).
+mod limits;

@@ -328,7 +328,6 @@ async fn the_new_settings_have_the_documented_defaults() {
 }
 
 #[actix_web::test]
-#[ignore = "needs request.client_ip from the gateway (issue 11 part 2)"]
 async fn over_http_the_owner_signs_in_through_a_trusted_proxy_from_another_address() {
     let ctx = setup_with(
         r#"
