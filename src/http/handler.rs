@@ -8,7 +8,8 @@
 //! OpenAPI document (`GET /`) are two [`Target`]s of the same [`handle`].
 //! The token is checked before the body is read and before a connection is
 //! taken. The database work runs on its own task so that a client hanging up
-//! cannot cancel a transaction half-way through its pipeline.
+//! cannot cancel a transaction half-way through its pipeline; a hang-up seen
+//! on the socket cancels it explicitly instead (`http::disconnect`).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -20,9 +21,11 @@ use actix_web::{HttpRequest, HttpResponse};
 use deadpool_postgres::Pool;
 use futures_util::StreamExt;
 use tokio_postgres::types::{ToSql, Type};
+use tokio_util::sync::CancellationToken;
 
 use crate::db::schema_cache::Routine;
 use crate::error::{Error, RequestError, SchemaCacheError};
+use crate::http::disconnect;
 use crate::http::state::{AppState, WorkerPool};
 use crate::openapi;
 use crate::ops::logging::events;
@@ -271,7 +274,12 @@ async fn call(
         singular: plan.singular,
     };
     let pool = pool.clone();
-    let outcome = actix_web::rt::spawn(async move { execute::run(&pool, &tx).await })
+    // The task ends by itself (a hang-up cannot drop it half-way); a hang-up
+    // seen on the socket asks it to cancel instead (http::disconnect).
+    let cancel = CancellationToken::new();
+    let task_cancel = cancel.clone();
+    let task = actix_web::rt::spawn(async move { execute::run(&pool, &tx, &task_cancel).await });
+    let outcome = disconnect::finish_or_cancel(req.conn_data::<disconnect::Peer>(), task, &cancel)
         .await
         .map_err(|e| Error::Internal(format!("request task failed: {e}")))??;
     trace.mark("transaction");

@@ -7,6 +7,7 @@
 
 pub mod admin;
 pub mod cors;
+pub mod disconnect;
 mod handler;
 pub mod server;
 pub mod state;

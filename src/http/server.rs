@@ -260,6 +260,8 @@ async fn run_http(
             ))
             .configure(http::routes(data.clone()))
     })
+    // Each connection's socket is watched for a hang-up (http::disconnect).
+    .on_connect(crate::http::disconnect::on_connect)
     .workers(config.server.workers)
     .shutdown_timeout(config.server.shutdown_timeout.as_secs())
     .bind(&addr)

@@ -29,3 +29,6 @@ mod seed_invites;
 mod seed_register;
 mod seed_rules;
 mod seed_tokens;
+
+// Slow, vanished and failing (issue 12).
+mod disconnect;
