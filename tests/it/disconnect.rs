@@ -18,6 +18,21 @@ create function api.dc_write_then_sleep(tag text, seconds float8) returns int
     select 1
   $$;
 grant execute on function api.dc_write_then_sleep(text, float8) to web_anon;
+create table public.dc_commit_log(tag text);
+grant insert on public.dc_commit_log to web_anon;
+create function public.dc_slow_commit() returns trigger language plpgsql as $$
+  begin
+    perform pg_sleep(1.5);
+    return null;
+  end $$;
+create constraint trigger dc_slow_commit after insert on public.dc_commit_log
+  deferrable initially deferred for each row execute function public.dc_slow_commit();
+create function api.dc_write_slow_commit(tag text) returns int
+  language sql volatile as $$
+    insert into public.dc_commit_log values (tag);
+    select 1
+  $$;
+grant execute on function api.dc_write_slow_commit(text) to web_anon;
 ";
 
 const POOL: usize = 10;
@@ -251,6 +266,59 @@ fn keep_alive_and_pipelined_requests_are_not_mistaken_for_a_hang_up() {
             "select count(*) from public.dc_log where tag in ('k1', 'k2', 'p1', 'p2')"
         ),
         4
+    );
+    assert!(!gw.log().contains("PGRST157"), "{}", gw.log());
+}
+
+#[test]
+fn a_hang_up_once_only_commit_is_left_lets_the_transaction_complete() {
+    let rt = runtime();
+    let (_db, admin, gw) = start(&rt);
+
+    // The function returns at once; its deferred trigger makes COMMIT take
+    // 1.5 s. The client hangs up while COMMIT runs.
+    let body = r#"{"tag": "late"}"#;
+    let mut s = connect(&gw);
+    s.write_all(
+        format!(
+            "POST /rpc/dc_write_slow_commit HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .as_bytes(),
+    )
+    .expect("send");
+    let in_commit = "select count(*) from pg_stat_activity
+        where datname = current_database() and wait_event = 'PgSleep' and query = 'COMMIT'";
+    assert!(
+        wait_until(Duration::from_secs(20), || number(&rt, &admin, in_commit)
+            == 1),
+        "COMMIT never ran:\n{}",
+        gw.log()
+    );
+    drop(s);
+    assert!(
+        wait_until(Duration::from_secs(10), || number(&rt, &admin, SLEEPING)
+            == 0),
+        "COMMIT did not end"
+    );
+    // Committed, and logged as answered, not as cancelled.
+    assert_eq!(
+        number(
+            &rt,
+            &admin,
+            "select count(*) from public.dc_commit_log where tag = 'late'"
+        ),
+        1,
+        "{}",
+        gw.log()
+    );
+    assert!(
+        wait_until(Duration::from_secs(5), || gw
+            .log()
+            .lines()
+            .any(|l| l.contains("dc_write_slow_commit") && l.contains("200"))),
+        "{}",
+        gw.log()
     );
     assert!(!gw.log().contains("PGRST157"), "{}", gw.log());
 }
