@@ -191,6 +191,17 @@ pub fn commit_failure(e: &tokio_postgres::Error, authenticated: bool) -> Error {
     }
 }
 
+/// Whether `e` means the connection is finished: no answer from the server,
+/// or a FATAL one (the backend exits after it).
+fn connection_gone(e: &tokio_postgres::Error) -> bool {
+    e.as_db_error().is_none_or(|db| {
+        matches!(
+            db.parsed_severity(),
+            Some(Severity::Fatal | Severity::Panic)
+        )
+    })
+}
+
 /// Drive `pipeline` to its end. When `cancel` fires while the call has not
 /// returned, send PostgreSQL a cancel request (again every [`CANCEL_RETRY`]
 /// while it still runs); each cancel request is awaited to its end, so none
@@ -351,6 +362,27 @@ pub async fn run(
     let pipeline = async { futures_util::join!(begin, setup, settings, pre, call, commit) };
     let (r_begin, r_setup, r_settings, r_pre, r_call, r_commit) =
         unless_cancelled(pipeline, &client, &call_done, cancel).await;
+    // A FATAL or a lost connection ends this connection: keep it out of the
+    // pool even before tokio-postgres has read the close, or the next request
+    // would take it and fail.
+    let gone = [
+        r_begin.as_ref().err(),
+        r_setup.as_ref().err(),
+        r_settings.as_ref().and_then(|r| r.as_ref().err()),
+        r_pre.as_ref().and_then(|r| r.as_ref().err()),
+        r_call.as_ref().err(),
+        r_commit.as_ref().and_then(|r| r.as_ref().err()),
+    ]
+    .into_iter()
+    .flatten()
+    .any(connection_gone);
+    let detached;
+    let client: &tokio_postgres::Client = if gone {
+        detached = deadpool_postgres::Object::take(client);
+        &detached
+    } else {
+        &client
+    };
 
     // The first failure in pipeline order is the cause; later ones are 25P02.
     let call_result = match (r_begin, r_setup, r_settings, r_pre) {
