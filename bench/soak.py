@@ -12,6 +12,7 @@ resident memory. Standard library only.
 import argparse
 import http.client
 import json
+import os
 import random
 import threading
 import time
@@ -166,7 +167,7 @@ def main():
             raise SystemExit("login for the tokens failed: %d %s" % (status, data[:200]))
         soak.tokens.append(json.loads(data)["access_token"])
 
-    rss = {}
+    rss, load = {}, {}
     soak.t0 = time.monotonic()
     interval = args.writers / args.rate
     threads = [threading.Thread(target=writer, args=(soak, interval, i)) for i in range(args.writers)]
@@ -177,18 +178,19 @@ def main():
         while time.monotonic() < end:
             time.sleep(min(1, max(0, end - time.monotonic())))
         rss[m] = rss_kb(args.pid)
+        load[m] = os.getloadavg()[0]
         with soak.lock:
             slot = soak.minute.get(m, {"lat": [], "errors": 0})
             n, errors, p99 = len(slot["lat"]), slot["errors"], percentile(slot["lat"], 0.99)
-        print("[soak] minute %d: %d requests, %.0f/s, p99 %.1f ms, %d errors, RSS %.1f MB"
-              % (m + 1, n, n / 60, p99 * 1000, errors, rss[m] / 1024), flush=True)
+        print("[soak] minute %d: %d requests, %.0f/s, p99 %.1f ms, %d errors, RSS %.1f MB, load %.1f"
+              % (m + 1, n, n / 60, p99 * 1000, errors, rss[m] / 1024, load[m]), flush=True)
     soak.stop.set()
     for t in threads:
         t.join()
-    report(soak, rss)
+    report(soak, rss, load)
 
 
-def report(soak, rss):
+def report(soak, rss, load):
     a = soak.args
     rows, p99s = [], {}
     total_errors = 0
@@ -197,9 +199,9 @@ def report(soak, rss):
         lat = slot["lat"]
         p99s[m] = percentile(lat, 0.99)
         total_errors += slot["errors"]
-        rows.append("| %d | %d | %.0f | %.1f | %.1f | %d | %.1f |" % (
+        rows.append("| %d | %d | %.0f | %.1f | %.1f | %d | %.1f | %.1f |" % (
             m + 1, len(lat), len(lat) / 60, percentile(lat, 0.5) * 1000, p99s[m] * 1000,
-            slot["errors"], rss.get(m, 0) / 1024))
+            slot["errors"], rss.get(m, 0) / 1024, load.get(m, 0)))
     last = a.minutes - 1
     base = 1 if a.minutes > 1 else 0  # minute 2 is the baseline (minute 1 warms up)
     growth = (rss[last] - rss[base]) / rss[base] * 100 if rss.get(base) else float("nan")
@@ -213,15 +215,17 @@ def report(soak, rss):
         "with a token), logins right (%d %%) and wrong (%d %%, unknown users: 401 expected), "
         "registrations with fresh invites (%d %%) and token refreshes (%d %%). bcrypt cost 4. "
         "An error is any answer other than the expected status, or none. Latency is measured "
-        "per request by the client (Python, so it includes the client's own overhead)." % (
+        "per request by the client (Python, so it includes the client's own overhead). Load is "
+        "the machine's 1-minute load average at the end of the minute (2 cores: above 2, "
+        "something else competes for them)." % (
             a.minutes, a.rate, a.writers, a.binary, *[w for _, w in MIX]),
         "",
     ]
     if a.note:
         lines += [a.note, ""]
     lines += [
-        "| Minute | Requests | req/s | p50 ms | p99 ms | Errors | RSS MB |",
-        "|---|---|---|---|---|---|---|",
+        "| Minute | Requests | req/s | p50 ms | p99 ms | Errors | RSS MB | Load (1 min) |",
+        "|---|---|---|---|---|---|---|---|",
     ] + rows + [
         "",
         "Targets of the issue (minute %d against minute %d):" % (last + 1, base + 1),
