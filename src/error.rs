@@ -123,6 +123,11 @@ pub enum RequestError {
         /// The deadline.
         timeout: std::time::Duration,
     },
+    /// PGRST157: the client hung up before its call ended; the call was
+    /// cancelled and rolled back (our own). Nobody reads the answer: the
+    /// status (nginx's 499) is for the log line and the metrics.
+    #[error("client closed the connection")]
+    ClientClosed,
     /// A token given as a claims-type argument was refused: bad input, so 400
     /// (not 401: the caller's own identity is not in question). Keeps the JWT code.
     #[error("invalid token argument {param}: {error}")]
@@ -208,6 +213,12 @@ pub enum DbError {
     /// PGRST003: no pooled connection within `db.pool_timeout`.
     #[error("timed out acquiring a connection from the pool")]
     PoolTimeout,
+    /// PGRST050: the connection was lost after COMMIT was sent and before
+    /// its answer arrived, so the transaction may or may not have committed
+    /// (our own). Never answered as a plain error: a client must not take a
+    /// write that may have happened for one that failed.
+    #[error("outcome unknown: the connection was lost after COMMIT was sent: {0}")]
+    OutcomeUnknown(String),
 }
 
 /// Admission errors: a limit the function declares (`pgrpc.*` settings)
@@ -323,6 +334,9 @@ impl Error {
                 RequestError::InvalidPath => StatusCode::NOT_FOUND,
                 RequestError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
                 RequestError::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
+                RequestError::ClientClosed => {
+                    StatusCode::from_u16(499).unwrap_or(StatusCode::BAD_REQUEST)
+                }
             },
             Error::SchemaCache(e) => match e {
                 SchemaCacheError::NotLoaded => StatusCode::SERVICE_UNAVAILABLE,
@@ -345,6 +359,7 @@ impl Error {
                 DbError::Raised(raised) => raised.status,
                 DbError::Connection(_) => StatusCode::SERVICE_UNAVAILABLE,
                 DbError::PoolTimeout => StatusCode::GATEWAY_TIMEOUT,
+                DbError::OutcomeUnknown(_) => StatusCode::SERVICE_UNAVAILABLE,
             },
             Error::Admit(AdmitError::Busy { .. }) => StatusCode::SERVICE_UNAVAILABLE,
             Error::Admit(AdmitError::RateLimited { .. }) => StatusCode::TOO_MANY_REQUESTS,
@@ -366,6 +381,7 @@ impl Error {
                 RequestError::InvalidPath => "PGRST125",
                 RequestError::PayloadTooLarge { .. } => "PGRST150",
                 RequestError::BodyTimeout { .. } => "PGRST154",
+                RequestError::ClientClosed => "PGRST157",
                 RequestError::TokenArgument { error, .. } => error.code(),
             },
             Error::SchemaCache(e) => match e {
@@ -384,6 +400,7 @@ impl Error {
                 DbError::Raised(raised) => return raised.code.clone(),
                 DbError::Connection(_) => "PGRST001",
                 DbError::PoolTimeout => "PGRST003",
+                DbError::OutcomeUnknown(_) => "PGRST050",
             },
             Error::Response(e) => match e {
                 ResponseSettingsError::Headers | ResponseSettingsError::TokenCookie { .. } => {
@@ -418,6 +435,9 @@ impl Error {
                 RequestError::InvalidPath => "Invalid path specified in request URL".into(),
                 RequestError::PayloadTooLarge { .. } => "Request body is too large".into(),
                 RequestError::BodyTimeout { .. } => "The request body did not arrive in time".into(),
+                RequestError::ClientClosed => {
+                    "The client closed the connection; the call was cancelled".into()
+                }
                 // The JWT module's text for an empty token names the header.
                 RequestError::TokenArgument {
                     error: JwtError::Empty,
@@ -456,6 +476,7 @@ impl Error {
                 DbError::Raised(raised) => raised.message.clone(),
                 DbError::Connection(_) => "Database client error. Retrying the connection.".into(),
                 DbError::PoolTimeout => "Timed out acquiring connection from connection pool.".into(),
+                DbError::OutcomeUnknown(_) => "The connection to the database was lost after COMMIT was sent; the call may or may not have taken effect".into(),
             },
             Error::Response(e) => match e {
                 ResponseSettingsError::Headers => "response.headers guc must be a JSON array composed of objects with a single key and a string value".into(),
@@ -548,6 +569,9 @@ impl Error {
                 exposed.join(", ")
             )),
             Error::SchemaCache(SchemaCacheError::NoRpc { hint, .. }) => hint.clone(),
+            Error::Db(DbError::OutcomeUnknown(_)) => Some(
+                "Check whether the call took effect before repeating it; repeating a write that did take effect may do it twice".into(),
+            ),
             Error::SchemaCache(SchemaCacheError::AmbiguousRpc { .. }) => Some(
                 "Try renaming the parameters or the function itself in the database so function overloading can be resolved".into(),
             ),
@@ -854,6 +878,18 @@ mod tests {
             401
         );
         assert_eq!(sqlstate_status("22023", "other", true).as_u16(), 400);
+    }
+
+    #[test]
+    fn unknown_outcome_is_503_without_retry_after_and_a_hang_up_is_499() {
+        let e = Error::Db(DbError::OutcomeUnknown("connection closed".into()));
+        assert_eq!((e.status().as_u16(), e.code().as_str()), (503, "PGRST050"));
+        // Not an invitation to repeat a write that may have happened.
+        assert!(e.headers().is_empty());
+        assert!(e.hint().is_some());
+        let e = Error::Request(RequestError::ClientClosed);
+        assert_eq!((e.status().as_u16(), e.code().as_str()), (499, "PGRST157"));
+        assert!(!e.is_internal());
     }
 
     #[test]

@@ -10,7 +10,8 @@
 //! taken; a function's declared limits (`pipeline::admit`) are applied
 //! after plan, and a concurrency permit is taken before the connection. The
 //! database work runs on its own task so that a client hanging up cannot
-//! cancel a transaction half-way through its pipeline.
+//! cancel a transaction half-way through its pipeline; a hang-up seen on the
+//! socket cancels it explicitly instead (`http::disconnect`).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -22,9 +23,11 @@ use actix_web::{HttpRequest, HttpResponse};
 use deadpool_postgres::Pool;
 use futures_util::StreamExt;
 use tokio_postgres::types::{ToSql, Type};
+use tokio_util::sync::CancellationToken;
 
 use crate::db::schema_cache::Routine;
 use crate::error::{AuthError, Error, RequestError, SchemaCacheError};
+use crate::http::disconnect;
 use crate::http::state::{AppState, WorkerPool};
 use crate::jwt::{Jwt, JwtError};
 use crate::openapi;
@@ -386,15 +389,20 @@ async fn call(
         prepared: config.db.prepared_statements,
     };
     let pool = pool.clone();
-    // The permit moves into the task: it is released when the transaction
-    // is over, even when the client hung up meanwhile.
-    let outcome = actix_web::rt::spawn(async move {
-        let outcome = execute::run(&pool, &tx).await;
+    // The task ends by itself (a hang-up cannot drop it half-way); a hang-up
+    // seen on the socket asks it to cancel instead (http::disconnect). The
+    // permit moves into the task: it is released when the transaction is
+    // over, even when the client hung up meanwhile.
+    let cancel = CancellationToken::new();
+    let task_cancel = cancel.clone();
+    let task = actix_web::rt::spawn(async move {
+        let outcome = execute::run(&pool, &tx, &task_cancel).await;
         drop(permit);
         outcome
-    })
-    .await
-    .map_err(|e| Error::Internal(format!("request task failed: {e}")))??;
+    });
+    let outcome = disconnect::finish_or_cancel(req.conn_data::<disconnect::Peer>(), task, &cancel)
+        .await
+        .map_err(|e| Error::Internal(format!("request task failed: {e}")))??;
     trace.mark("transaction");
     let mut response = respond::respond(&plan, outcome, jwt.as_deref())?;
     if let Some(h) = rate_headers {

@@ -355,6 +355,8 @@ async fn run_http(
     let addr = format!("{}:{}", config.server.host, config.server.port);
     let data = state.clone();
     let server = HttpServer::new(move || http::app(data.clone()))
+        // Each connection's socket is watched for a hang-up (http::disconnect).
+        .on_connect(crate::http::disconnect::on_connect)
         .workers(config.server.workers)
         .shutdown_timeout(config.server.shutdown_timeout.as_secs())
         // Deadlines and caps for client connections (README, Operations). At the

@@ -12,13 +12,32 @@
 //! Singular responses cannot commit blindly: they check the row count first.
 //! The call binds the payload as `$1` (text) and the query string's values
 //! after it in text form with the type left to the server (`Untyped`).
+//!
+//! Cancellation (a client that hung up, `crate::http::disconnect`): the wait
+//! for a pooled connection ends at once; a transaction not yet sent is not
+//! sent; while the call has not returned, a PostgreSQL cancel request goes out
+//! on a connection of its own, the pipeline runs to its end (the statement
+//! fails with 57014, so `COMMIT` answers `ROLLBACK`) and only then is the
+//! connection returned — never with a cancel still in flight that could hit
+//! the next request on it. Once the call has returned, only `COMMIT` is left:
+//! it is let finish, and what it says is the outcome.
+//!
+//! Unknown outcomes: when the connection is lost after `COMMIT` was sent and
+//! before its answer, and no earlier statement was refused by the server, the
+//! transaction may have committed; that is `DbError::OutcomeUnknown` (503
+//! `PGRST050`), never a plain error ([`commit_failure`]).
 
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use actix_web::web::BytesMut;
 use deadpool_postgres::{Pool, PoolError};
 use futures_util::future::{Either, OptionFuture};
+use tokio_postgres::error::Severity;
 use tokio_postgres::types::{to_sql_checked, Format, IsNull, ToSql, Type};
+use tokio_postgres::NoTls;
+use tokio_util::sync::CancellationToken;
 
 use crate::db::schema_cache::RoleSettings;
 use crate::error::{DbError, Error, RequestError};
@@ -163,7 +182,65 @@ fn catalog_error(e: &tokio_postgres::Error, authenticated: bool) -> Error {
     }
 }
 
-/// Run the request's transaction.
+/// How long a cancelled pipeline may take to end before the cancel request
+/// is sent again: PostgreSQL ignores one that arrives between two statements.
+const CANCEL_RETRY: Duration = Duration::from_millis(200);
+
+/// What a `COMMIT` that did not succeed means: a refusal by the server (an
+/// ERROR, e.g. a deferred constraint) is a definite failure and rolled back;
+/// anything else — the connection closed, a FATAL such as 57P01 that can
+/// follow the `COMMIT`'s own answer — leaves the outcome unknown.
+pub fn commit_failure(e: &tokio_postgres::Error, authenticated: bool) -> Error {
+    match e.as_db_error() {
+        Some(db) if db.parsed_severity() == Some(Severity::Error) => {
+            Error::from_pg(e, authenticated)
+        }
+        _ => DbError::OutcomeUnknown(e.to_string()).into(),
+    }
+}
+
+/// Whether `e` means the connection is finished: no answer from the server,
+/// or a FATAL one (the backend exits after it).
+fn connection_gone(e: &tokio_postgres::Error) -> bool {
+    e.as_db_error().is_none_or(|db| {
+        matches!(
+            db.parsed_severity(),
+            Some(Severity::Fatal | Severity::Panic)
+        )
+    })
+}
+
+/// Drive `pipeline` to its end. When `cancel` fires while the call has not
+/// returned, send PostgreSQL a cancel request (again every [`CANCEL_RETRY`]
+/// while it still runs); each cancel request is awaited to its end, so none
+/// is in flight once the pipeline has ended and the connection goes back.
+async fn unless_cancelled<F: Future>(
+    pipeline: F,
+    client: &tokio_postgres::Client,
+    call_done: &AtomicBool,
+    cancel: &CancellationToken,
+) -> F::Output {
+    let mut pipeline = std::pin::pin!(pipeline);
+    tokio::select! {
+        biased;
+        out = &mut pipeline => return out,
+        () = cancel.cancelled() => {}
+    }
+    loop {
+        if call_done.load(Ordering::Acquire) {
+            // Only COMMIT is left (or, for a singular call, nothing sent yet).
+            return pipeline.await;
+        }
+        if let Err(e) = client.cancel_token().cancel_query(NoTls).await {
+            tracing::debug!(error = %e, "cancel request failed");
+        }
+        if let Ok(out) = tokio::time::timeout(CANCEL_RETRY, &mut pipeline).await {
+            return out;
+        }
+    }
+}
+
+/// Run the request's transaction; `cancel` fires when its client hung up.
 ///
 /// A write refused with 25006 in a transaction that was not READ ONLY, on a
 /// server that now says `transaction_read_only = on` (a primary demoted to a
@@ -171,18 +248,46 @@ fn catalog_error(e: &tokio_postgres::Error, authenticated: bool) -> Error {
 /// connection is discarded with the pool's other idle ones (they lead to the
 /// same server), and the transaction runs once more on a fresh connection,
 /// which `target_session_attrs=read-write` sends to the current primary.
-pub async fn run(pool: &Pool, tx: &TxRequest) -> Result<Outcome, Error> {
-    let client = pool.get().await.map_err(pool_error)?;
-    match attempt(&client, tx).await {
+pub async fn run(
+    pool: &Pool,
+    tx: &TxRequest,
+    cancel: &CancellationToken,
+) -> Result<Outcome, Error> {
+    let client = checkout(pool, cancel).await?;
+    let mut gone = false;
+    let result = attempt(&client, tx, cancel, &mut gone).await;
+    let retry = matches!(result, Err(Failure::ReadOnlyServer(_)));
+    if gone || retry {
+        // A FATAL or a lost connection ends this connection, and one to a
+        // server that turned read-only leads nowhere: keep it out of the pool.
+        drop(deadpool_postgres::Object::take(client));
+    }
+    match result {
         Ok(outcome) => Ok(outcome),
         Err(Failure::Error(e)) => Err(e),
         Err(Failure::ReadOnlyServer(e)) => {
             tracing::warn!(error = %e, "the database server became read-only; reconnecting and retrying the write once");
-            drop(deadpool_postgres::Object::take(client));
             pool.retain(|_, _| false);
-            let client = pool.get().await.map_err(pool_error)?;
-            attempt(&client, tx).await.map_err(Failure::into_error)
+            let client = checkout(pool, cancel).await?;
+            let mut gone = false;
+            let result = attempt(&client, tx, cancel, &mut gone).await;
+            if gone {
+                drop(deadpool_postgres::Object::take(client));
+            }
+            result.map_err(Failure::into_error)
         }
+    }
+}
+
+/// A pooled connection, unless the client hangs up first.
+async fn checkout(
+    pool: &Pool,
+    cancel: &CancellationToken,
+) -> Result<deadpool_postgres::Client, Error> {
+    tokio::select! {
+        biased;
+        got = pool.get() => got.map_err(pool_error),
+        () = cancel.cancelled() => Err(RequestError::ClientClosed.into()),
     }
 }
 
@@ -225,8 +330,14 @@ async fn server_read_only(client: &tokio_postgres::Client) -> bool {
     }
 }
 
-/// One try of the transaction on `client`.
-async fn attempt(client: &deadpool_postgres::Client, tx: &TxRequest) -> Result<Outcome, Failure> {
+/// One try of the transaction on `client`; `gone` is set when the
+/// connection is finished (a FATAL, or no answer) and must not go back.
+async fn attempt(
+    client: &deadpool_postgres::Client,
+    tx: &TxRequest,
+    cancel: &CancellationToken,
+    gone: &mut bool,
+) -> Result<Outcome, Failure> {
     let authed = tx.authenticated;
     // Prepared once per connection (deadpool's statement cache): parsing and
     // planning the same statements again on every request costs PostgreSQL
@@ -338,10 +449,42 @@ async fn attempt(client: &deadpool_postgres::Client, tx: &TxRequest) -> Result<O
         Some(stmt) => Either::Left(client.query(stmt, &bound)),
         None => Either::Right(client.query_typed(&tx.query.sql, &call_params)),
     };
+    // Set when the call's answer is in: from then on only COMMIT is left,
+    // and a hang-up no longer cancels.
+    let call_done = AtomicBool::new(false);
+    let call = async {
+        let r = call.await;
+        call_done.store(true, Ordering::Release);
+        r
+    };
     let commit = OptionFuture::from((!tx.singular).then(|| client.batch_execute("COMMIT")));
 
+    if cancel.is_cancelled() {
+        // Nothing of the transaction was sent.
+        return Err(Error::from(RequestError::ClientClosed).into());
+    }
+    if client.is_closed() {
+        // Known lost before anything was sent: a definite failure, not an
+        // unknown outcome.
+        return Err(Error::from(DbError::Connection("the connection closed".into())).into());
+    }
+    let pipeline = async { futures_util::join!(begin, setup, settings, pre, call, commit) };
     let (r_begin, r_setup, r_settings, r_pre, r_call, r_commit) =
-        futures_util::join!(begin, setup, settings, pre, call, commit);
+        unless_cancelled(pipeline, client, &call_done, cancel).await;
+    // A FATAL or a lost connection ends this connection: the caller keeps it
+    // out of the pool even before tokio-postgres has read the close, or the
+    // next request would take it and fail.
+    *gone = [
+        r_begin.as_ref().err(),
+        r_setup.as_ref().err(),
+        r_settings.as_ref().and_then(|r| r.as_ref().err()),
+        r_pre.as_ref().and_then(|r| r.as_ref().err()),
+        r_call.as_ref().err(),
+        r_commit.as_ref().and_then(|r| r.as_ref().err()),
+    ]
+    .into_iter()
+    .flatten()
+    .any(connection_gone);
 
     // The first failure in pipeline order is the cause; later ones are 25P02.
     let call_result = match (r_begin, r_setup, r_settings, r_pre) {
@@ -358,6 +501,17 @@ async fn attempt(client: &deadpool_postgres::Client, tx: &TxRequest) -> Result<O
                 // No COMMIT was pipelined: end the aborted transaction ourselves.
                 let _ = client.batch_execute("ROLLBACK").await;
             }
+            if e.code() == Some(&tokio_postgres::error::SqlState::QUERY_CANCELED)
+                && cancel.is_cancelled()
+            {
+                // Our own cancel request, not a statement_timeout.
+                return Err(Error::from(RequestError::ClientClosed).into());
+            }
+            if e.as_db_error().is_none() && !tx.singular {
+                // No answer to the call, COMMIT sent behind it: the server
+                // may have run both before the connection went.
+                return Err(commit_failure(&e, authed).into());
+            }
             let error = Error::from_pg(&e, authed);
             if !tx.read_only
                 && e.code() == Some(&tokio_postgres::error::SqlState::READ_ONLY_SQL_TRANSACTION)
@@ -369,7 +523,7 @@ async fn attempt(client: &deadpool_postgres::Client, tx: &TxRequest) -> Result<O
         }
     };
     if let Some(Err(e)) = r_commit {
-        return Err(Error::from_pg(&e, authed).into());
+        return Err(commit_failure(&e, authed).into());
     }
     let row = rows
         .first()
@@ -393,13 +547,10 @@ async fn attempt(client: &deadpool_postgres::Client, tx: &TxRequest) -> Result<O
         client
             .batch_execute("COMMIT")
             .await
-            .map_err(|e| Error::from_pg(&e, authed))?;
+            .map_err(|e| commit_failure(&e, authed))?;
     }
     Ok(outcome)
 }
-
-/// How long to wait between reconnection attempts of background connections.
-pub const RECONNECT_DELAY: Duration = Duration::from_millis(500);
 
 #[cfg(test)]
 mod tests {

@@ -49,3 +49,6 @@ mod pgbouncer;
 mod tls;
 // Limits and bounded memory (issue 11).
 mod limits;
+// Slow, vanished and failing (issue 12).
+mod disconnect;
+mod outcome_unknown;
