@@ -96,7 +96,7 @@ fn two_gateways_share_one_database() {
         "create function api.gw_whoami() returns text language sql stable as $$ select current_user::text $$;
          grant execute on function api.gw_whoami() to web_anon, app_user;
          create function api.gw_issue() returns auth.jwt_claims language sql stable as
-           $$ select row('app_user', 'gw-test', null, null, extract(epoch from now())::bigint + 600, null, null)::auth.jwt_claims $$;
+           $$ select json_populate_record(null::auth.jwt_claims, json_build_object('role', 'app_user', 'sub', 'gw-test', 'exp', extract(epoch from now())::bigint + 600)) $$;
          grant execute on function api.gw_issue() to web_anon;",
     );
     for gw in [&a, &b] {
