@@ -31,4 +31,11 @@ select format('bench%s', lpad(g::text, 4, '0')),
 from generate_series(1, 1000) g
 where not exists (select from auth.users u where u.username like 'bench%');
 
+-- Issue 11's one-username flood: a real account hashed at cost 10, whose
+-- password the flood never knows.
+insert into auth.users (username, email, password_hash, role)
+select 'floodvictim', 'floodvictim@example.com',
+       extensions.crypt('victim-password-0001', extensions.gen_salt('bf', 10)), 'app_user'
+where not exists (select from auth.users u where u.username = 'floodvictim');
+
 analyze auth.users;

@@ -213,3 +213,61 @@ run_pgbench() {
   [[ -n "$logprefix" ]] && args+=(-l --sampling-rate "$PGB_SAMPLING" --log-prefix "$logprefix")
   pgbench "${args[@]}" "${PGB_DEFS[@]}" pgrpc >"$out" 2>&1 || true
 }
+
+# --- PgBouncer (issue 13): a second gateway, external mode, its request pool
+# through the distribution's PgBouncer in transaction mode in front of the
+# embedded cluster's socket; same key, so the same token works. ---
+PGB_BIN=/usr/sbin/pgbouncer
+PGB_PID="" PGB_GW_PID=""
+
+start_pgbouncer_pair() {  # sets PGB_GW_PORT, PGB_GW_PID; needs the embedded gateway up
+  local dir="$DATA/pgbouncer" i sock
+  PGB_LISTEN=$((PORT + 4)) PGB_GW_PORT=$((PORT + 2))
+  sock=$(socket_dir)
+  mkdir -p "$dir" && chmod 755 "$dir"
+  printf '"authenticator" ""\n' >"$dir/userlist.txt"
+  cat >"$dir/pgbouncer.ini" <<INI
+[databases]
+pgrpc = host=$sock port=5432
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = $PGB_LISTEN
+unix_socket_dir =
+auth_type = trust
+auth_file = $dir/userlist.txt
+pool_mode = transaction
+default_pool_size = 20
+max_client_conn = 1000
+INI
+  chmod 644 "$dir"/*
+  if [[ $(id -u) == 0 ]]; then
+    runuser -u postgres -- "$PGB_BIN" "$dir/pgbouncer.ini" >>"$TMP/pgbouncer.log.tmp" 2>&1 &
+  else
+    "$PGB_BIN" "$dir/pgbouncer.ini" >>"$TMP/pgbouncer.log.tmp" 2>&1 &
+  fi
+  PGB_PID=$!
+  (gw_exports && unset PGRPC_DB_DATA_DIR && PGRPC_SERVER_PORT=$PGB_GW_PORT PGRPC_ADMIN_PORT=$((PORT + 3)) \
+    PGRPC_DB_URI="postgres://authenticator@127.0.0.1:$PGB_LISTEN/pgrpc?sslmode=disable" \
+    PGRPC_DB_LISTEN_URI="host=$sock port=5432 user=authenticator dbname=pgrpc" \
+    PGRPC_DB_PREPARED_STATEMENTS=false PGRPC_JWT_SECRET_FILE="$DATA/pg/pgrpc_jwt_secret" \
+    exec "$BIN") >>"$TMP/gateway-pgbouncer.log.tmp" 2>&1 &
+  PGB_GW_PID=$!
+  for ((i = 0; i < 3000; i++)); do
+    curl -sf -o /dev/null --max-time 1 "http://127.0.0.1:$((PORT + 3))/ready" && return 0
+    kill -0 "$PGB_GW_PID" 2>/dev/null || die "the PgBouncer gateway exited (see $TMP/gateway-pgbouncer.log.tmp)"
+    sleep 0.01
+  done
+  die "the PgBouncer gateway was not ready after 30 s (see $TMP/gateway-pgbouncer.log.tmp)"
+}
+
+stop_pgbouncer_pair() {
+  local pid
+  for pid in "$PGB_GW_PID" "$PGB_PID"; do
+    [[ -n "$pid" ]] || continue
+    kill -TERM "$pid" 2>/dev/null || true
+    # Its status is the signal's (143): not a failure of ours under set -e.
+    wait "$pid" 2>/dev/null || true
+  done
+  PGB_GW_PID="" PGB_PID=""
+  return 0
+}

@@ -44,6 +44,9 @@ pub enum Error {
     /// The function's response settings are unusable.
     #[error(transparent)]
     Response(#[from] ResponseSettingsError),
+    /// A declared limit refused the call (`pipeline::admit`).
+    #[error(transparent)]
+    Admit(#[from] AdmitError),
     /// A bug or an environment failure; logged in full, answered generically.
     #[error("internal error: {0}")]
     Internal(String),
@@ -113,6 +116,18 @@ pub enum RequestError {
         /// The limit.
         limit: usize,
     },
+    /// PGRST154: the body did not arrive in full within `server.body_timeout`
+    /// (our own; PostgREST has no body deadline).
+    #[error("request body timed out")]
+    BodyTimeout {
+        /// The deadline.
+        timeout: std::time::Duration,
+    },
+    /// PGRST157: the client hung up before its call ended; the call was
+    /// cancelled and rolled back (our own). Nobody reads the answer: the
+    /// status (nginx's 499) is for the log line and the metrics.
+    #[error("client closed the connection")]
+    ClientClosed,
     /// A token given as a claims-type argument was refused: bad input, so 400
     /// (not 401: the caller's own identity is not in question). Keeps the JWT code.
     #[error("invalid token argument {param}: {error}")]
@@ -162,6 +177,13 @@ pub enum AuthError {
     /// PGRST300: tokens are configured out (no key).
     #[error("server lacks a JWT key")]
     SecretMissing,
+    /// PGRST350 (our own): a write authenticated by the token cookie comes
+    /// from an origin that is not allowed (CSRF protection), 403.
+    #[error("cross-site request refused")]
+    CrossSite {
+        /// Which header named which origin, and the rule it broke.
+        details: String,
+    },
 }
 
 /// Database errors.
@@ -191,6 +213,41 @@ pub enum DbError {
     /// PGRST003: no pooled connection within `db.pool_timeout`.
     #[error("timed out acquiring a connection from the pool")]
     PoolTimeout,
+    /// PGRST050: the connection was lost after COMMIT was sent and before
+    /// its answer arrived, so the transaction may or may not have committed
+    /// (our own). Never answered as a plain error: a client must not take a
+    /// write that may have happened for one that failed.
+    #[error("outcome unknown: the connection was lost after COMMIT was sent: {0}")]
+    OutcomeUnknown(String),
+}
+
+/// Admission errors: a limit the function declares (`pgrpc.*` settings)
+/// refused the call before any database work.
+#[derive(Debug, thiserror::Error)]
+pub enum AdmitError {
+    /// PGRST060 (our own): `pgrpc.max_concurrency` calls are running and the
+    /// wait queue is full, or the call waited `pgrpc.max_wait` in vain.
+    #[error("function busy")]
+    Busy {
+        /// `schema.name`.
+        function: String,
+        /// The queue was full (else: the wait ran out).
+        queue_full: bool,
+        /// `Retry-After`, seconds.
+        retry_after: u64,
+    },
+    /// PGRST160 (our own): `pgrpc.rate_limit` for this client address is used up.
+    #[error("rate limited")]
+    RateLimited {
+        /// `schema.name`.
+        function: String,
+        /// `Retry-After`, seconds.
+        retry_after: u64,
+        /// `RateLimit-Policy` (draft-ietf-httpapi-ratelimit-headers).
+        policy: String,
+        /// `RateLimit`.
+        state: String,
+    },
 }
 
 /// Response-settings errors.
@@ -202,6 +259,13 @@ pub enum ResponseSettingsError {
     /// PGRST112: `response.status` is not a status code.
     #[error("invalid response.status")]
     Status,
+    /// PGRST111 too: a `Set-Cookie` holds the `{token}` placeholder but the
+    /// result has no token, or several.
+    #[error("response.headers {{token}} without exactly one token")]
+    TokenCookie {
+        /// Tokens in the result.
+        tokens: usize,
+    },
     /// PGRST151: `response.error` is not a JSON object with `code` and `message` (our own).
     #[error("invalid response.error")]
     ErrorSetting,
@@ -269,6 +333,10 @@ impl Error {
                 | RequestError::Singularity { .. } => StatusCode::NOT_ACCEPTABLE,
                 RequestError::InvalidPath => StatusCode::NOT_FOUND,
                 RequestError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+                RequestError::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
+                RequestError::ClientClosed => {
+                    StatusCode::from_u16(499).unwrap_or(StatusCode::BAD_REQUEST)
+                }
             },
             Error::SchemaCache(e) => match e {
                 SchemaCacheError::NotLoaded => StatusCode::SERVICE_UNAVAILABLE,
@@ -276,6 +344,7 @@ impl Error {
                 SchemaCacheError::AmbiguousRpc { .. } => StatusCode::MULTIPLE_CHOICES,
             },
             Error::Auth(AuthError::SecretMissing) => StatusCode::INTERNAL_SERVER_ERROR,
+            Error::Auth(AuthError::CrossSite { .. }) => StatusCode::FORBIDDEN,
             Error::Auth(AuthError::Invalid(j)) if j.is_server_error() => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
@@ -290,7 +359,10 @@ impl Error {
                 DbError::Raised(raised) => raised.status,
                 DbError::Connection(_) => StatusCode::SERVICE_UNAVAILABLE,
                 DbError::PoolTimeout => StatusCode::GATEWAY_TIMEOUT,
+                DbError::OutcomeUnknown(_) => StatusCode::SERVICE_UNAVAILABLE,
             },
+            Error::Admit(AdmitError::Busy { .. }) => StatusCode::SERVICE_UNAVAILABLE,
+            Error::Admit(AdmitError::RateLimited { .. }) => StatusCode::TOO_MANY_REQUESTS,
             Error::Response(_) | Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -308,6 +380,8 @@ impl Error {
                 RequestError::Singularity { .. } => "PGRST116",
                 RequestError::InvalidPath => "PGRST125",
                 RequestError::PayloadTooLarge { .. } => "PGRST150",
+                RequestError::BodyTimeout { .. } => "PGRST154",
+                RequestError::ClientClosed => "PGRST157",
                 RequestError::TokenArgument { error, .. } => error.code(),
             },
             Error::SchemaCache(e) => match e {
@@ -319,19 +393,25 @@ impl Error {
                 AuthError::Invalid(j) => j.code(),
                 AuthError::TokenRequired => "PGRST302",
                 AuthError::SecretMissing => "PGRST300",
+                AuthError::CrossSite { .. } => "PGRST350",
             },
             Error::Db(e) => match e {
                 DbError::Server { code, .. } => return code.clone(),
                 DbError::Raised(raised) => return raised.code.clone(),
                 DbError::Connection(_) => "PGRST001",
                 DbError::PoolTimeout => "PGRST003",
+                DbError::OutcomeUnknown(_) => "PGRST050",
             },
             Error::Response(e) => match e {
-                ResponseSettingsError::Headers => "PGRST111",
+                ResponseSettingsError::Headers | ResponseSettingsError::TokenCookie { .. } => {
+                    "PGRST111"
+                }
                 ResponseSettingsError::Status => "PGRST112",
                 ResponseSettingsError::ErrorSetting => "PGRST151",
                 ResponseSettingsError::RaiseParse { .. } => "PGRST121",
             },
+            Error::Admit(AdmitError::Busy { .. }) => "PGRST060",
+            Error::Admit(AdmitError::RateLimited { .. }) => "PGRST160",
             Error::Internal(_) => "PGRSTX00",
         };
         code.to_string()
@@ -354,6 +434,10 @@ impl Error {
                 RequestError::Singularity { .. } => "Cannot coerce the result to a single JSON object".into(),
                 RequestError::InvalidPath => "Invalid path specified in request URL".into(),
                 RequestError::PayloadTooLarge { .. } => "Request body is too large".into(),
+                RequestError::BodyTimeout { .. } => "The request body did not arrive in time".into(),
+                RequestError::ClientClosed => {
+                    "The client closed the connection; the call was cancelled".into()
+                }
                 // The JWT module's text for an empty token names the header.
                 RequestError::TokenArgument {
                     error: JwtError::Empty,
@@ -384,19 +468,31 @@ impl Error {
                 AuthError::Invalid(j) => j.message(),
                 AuthError::TokenRequired => "Anonymous access is disabled".into(),
                 AuthError::SecretMissing => "Server lacks JWT secret".into(),
+                AuthError::CrossSite { .. } => "Cross-site request refused".into(),
             },
             Error::Db(e) => match e {
+                DbError::Server { .. } if self.hides_server_text() => "Internal server error".into(),
                 DbError::Server { message, .. } => message.clone(),
                 DbError::Raised(raised) => raised.message.clone(),
                 DbError::Connection(_) => "Database client error. Retrying the connection.".into(),
                 DbError::PoolTimeout => "Timed out acquiring connection from connection pool.".into(),
+                DbError::OutcomeUnknown(_) => "The connection to the database was lost after COMMIT was sent; the call may or may not have taken effect".into(),
             },
             Error::Response(e) => match e {
                 ResponseSettingsError::Headers => "response.headers guc must be a JSON array composed of objects with a single key and a string value".into(),
                 ResponseSettingsError::Status => "response.status guc must be a valid status code".into(),
+                ResponseSettingsError::TokenCookie { .. } => "response.headers: a Set-Cookie with {token} needs exactly one token in the result".into(),
                 ResponseSettingsError::ErrorSetting => "response.error guc must be a JSON object with string keys 'code' and 'message' and optional 'details' and 'hint'".into(),
                 ResponseSettingsError::RaiseParse { .. } => {
                     "Could not parse JSON in the \"RAISE SQLSTATE 'PGRST'\" error".into()
+                }
+            },
+            Error::Admit(e) => match e {
+                AdmitError::Busy { function, .. } => {
+                    format!("Too many calls of {function} at once. Retry later.")
+                }
+                AdmitError::RateLimited { function, .. } => {
+                    format!("Too many calls of {function} from this address. Retry later.")
                 }
             },
             Error::Internal(_) => "Internal server error".into(),
@@ -417,10 +513,16 @@ impl Error {
                 RequestError::PayloadTooLarge { limit } => Some(format!(
                     "The limit is {limit} bytes (server.max_body_bytes)"
                 )),
-                RequestError::TokenArgument { param, error } => Some(match error.details() {
-                    Some(d) => format!("The token given for parameter '{param}' was refused: {d}"),
-                    None => format!("The token given for parameter '{param}' was refused"),
-                }),
+                RequestError::BodyTimeout { timeout } => Some(format!(
+                    "The whole body must arrive within {} s (server.body_timeout)",
+                    timeout.as_secs()
+                )),
+                // Unlike the Authorization header's PostgREST body, a token
+                // parameter says which check failed (issue 15).
+                RequestError::TokenArgument { param, error } => Some(format!(
+                    "The token given for parameter '{param}' was refused: {}",
+                    error.reason()
+                )),
                 _ => None,
             },
             Error::SchemaCache(SchemaCacheError::NoRpc {
@@ -436,11 +538,24 @@ impl Error {
                 ))
             }
             Error::Auth(AuthError::Invalid(j)) => j.details(),
+            Error::Auth(AuthError::CrossSite { details }) => Some(details.clone()),
+            Error::Db(DbError::Server { .. }) if self.hides_server_text() => None,
             Error::Db(DbError::Server { detail, .. }) => detail.clone(),
             Error::Db(DbError::Raised(raised)) => raised.details.clone(),
             Error::Response(ResponseSettingsError::RaiseParse { details, .. }) => {
                 Some(details.clone())
             }
+            Error::Response(ResponseSettingsError::TokenCookie { tokens }) => Some(format!(
+                "The result holds {tokens} values of the claims type"
+            )),
+            Error::Admit(AdmitError::Busy { queue_full, .. }) => Some(if *queue_full {
+                "Every slot is taken and the wait queue is full (pgrpc.max_concurrency, pgrpc.max_queue)".into()
+            } else {
+                "No slot came free within the function's pgrpc.max_wait".into()
+            }),
+            Error::Admit(AdmitError::RateLimited { retry_after, .. }) => Some(format!(
+                "The function's pgrpc.rate_limit is used up; the next call is allowed in {retry_after} s"
+            )),
             _ => None,
         };
         text.map(Value::String)
@@ -454,12 +569,19 @@ impl Error {
                 exposed.join(", ")
             )),
             Error::SchemaCache(SchemaCacheError::NoRpc { hint, .. }) => hint.clone(),
+            Error::Db(DbError::OutcomeUnknown(_)) => Some(
+                "Check whether the call took effect before repeating it; repeating a write that did take effect may do it twice".into(),
+            ),
             Error::SchemaCache(SchemaCacheError::AmbiguousRpc { .. }) => Some(
                 "Try renaming the parameters or the function itself in the database so function overloading can be resolved".into(),
             ),
+            Error::Db(DbError::Server { .. }) if self.hides_server_text() => None,
             Error::Db(DbError::Server { hint, .. }) => hint.clone(),
             Error::Db(DbError::Raised(raised)) => raised.hint.clone(),
             Error::Response(ResponseSettingsError::RaiseParse { hint, .. }) => Some(hint.to_string()),
+            Error::Auth(AuthError::CrossSite { .. }) => Some(
+                "Call from an origin listed in server.cors_allowed_origins, or send the token in the Authorization header".into(),
+            ),
             _ => None,
         };
         text.map(Value::String)
@@ -490,6 +612,22 @@ impl Error {
             Error::Auth(AuthError::TokenRequired) => {
                 out.push((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
             }
+            Error::Admit(AdmitError::Busy { retry_after, .. }) => {
+                out.push((header::RETRY_AFTER, HeaderValue::from(*retry_after)));
+            }
+            Error::Admit(AdmitError::RateLimited {
+                retry_after,
+                policy,
+                state,
+                ..
+            }) => {
+                out.push((header::RETRY_AFTER, HeaderValue::from(*retry_after)));
+                for (name, value) in [("ratelimit-policy", policy), ("ratelimit", state)] {
+                    if let Ok(v) = HeaderValue::from_str(value) {
+                        out.push((HeaderName::from_static(name), v));
+                    }
+                }
+            }
             Error::Db(DbError::Raised(raised)) => out.extend(raised.headers.iter().cloned()),
             Error::Db(DbError::Server { code, .. })
                 if code.starts_with("08") || code == "57P01" =>
@@ -509,9 +647,24 @@ impl Error {
         out
     }
 
+    /// A database error answered 500 that no function chose (not `PTnnn`):
+    /// something broke on the server's side (an internal error, a PL/pgSQL
+    /// bug, a resource limit), and its texts may name tables, functions or
+    /// values the client must not see. The client gets the SQLSTATE (so it
+    /// can tell, say, 40001 from XX000) with a generic message; the log gets
+    /// the texts. PostgREST passes them through; see the README's
+    /// "Coming from PostgREST".
+    fn hides_server_text(&self) -> bool {
+        matches!(self, Error::Db(DbError::Server { code, .. }) if !code.starts_with("PT"))
+            && self.status() == StatusCode::INTERNAL_SERVER_ERROR
+    }
+
     /// Whether this is the client's doing (logged at debug) rather than ours (logged in full).
     pub fn is_internal(&self) -> bool {
-        matches!(self, Error::Internal(_)) || self.status().is_server_error()
+        // A busy function is a refusal by design, not a failure: under a
+        // flood, one error log line per refused call would be a flood too.
+        matches!(self, Error::Internal(_))
+            || (self.status().is_server_error() && !matches!(self, Error::Admit(_)))
     }
 }
 
@@ -680,6 +833,11 @@ impl ResponseError for Error {
         for (name, value) in self.headers() {
             res.append_header((name, value));
         }
+        if matches!(self, Error::Request(RequestError::BodyTimeout { .. })) {
+            // The rest of the body may still be on its way: the connection
+            // cannot carry another request (RFC 9110 §15.5.9).
+            res.force_close();
+        }
         res.body(serde_json::to_string(&body).unwrap_or_else(|_| {
             r#"{"code":"PGRSTX00","message":"Internal server error","details":null,"hint":null}"#.into()
         }))
@@ -723,6 +881,18 @@ mod tests {
     }
 
     #[test]
+    fn unknown_outcome_is_503_without_retry_after_and_a_hang_up_is_499() {
+        let e = Error::Db(DbError::OutcomeUnknown("connection closed".into()));
+        assert_eq!((e.status().as_u16(), e.code().as_str()), (503, "PGRST050"));
+        // Not an invitation to repeat a write that may have happened.
+        assert!(e.headers().is_empty());
+        assert!(e.hint().is_some());
+        let e = Error::Request(RequestError::ClientClosed);
+        assert_eq!((e.status().as_u16(), e.code().as_str()), (499, "PGRST157"));
+        assert!(!e.is_internal());
+    }
+
+    #[test]
     fn raise_pgrst_controls_status_body_and_headers() {
         let e = Error::server(
             "PGRST",
@@ -743,5 +913,38 @@ mod tests {
         let bad = Error::server("PGRST", "not json", None, None, false);
         assert_eq!(bad.status().as_u16(), 500);
         assert_eq!(bad.code(), "PGRST121");
+    }
+
+    #[test]
+    fn server_side_500s_keep_their_code_but_not_their_texts() {
+        let e = Error::server(
+            "P0002",
+            "query returned no rows",
+            Some("in function secret.f()"),
+            Some("look at table x"),
+            true,
+        );
+        assert_eq!((e.status().as_u16(), e.code().as_str()), (500, "P0002"));
+        assert_eq!(e.message(), "Internal server error");
+        assert_eq!((e.details(), e.hint()), (None, None));
+        // What a function chose, and what the client caused, stay as raised.
+        let chosen = Error::server("PT500", "maintenance", Some("back at 5"), None, true);
+        assert_eq!(chosen.message(), "maintenance");
+        let client = Error::server("22012", "division by zero", None, None, true);
+        assert_eq!(
+            (client.status().as_u16(), client.message().as_str()),
+            (400, "division by zero")
+        );
+        let timeout = Error::server(
+            "57014",
+            "canceling statement due to statement timeout",
+            None,
+            None,
+            true,
+        );
+        assert_eq!(
+            timeout.message(),
+            "canceling statement due to statement timeout"
+        );
     }
 }

@@ -22,7 +22,8 @@ begin
     -- The failure is recorded and the 401/429 response set; do not raise.
     return;
   end if;
-  access_token := auth.issue_claims(v_user, (auth.current_settings()).access_token_lifetime, null);
+  access_token := auth.issue_claims(v_user, (auth.current_settings()).access_token_lifetime,
+                                     auth.start_session(v_user));
   expires_in := auth.iso_utc(access_token.exp);
   "user" := v_user.username;
 end

@@ -19,8 +19,10 @@ begin
     raise sqlstate 'PT404' using message = 'no profile for this token',
       hint = 'The token''s user no longer exists, or the token names no user (sub)';
   end if;
+  -- First the user, then the session, as everywhere.
+  perform auth.check_session();
 end
 $$;
-comment on function api.me() is 'The caller''s profile {id, username, email, role, created_at}; 401 anonymous, 404 no such user.';
+comment on function api.me() is 'The caller''s profile {id, username, email, role, created_at}; 401 anonymous or session ended, 404 no such user.';
 revoke all on function api.me() from public;
 grant execute on function api.me() to app_user, app_admin;

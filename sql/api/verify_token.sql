@@ -16,11 +16,14 @@ begin
     raise sqlstate 'PT422' using message = 'token is required';
   end if;
   v_user := auth.token_user((verify_token.token).sub, 'PT400');
+  -- A token of an ended session is no longer valid. (A token retired by a
+  -- refresh still is, until it expires: it can only not refresh again.)
+  perform auth.live_session((verify_token.token).sid, (verify_token.token).sub, 'PT400');
   return row(verify_token.token, auth.iso_utc((verify_token.token).exp), auth.user_json(v_user));
 end
 $$;
 comment on function api.verify_token(auth.jwt_claims) is
-  'The token itself if it is valid and its user exists and is enabled, with expires_in and user. 400 saying why otherwise.';
+  'The token itself if it is valid, its user exists and is enabled and its session has not ended, with expires_in and user. 400 saying why otherwise.';
 alter function api.verify_token(auth.jwt_claims) owner to auth_owner;
 revoke all on function api.verify_token(auth.jwt_claims) from public;
 grant execute on function api.verify_token(auth.jwt_claims) to web_anon, app_user, app_admin;

@@ -1,6 +1,6 @@
 -- Failing without RAISE: for a function that must commit what it recorded
 -- (a failed login) and still answer with an error.
-create or replace function auth.respond_error(
+create function auth.respond_error(
   p_status int,
   p_code text,
   p_message text,

@@ -1,15 +1,58 @@
 -- Username + password → the user, with brute-force protection. Shared by
--- identify and access_token.
+-- identify, access_token and change_password.
+--
+-- The policy (OWASP Authentication Cheat Sheet, "Account Lockout"): failures
+-- lock a username per client address, so an attacker who fails from one
+-- address does not lock the owner out from another; a ceiling per account
+-- across all addresses bounds guessing spread over many addresses.
 
-create or replace function auth.login(p_username text, p_password text) returns auth.users
+create function auth.client_source() returns text
+language plpgsql stable
+as $$
+declare
+  v_text text := nullif(btrim(current_setting('request.client_ip', true)), '');
+  v_ip inet;
+begin
+  -- The gateway sets request.client_ip (its peer, or the client a trusted
+  -- proxy names). Without it every attempt is the one source 'unknown', which
+  -- is the old per-username lock.
+  if v_text is null or length(v_text) > 64 then
+    return 'unknown';
+  end if;
+  begin
+    v_ip := v_text::inet;
+  exception when invalid_text_representation then
+    return 'unknown';
+  end;
+  -- An IPv4-mapped IPv6 address (::ffff:203.0.113.7) is that IPv4 address.
+  if family(v_ip) = 6 and v_ip << inet '::ffff:0.0.0.0/96' then
+    v_ip := regexp_replace(host(v_ip), '^::ffff:', '', 'i')::inet;
+  end if;
+  if family(v_ip) = 4 then
+    return host(v_ip);
+  end if;
+  -- One IPv6 host usually holds a whole /64 and can pick any address in it:
+  -- counting per address would give it 2^64 fresh sources.
+  return network(set_masklen(v_ip, 64))::text;
+end
+$$;
+comment on function auth.client_source() is
+  'The client address of the request (request.client_ip) as a lock-out source: IPv4 as is, IPv6 as its /64, ''unknown'' when missing or malformed.';
+alter function auth.client_source() owner to auth_owner;
+revoke all on function auth.client_source() from public;
+
+create function auth.login(p_username text, p_password text) returns auth.users
 language plpgsql volatile
 as $$
 declare
   v_settings auth.settings := auth.current_settings();
   v_key text;
+  v_source text := auth.client_source();
   v_failure auth.login_failures;
+  v_account auth.user_login_failures;
   v_user auth.users;
   v_ok boolean;
+  v_locked_until timestamptz;
   v_retry_after bigint;
   v_failures int;
 begin
@@ -17,20 +60,33 @@ begin
   perform auth.required(p_password, 'password');
   v_key := lower(p_username);
 
-  -- One attempt at a time per username, so that parallel guesses cannot all
-  -- read "not locked" before any of them is counted.
+  -- One attempt at a time per username (from any address), so that parallel
+  -- guesses cannot all read "not locked" before any of them is counted, for
+  -- the address's count and the account's alike.
   perform pg_advisory_xact_lock(hashtextextended('auth.login:' || v_key, 0));
 
-  select * into v_failure from auth.login_failures f where f.username = v_key;
-  if v_failure.locked_until > now() then
-    v_retry_after := greatest(1, ceil(extract(epoch from v_failure.locked_until - now())));
+  select * into v_failure from auth.login_failures f
+   where f.username = v_key and f.source = v_source;
+  select * into v_user from auth.users u where lower(u.username) = v_key;
+  if v_user.id is not null then
+    select * into v_account from auth.user_login_failures a where a.user_id = v_user.id;
+  end if;
+
+  -- Locked for this address (whether or not the account exists: the answer
+  -- must not tell), or the account is locked for every address.
+  v_locked_until := greatest(
+    case when v_failure.locked_until > now() then v_failure.locked_until end,
+    case when v_account.failures >= v_settings.max_failed_logins_per_user
+          and v_account.window_started_at + v_settings.failure_window_per_user > now()
+      then v_account.window_started_at + v_settings.failure_window_per_user end);
+  if v_locked_until is not null then
+    v_retry_after := greatest(1, ceil(extract(epoch from v_locked_until - now())));
     perform auth.respond_error(429, 'PT429', 'too many failed logins, try again later',
       format('locked for %s more seconds', v_retry_after),
       json_build_array(json_build_object('Retry-After', v_retry_after::text)));
     return null;
   end if;
 
-  select * into v_user from auth.users u where lower(u.username) = v_key;
   if v_user.id is null then
     -- Hash anyway so that an unknown username takes as long as a wrong password.
     perform extensions.crypt(p_password, extensions.gen_salt('bf', v_settings.bcrypt_cost));
@@ -44,14 +100,17 @@ begin
   end if;
 
   if v_ok then
-    delete from auth.login_failures f where f.username = v_key;
+    -- A success clears this address's count only. The account's count stays:
+    -- an attacker would profit from every sign-in of the owner.
+    delete from auth.login_failures f where f.username = v_key and f.source = v_source;
     return v_user;
   end if;
 
-  -- Count the failure. A username no account can have is not recorded (it can
-  -- never be locked usefully and would only fill the table); its answer is the
-  -- same 401. Failures are consecutive while each comes within
-  -- lockout_duration of the previous one and no lock has run out since.
+  -- Count the failure for this address. A username no account can have is
+  -- not recorded (it can never be locked usefully and would only fill the
+  -- table); its answer is the same 401. Failures are consecutive while each
+  -- comes within lockout_duration of the previous one and no lock has run
+  -- out since.
   if v_key ~ '^[a-z0-9_.-]{3,32}$' then
     v_failures := case
       when v_failure.username is null
@@ -59,30 +118,62 @@ begin
         or v_failure.last_failed_at < now() - v_settings.lockout_duration then 1
       else v_failure.failures + 1
     end;
-    insert into auth.login_failures as f (username, failures, last_failed_at, locked_until)
-    values (v_key, v_failures, now(),
-            case when v_failures >= v_settings.max_failed_logins then now() + v_settings.lockout_duration end)
-    on conflict (username) do update
-      set failures = excluded.failures,
-          last_failed_at = excluded.last_failed_at,
-          locked_until = excluded.locked_until;
-    -- Rows whose failures no longer count (the last one is older than
-    -- lockout_duration, and any lock has run out) mean the same as no row:
-    -- drop a few each time, so names tried once do not pile up. SKIP LOCKED:
-    -- never wait for (or deadlock with) a login in progress.
-    delete from auth.login_failures f
-     where f.username in (
-       select d.username from auth.login_failures d
-        where d.last_failed_at < now() - v_settings.lockout_duration
-          and (d.locked_until is null or d.locked_until <= now())
-        limit 100
-        for update skip locked);
+    -- Random usernames from random addresses must not grow the table without
+    -- bound: a pair not yet tracked is recorded only while the table has room.
+    -- Known and unknown usernames alike, so being full tells nothing either.
+    -- The account ceiling below still counts every failure of a real account.
+    if v_failure.username is not null
+      or (select count(*) from (select from auth.login_failures limit v_settings.max_login_failure_rows) t)
+         < v_settings.max_login_failure_rows
+    then
+      insert into auth.login_failures as f (username, source, failures, last_failed_at, locked_until)
+      values (v_key, v_source, v_failures, now(),
+              case when v_failures >= v_settings.max_failed_logins then now() + v_settings.lockout_duration end)
+      on conflict (username, source) do update
+        set failures = excluded.failures,
+            last_failed_at = excluded.last_failed_at,
+            locked_until = excluded.locked_until;
+    end if;
   end if;
+
+  -- Count it for the account across addresses, in fixed windows of
+  -- failure_window_per_user. Not reset by a success.
+  if v_user.id is not null then
+    insert into auth.user_login_failures as a (user_id, window_started_at, failures)
+    values (v_user.id, now(), 1)
+    on conflict (user_id) do update
+      set window_started_at = case
+            when a.window_started_at + v_settings.failure_window_per_user <= now() then now()
+            else a.window_started_at end,
+          failures = case
+            when a.window_started_at + v_settings.failure_window_per_user <= now() then 1
+            else a.failures + 1 end;
+  end if;
+
+  -- Rows whose failures no longer count (the last one is older than
+  -- lockout_duration and any lock has run out; a window that has ended) mean
+  -- the same as no row: drop a few each time, so that what was tried once
+  -- does not pile up. SKIP LOCKED: never wait for (or deadlock with) a login
+  -- in progress.
+  delete from auth.login_failures f
+   where (f.username, f.source) in (
+     select d.username, d.source from auth.login_failures d
+      where d.last_failed_at < now() - v_settings.lockout_duration
+        and (d.locked_until is null or d.locked_until <= now())
+      limit 100
+      for update skip locked);
+  delete from auth.user_login_failures a
+   where a.user_id in (
+     select d.user_id from auth.user_login_failures d
+      where d.window_started_at + v_settings.failure_window_per_user <= now()
+      limit 100
+      for update skip locked);
+
   perform auth.respond_error(401, 'PT401', 'invalid username or password');
   return null;
 end
 $$;
 comment on function auth.login(text, text) is
-  'The user if the password is right, the account enabled and the username not locked; else null after recording the failure and setting a 401 (or 429 + Retry-After) response. Never raises for a failed login, so the failure is committed.';
+  'The user if the password is right, the account enabled and neither the username locked for this client address nor the account over its ceiling; else null after recording the failure and setting a 401 (or 429 + Retry-After) response. Never raises for a failed login, so the failure is committed.';
 alter function auth.login(text, text) owner to auth_owner;
 revoke all on function auth.login(text, text) from public;

@@ -1,41 +1,45 @@
 -- Building claims (the gateway signs them) and checking the user behind a token.
 
-create or replace function auth.iso_utc(p_epoch bigint) returns text
-language sql immutable
+create function auth.iso_utc(p_epoch bigint) returns text
+language sql stable
 as $$
-  -- "2015-04-29T13:29:25.000Z", the seed's expires_in format. Formatting a
-  -- timestamp without time zone with fixed fields involves no setting.
+  -- "2015-04-29T13:29:25.000Z", the seed's expires_in format. STABLE, not
+  -- IMMUTABLE: to_char is STABLE (some of its patterns read the locale), even
+  -- though these fixed fields of a timestamp without time zone read none.
   select to_char(timestamp 'epoch' + p_epoch * interval '1 second', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')
 $$;
 comment on function auth.iso_utc(bigint) is 'Unix seconds as an ISO 8601 UTC timestamp with milliseconds and Z.';
 alter function auth.iso_utc(bigint) owner to auth_owner;
 revoke all on function auth.iso_utc(bigint) from public;
 
-create or replace function auth.issue_claims(p_user auth.users, p_lifetime interval, p_orig_iat bigint)
+create function auth.issue_claims(p_user auth.users, p_lifetime interval, p_session auth.sessions)
 returns auth.jwt_claims
-language sql volatile
+language plpgsql volatile
 as $$
-  -- A new session when p_orig_iat is null, else a continuation of that one.
-  -- No token outlives orig_iat + refresh_limit. jti is fresh each time.
-  select row(
-    p_user.role,
-    p_user.id::text,
-    p_user.username,
-    t.now,
-    least(t.now + extract(epoch from p_lifetime)::bigint,
-          coalesce(p_orig_iat, t.now) + extract(epoch from s.refresh_limit)::bigint),
-    coalesce(p_orig_iat, t.now),
-    gen_random_uuid()
-  )::auth.jwt_claims
-  from (select floor(extract(epoch from now()))::bigint as now) t,
-       auth.current_settings() s
+declare
+  v_now bigint := floor(extract(epoch from now()))::bigint;
+  -- The session's start is orig_iat; no token outlives orig_iat + refresh_limit.
+  v_orig_iat bigint := floor(extract(epoch from p_session.created_at))::bigint;
+  v_exp bigint;
+begin
+  -- Epoch arithmetic: '10 days' is always 864000 s here, whatever the
+  -- session's time zone and its daylight-saving changes.
+  v_exp := least(v_now + extract(epoch from p_lifetime)::bigint,
+                 v_orig_iat + (select extract(epoch from s.refresh_limit)::bigint from auth.current_settings() s));
+  -- How long an ended session must be remembered (pgrpc.ended_sessions).
+  update auth.sessions s set tokens_expire_at = greatest(s.tokens_expire_at, to_timestamp(v_exp))
+   where s.id = p_session.id;
+  -- jti is fresh each time; sid and gen say which session and generation.
+  return row(p_user.role, p_user.id::text, p_user.username, v_now, v_exp, v_orig_iat,
+             gen_random_uuid(), p_session.id, p_session.generation)::auth.jwt_claims;
+end
 $$;
-comment on function auth.issue_claims(auth.users, interval, bigint) is
-  'Claims for a token of p_user lasting p_lifetime, continuing the session started at p_orig_iat (null: a new session).';
-alter function auth.issue_claims(auth.users, interval, bigint) owner to auth_owner;
-revoke all on function auth.issue_claims(auth.users, interval, bigint) from public;
+comment on function auth.issue_claims(auth.users, interval, auth.sessions) is
+  'Claims for a token of p_user in session p_session (its current generation) lasting p_lifetime, never past the session''s start + refresh_limit.';
+alter function auth.issue_claims(auth.users, interval, auth.sessions) owner to auth_owner;
+revoke all on function auth.issue_claims(auth.users, interval, auth.sessions) from public;
 
-create or replace function auth.token_user(p_sub text, p_errcode text) returns auth.users
+create function auth.token_user(p_sub text, p_errcode text) returns auth.users
 language plpgsql stable
 as $$
 declare
@@ -60,7 +64,7 @@ comment on function auth.token_user(text, text) is
 alter function auth.token_user(text, text) owner to auth_owner;
 revoke all on function auth.token_user(text, text) from public;
 
-create or replace function auth.within_refresh_limit(p_orig_iat bigint) returns boolean
+create function auth.within_refresh_limit(p_orig_iat bigint) returns boolean
 language sql stable
 as $$
   select p_orig_iat is not null
@@ -74,9 +78,11 @@ comment on function auth.within_refresh_limit(bigint) is
 alter function auth.within_refresh_limit(bigint) owner to auth_owner;
 revoke all on function auth.within_refresh_limit(bigint) from public;
 
-create or replace function auth.user_json(p_user auth.users) returns json
-language sql immutable
+create function auth.user_json(p_user auth.users) returns json
+language sql stable
 as $$
+  -- STABLE like json_build_object, which calls the output functions of its
+  -- arguments' types.
   select json_build_object('username', p_user.username, 'id', p_user.id)
 $$;
 comment on function auth.user_json(auth.users) is 'The "user" object of refresh_token and verify_token: {"username", "id"}.';

@@ -1,12 +1,13 @@
 -- Input checks shared by the endpoints: each raises PT422 (HTTP 422) with a
 -- message that starts with the field's name, or returns the normalized value.
 
-create or replace function auth.required(p_value text, p_field text) returns text
+create function auth.required(p_value text, p_field text) returns text
 language plpgsql immutable
 as $$
 begin
   if p_value is null or p_value = '' then
-    raise sqlstate 'PT422' using message = format('%s is required', p_field);
+    -- Concatenation, not format: format is STABLE, this function IMMUTABLE.
+    raise sqlstate 'PT422' using message = p_field || ' is required';
   end if;
   return p_value;
 end
@@ -15,7 +16,7 @@ comment on function auth.required(text, text) is 'p_value, or PT422 "<field> is 
 alter function auth.required(text, text) owner to auth_owner;
 revoke all on function auth.required(text, text) from public;
 
-create or replace function auth.valid_username(p_username text) returns text
+create function auth.valid_username(p_username text) returns text
 language plpgsql immutable
 as $$
 begin
@@ -31,7 +32,7 @@ comment on function auth.valid_username(text) is 'The username if it is 3-32 of 
 alter function auth.valid_username(text) owner to auth_owner;
 revoke all on function auth.valid_username(text) from public;
 
-create or replace function auth.valid_email(p_email text) returns text
+create function auth.valid_email(p_email text) returns text
 language plpgsql immutable
 as $$
 declare
@@ -50,18 +51,19 @@ comment on function auth.valid_email(text) is 'The email trimmed and lower-cased
 alter function auth.valid_email(text) owner to auth_owner;
 revoke all on function auth.valid_email(text) from public;
 
-create or replace function auth.valid_password(p_password text) returns text
+create function auth.valid_password(p_password text, p_field text default 'password') returns text
 language plpgsql immutable
 as $$
 begin
-  perform auth.required(p_password, 'password');
+  perform auth.required(p_password, p_field);
   -- bcrypt ignores bytes past 72: refuse them rather than silently truncate.
   if octet_length(p_password) not between 8 and 72 then
-    raise sqlstate 'PT422' using message = 'password must be 8 to 72 bytes long';
+    raise sqlstate 'PT422' using message = p_field || ' must be 8 to 72 bytes long';
   end if;
   return p_password;
 end
 $$;
-comment on function auth.valid_password(text) is 'The password if it is 8-72 bytes (bcrypt''s limit), else PT422.';
-alter function auth.valid_password(text) owner to auth_owner;
-revoke all on function auth.valid_password(text) from public;
+comment on function auth.valid_password(text, text) is
+  'The password if it is 8-72 bytes (bcrypt''s limit), else PT422 naming p_field.';
+alter function auth.valid_password(text, text) owner to auth_owner;
+revoke all on function auth.valid_password(text, text) from public;

@@ -1,6 +1,6 @@
 -- Called by the embedded default right after its first migration: a
 -- ready-to-use invite, printed with a curl line, so a newcomer can register.
-create or replace function pgrpc.on_first_start() returns void
+create function pgrpc.on_first_start() returns void
 language plpgsql volatile
 as $$
 declare

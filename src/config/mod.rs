@@ -19,6 +19,9 @@ use std::time::Duration;
 use serde::de::{self, Deserializer};
 use serde::{Deserialize, Serialize};
 
+mod db_uri;
+
+pub use db_uri::{DbUri, RootCerts, SslMode, TlsOptions};
 /// Minimum HMAC secret length in bytes. RFC 7518 §3.2 requires a key at least
 /// as long as the hash output (32 bytes for HS256); PostgREST enforces the same.
 pub const MIN_SECRET_BYTES: usize = 32;
@@ -114,6 +117,28 @@ pub struct RawServer {
     /// Origins allowed by CORS; empty = any.
     #[serde(deserialize_with = "lenient_list")]
     pub cors_allowed_origins: Vec<String>,
+    /// Seconds for a request body to arrive in full, then 408.
+    #[serde(deserialize_with = "lenient")]
+    pub body_timeout: u64,
+    /// Seconds for a new connection's request line and headers to arrive.
+    #[serde(deserialize_with = "lenient")]
+    pub head_timeout: u64,
+    /// Seconds an idle keep-alive connection stays open; 0 = no keep-alive.
+    #[serde(deserialize_with = "lenient")]
+    pub keep_alive: u64,
+    /// Seconds the client gets to close a connection the server is closing.
+    #[serde(deserialize_with = "lenient")]
+    pub close_timeout: u64,
+    /// Open client connections per gateway, divided among the workers.
+    #[serde(deserialize_with = "lenient")]
+    pub max_connections: usize,
+    /// Connections the kernel queues while the gateway is at `max_connections`.
+    #[serde(deserialize_with = "lenient")]
+    pub backlog: u32,
+    /// Proxies (CIDRs or addresses) whose `Forwarded`/`X-Forwarded-For` is
+    /// believed; empty = the peer address is the client's.
+    #[serde(deserialize_with = "lenient_list")]
+    pub trusted_proxies: Vec<String>,
 }
 
 impl Default for RawServer {
@@ -126,6 +151,13 @@ impl Default for RawServer {
             shutdown_timeout: 30,
             timing: true,
             cors_allowed_origins: Vec::new(),
+            body_timeout: 10,
+            head_timeout: 5,
+            keep_alive: 5,
+            close_timeout: 1,
+            max_connections: 10_000,
+            backlog: 2048,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -159,6 +191,13 @@ pub struct RawDb {
     /// Apply migrations and `sql/` at start in external mode.
     #[serde(deserialize_with = "lenient")]
     pub migrate_on_start: bool,
+    /// Direct connection for LISTEN and the schema cache (e.g. around
+    /// PgBouncer); empty = `uri`.
+    pub listen_uri: String,
+    /// Named (cached) prepared statements on request connections; off for
+    /// PgBouncer in transaction mode before 1.21.
+    #[serde(deserialize_with = "lenient")]
+    pub prepared_statements: bool,
 }
 
 impl Default for RawDb {
@@ -174,6 +213,8 @@ impl Default for RawDb {
             pool_timeout: 10,
             pre_request: String::new(),
             migrate_on_start: false,
+            listen_uri: String::new(),
+            prepared_statements: true,
         }
     }
 }
@@ -215,6 +256,13 @@ pub struct RawJwt {
     /// Verified tokens kept in memory; 0 disables the cache.
     #[serde(deserialize_with = "lenient")]
     pub cache_max_entries: usize,
+    /// Cookie the token is read from when no `Authorization` header is sent; empty = off.
+    pub cookie_name: String,
+    /// URL of a JWK Set, fetched at start and refreshed; empty = off.
+    pub jwks_url: String,
+    /// Seconds between JWKS URL fetches (a shorter `Cache-Control: max-age` wins).
+    #[serde(deserialize_with = "lenient")]
+    pub jwks_refresh: u64,
 }
 
 impl Default for RawJwt {
@@ -234,18 +282,33 @@ impl Default for RawJwt {
             claims_type: "auth.jwt_claims".into(),
             default_lifetime: 3600,
             cache_max_entries: DEFAULT_JWT_CACHE_ENTRIES,
+            cookie_name: String::new(),
+            jwks_url: String::new(),
+            jwks_refresh: 300,
         }
     }
 }
 
 /// `[admin]` as given.
-#[derive(Debug, Default, Deserialize, Serialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RawAdmin {
     /// Admin server port; 0 = off; unset = 3001 with the embedded database,
     /// off with an external one.
     #[serde(deserialize_with = "lenient_option")]
     pub port: Option<u16>,
+    /// Admin server address, separate from `server.host`: metrics and the
+    /// schema cache stay on loopback unless asked otherwise.
+    pub host: String,
+}
+
+impl Default for RawAdmin {
+    fn default() -> Self {
+        RawAdmin {
+            port: None,
+            host: "127.0.0.1".into(),
+        }
+    }
 }
 
 /// `[log]` as given.
@@ -301,6 +364,9 @@ impl fmt::Display for QualifiedName {
 }
 
 /// Where the database is.
+// One value per process, read at start: the size of the external variant
+// (three parsed URIs) costs nothing worth a Box.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum DbMode {
     /// A private cluster started from the installed binaries.
@@ -311,9 +377,11 @@ pub enum DbMode {
     /// An existing server.
     External {
         /// Request connections (as `authenticator`).
-        uri: tokio_postgres::Config,
+        uri: DbUri,
         /// Owner connection for migrations, if given.
-        admin_uri: Option<tokio_postgres::Config>,
+        admin_uri: Option<DbUri>,
+        /// LISTEN and schema cache connection, if not `uri`.
+        listen_uri: Option<DbUri>,
     },
 }
 
@@ -343,6 +411,21 @@ pub struct ServerConfig {
     pub timing: bool,
     /// CORS origins; empty = any.
     pub cors_allowed_origins: Vec<String>,
+    /// Deadline for the whole body, from when the gateway starts reading it.
+    pub body_timeout: Duration,
+    /// Deadline for a new connection's request head (actix `client_request_timeout`).
+    pub head_timeout: Duration,
+    /// Idle keep-alive; zero = close after each response.
+    pub keep_alive: Duration,
+    /// Grace for the client to close a connection (actix `client_disconnect_timeout`).
+    pub close_timeout: Duration,
+    /// Open client connections per gateway (all workers together).
+    pub max_connections: usize,
+    /// Listen backlog (the kernel caps it at `net.core.somaxconn`).
+    pub backlog: u32,
+    /// Proxies whose forwarding headers name the client (rate limits,
+    /// `request.client_ip`).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 /// Validated `[db]`.
@@ -364,6 +447,8 @@ pub struct DbConfig {
     pub pre_request: Option<QualifiedName>,
     /// Migrate at start in external mode.
     pub migrate_on_start: bool,
+    /// Named prepared statements on request connections (`db.prepared_statements`).
+    pub prepared_statements: bool,
 }
 
 /// Validated `[jwt]`: where keys are, not the keys themselves (see `jwt`).
@@ -397,6 +482,12 @@ pub struct JwtConfig {
     pub default_lifetime: u64,
     /// Verified-token cache size.
     pub cache_max_entries: usize,
+    /// Cookie holding the token when no `Authorization` header is sent.
+    pub cookie_name: Option<String>,
+    /// JWK Set URL: `https://`, or `http://` to a loopback address.
+    pub jwks_url: Option<url::Url>,
+    /// Longest time between JWKS URL fetches.
+    pub jwks_refresh: Duration,
 }
 
 /// The validated configuration.
@@ -410,6 +501,8 @@ pub struct Config {
     pub jwt: JwtConfig,
     /// Admin port, if enabled.
     pub admin_port: Option<u16>,
+    /// Admin listen address (`admin.host`).
+    pub admin_host: String,
     /// Log filter directive.
     pub log_level: String,
     /// Log format.
@@ -494,6 +587,22 @@ impl Config {
         if s.max_body_bytes == 0 {
             return Err(key_error("server.max_body_bytes", "must be greater than 0"));
         }
+        // Zero would mean "no deadline", the hole these keys close.
+        for (key, value) in [
+            ("server.body_timeout", s.body_timeout),
+            ("server.head_timeout", s.head_timeout),
+            ("server.close_timeout", s.close_timeout),
+        ] {
+            if value == 0 {
+                return Err(key_error(key, "must be at least 1 second"));
+            }
+        }
+        if s.max_connections == 0 {
+            return Err(key_error("server.max_connections", "must be at least 1"));
+        }
+        if s.backlog == 0 {
+            return Err(key_error("server.backlog", "must be at least 1"));
+        }
         let server = ServerConfig {
             host: s.host.trim().to_string(),
             port: s.port,
@@ -506,6 +615,27 @@ impl Config {
             shutdown_timeout: Duration::from_secs(s.shutdown_timeout),
             timing: s.timing,
             cors_allowed_origins: s.cors_allowed_origins.clone(),
+            body_timeout: Duration::from_secs(s.body_timeout),
+            head_timeout: Duration::from_secs(s.head_timeout),
+            keep_alive: Duration::from_secs(s.keep_alive),
+            close_timeout: Duration::from_secs(s.close_timeout),
+            max_connections: s.max_connections,
+            backlog: s.backlog,
+            trusted_proxies: s
+                .trusted_proxies
+                .iter()
+                .map(|e| {
+                    let e = e.trim();
+                    e.parse::<ipnet::IpNet>()
+                        .or_else(|_| e.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                        .map_err(|_| {
+                            key_error(
+                                "server.trusted_proxies",
+                                format!("{e:?} is not an address or a CIDR block"),
+                            )
+                        })
+                })
+                .collect::<Result<_, _>>()?,
         };
 
         let d = &raw.db;
@@ -520,22 +650,19 @@ impl Config {
                 data_dir: PathBuf::from(d.data_dir.trim()),
             }
         } else {
-            let uri = tokio_postgres::Config::from_str(d.uri.trim()).map_err(|e| {
-                key_error("db.uri", format!("not a PostgreSQL connection string: {e}"))
-            })?;
-            let admin_uri = if d.admin_uri.trim().is_empty() {
-                None
-            } else {
-                Some(
-                    tokio_postgres::Config::from_str(d.admin_uri.trim()).map_err(|e| {
-                        key_error(
-                            "db.admin_uri",
-                            format!("not a PostgreSQL connection string: {e}"),
-                        )
-                    })?,
-                )
+            let parse = |key: &str, text: &str| {
+                DbUri::parse(text)
+                    .map_err(|e| key_error(key, format!("not a PostgreSQL connection string: {e}")))
             };
-            DbMode::External { uri, admin_uri }
+            let optional = |key: &str, text: &str| match text.trim() {
+                "" => Ok(None),
+                text => parse(key, text).map(Some),
+            };
+            DbMode::External {
+                uri: parse("db.uri", &d.uri)?,
+                admin_uri: optional("db.admin_uri", &d.admin_uri)?,
+                listen_uri: optional("db.listen_uri", &d.listen_uri)?,
+            }
         };
         if d.schemas.is_empty() {
             return Err(key_error(
@@ -569,6 +696,7 @@ impl Config {
             pool_timeout: Duration::from_secs(d.pool_timeout.max(1)),
             pre_request,
             migrate_on_start: d.migrate_on_start,
+            prepared_statements: d.prepared_statements,
         };
 
         let j = &raw.jwt;
@@ -598,6 +726,27 @@ impl Config {
                 "must be a dotted path of non-empty names",
             ));
         }
+        let cookie_name = opt(&j.cookie_name);
+        // RFC 6265 §4.1.1: a cookie name is an HTTP token (RFC 9110 §5.6.2).
+        if let Some(name) = &cookie_name {
+            let tchar = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
+            if !name.chars().all(tchar) {
+                return Err(key_error(
+                    "jwt.cookie_name",
+                    "must be a cookie name: letters, digits and !#$%&'*+-.^_`|~ only",
+                ));
+            }
+        }
+        let jwks_url = opt(&j.jwks_url).map(|u| jwks_url(&u)).transpose()?;
+        if jwks_url.is_some() && opt(&j.jwks_file).is_some() {
+            return Err(key_error(
+                "jwt.jwks_url",
+                "set either jwt.jwks_file or jwt.jwks_url, not both",
+            ));
+        }
+        if j.jwks_refresh == 0 {
+            return Err(key_error("jwt.jwks_refresh", "must be at least 1 second"));
+        }
         let jwt = JwtConfig {
             secret,
             secret_file: opt(&j.secret_file).map(PathBuf::from),
@@ -613,6 +762,9 @@ impl Config {
             claims_type: QualifiedName::parse("jwt.claims_type", j.claims_type.trim())?,
             default_lifetime: j.default_lifetime.max(1),
             cache_max_entries: j.cache_max_entries,
+            cookie_name,
+            jwks_url,
+            jwks_refresh: Duration::from_secs(j.jwks_refresh),
         };
 
         let log_format = match raw.log.format.trim() {
@@ -645,11 +797,16 @@ impl Config {
             (None, DbMode::Embedded { .. }) => Some(DEFAULT_ADMIN_PORT),
         };
 
+        if raw.admin.host.trim().is_empty() {
+            return Err(key_error("admin.host", "must not be empty"));
+        }
+
         Ok(Config {
             server,
             db,
             jwt,
             admin_port,
+            admin_host: raw.admin.host.trim().to_string(),
             log_level: raw.log.level.trim().to_string(),
             log_format,
             routes,
@@ -659,6 +816,34 @@ impl Config {
     /// True when the gateway runs its own cluster.
     pub fn is_embedded(&self) -> bool {
         matches!(self.db.mode, DbMode::Embedded { .. })
+    }
+}
+
+/// `jwt.jwks_url`: keys decide who may act as whom, so they come over HTTPS
+/// (checked against the system's roots); plain `http://` only to a loopback
+/// address, where nothing crosses a network (a local sidecar, tests).
+fn jwks_url(text: &str) -> Result<url::Url, ConfigError> {
+    let url =
+        url::Url::parse(text).map_err(|e| key_error("jwt.jwks_url", format!("not a URL: {e}")))?;
+    let loopback = is_loopback(&url);
+    match url.scheme() {
+        "https" if url.host().is_some() => Ok(url),
+        "http" if loopback => Ok(url),
+        "http" => Err(key_error(
+            "jwt.jwks_url",
+            "must be https:// (plain http:// only to localhost or a loopback address)",
+        )),
+        _ => Err(key_error("jwt.jwks_url", "must be an https:// URL")),
+    }
+}
+
+/// Whether a URL's host is `localhost` or a loopback address.
+pub fn is_loopback(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
     }
 }
 
@@ -690,6 +875,11 @@ const POSTGREST_ALIASES: &[(&str, &str, Alias)] = &[
         Alias::Same,
     ),
     ("PGRST_DB_PRE_REQUEST", "db.pre_request", Alias::Same),
+    (
+        "PGRST_DB_PREPARED_STATEMENTS",
+        "db.prepared_statements",
+        Alias::Same,
+    ),
     (
         "PGRST_DB_EXTRA_SEARCH_PATH",
         "db.extra_search_path",
@@ -891,7 +1081,7 @@ impl RawConfig {
             }
         }
         if let Some(db) = copy.get_mut("db").and_then(toml::Value::as_table_mut) {
-            for key in ["uri", "admin_uri"] {
+            for key in ["uri", "admin_uri", "listen_uri"] {
                 if let Some(toml::Value::String(s)) = db.get_mut(key) {
                     *s = mask_uri_password(s);
                 }
@@ -971,6 +1161,25 @@ mod tests {
     }
 
     #[test]
+    fn trusted_proxies_are_cidrs_or_addresses() {
+        let c = load("", &[("PGRPC_SERVER_TRUSTED_PROXIES", "10.0.0.0/8, ::1")]).expect("valid");
+        let nets: Vec<String> = c
+            .server
+            .trusted_proxies
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(nets, vec!["10.0.0.0/8", "::1/128"]);
+        let e = load("[server]\ntrusted_proxies = [\"proxy.local\"]\n", &[]).expect_err("name");
+        assert!(e.to_string().contains("server.trusted_proxies"), "{e}");
+        assert!(load("", &[])
+            .expect("default")
+            .server
+            .trusted_proxies
+            .is_empty());
+    }
+
+    #[test]
     fn invalid_values_name_the_key_and_variable() {
         let e = load("", &[("PGRPC_SERVER_PORT", "eighty")]).expect_err("invalid");
         let msg = e.to_string();
@@ -1027,6 +1236,39 @@ mod tests {
     }
 
     #[test]
+    fn jwks_url_is_https_or_loopback_http() {
+        let url = |u: &str| load(&format!("[jwt]\njwks_url = \"{u}\"\n"), &[]);
+        let c = url("https://idp.example.com/.well-known/jwks.json").expect("https");
+        assert_eq!(c.jwt.jwks_refresh, Duration::from_secs(300));
+        for ok in [
+            "http://127.0.0.1:8080/jwks",
+            "http://localhost/jwks",
+            "http://[::1]/k",
+        ] {
+            assert!(url(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "http://idp.example.com/jwks",
+            "ftp://x/y",
+            "not a url",
+            "http://10.0.0.1/",
+        ] {
+            let e = url(bad).expect_err(bad);
+            assert!(e.to_string().contains("jwt.jwks_url"), "{bad}: {e}");
+        }
+        let both = load(
+            "[jwt]\njwks_url = \"https://idp.example.com/k\"\njwks_file = \"k.json\"\n",
+            &[],
+        );
+        assert!(both.is_err());
+        let zero = load(
+            "[jwt]\njwks_url = \"https://idp.example.com/k\"\njwks_refresh = 0\n",
+            &[],
+        );
+        assert!(zero.is_err());
+    }
+
+    #[test]
     fn dump_masks_secrets() {
         let (_, raw) = Config::from_toml(
             "[jwt]\nsecret = \"abcdefghijabcdefghijabcdefghijab\"\n[db]\nuri = \"postgres://authenticator:hunter2@db/app\"\n",
@@ -1038,5 +1280,38 @@ mod tests {
         assert!(!dump.contains("abcdefghij"), "{dump}");
         assert!(!dump.contains("hunter2"), "{dump}");
         assert!(dump.contains("********"));
+    }
+
+    #[test]
+    fn connection_deadlines_and_caps_have_defaults_and_refuse_zero() {
+        let c = load("", &[]).expect("defaults are valid");
+        assert_eq!(c.server.body_timeout, Duration::from_secs(10));
+        assert_eq!(c.server.head_timeout, Duration::from_secs(5));
+        assert_eq!(c.server.keep_alive, Duration::from_secs(5));
+        assert_eq!(c.server.close_timeout, Duration::from_secs(1));
+        assert_eq!(c.server.max_connections, 10_000);
+        assert_eq!(c.server.backlog, 2048);
+        let c = load("", &[("PGRPC_SERVER_KEEP_ALIVE", "0")]).expect("0 = no keep-alive");
+        assert!(c.server.keep_alive.is_zero());
+        for key in [
+            "body_timeout",
+            "head_timeout",
+            "close_timeout",
+            "max_connections",
+            "backlog",
+        ] {
+            let e = load(&format!("[server]\n{key} = 0\n"), &[]).expect_err("zero");
+            assert!(e.to_string().contains(&format!("server.{key}")), "{e}");
+        }
+    }
+
+    #[test]
+    fn admin_host_is_loopback_whatever_server_host_is() {
+        let c = load("[server]\nhost = \"0.0.0.0\"\n", &[]).expect("valid");
+        assert_eq!(c.admin_host, "127.0.0.1");
+        let c = load("", &[("PGRPC_ADMIN_HOST", "0.0.0.0")]).expect("valid");
+        assert_eq!(c.admin_host, "0.0.0.0");
+        let e = load("[admin]\nhost = \" \"\n", &[]).expect_err("empty");
+        assert!(e.to_string().contains("admin.host"), "{e}");
     }
 }

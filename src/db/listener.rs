@@ -13,10 +13,11 @@ use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
 use tokio::sync::mpsc;
-use tokio_postgres::{AsyncMessage, NoTls};
+use tokio_postgres::AsyncMessage;
 
 use crate::config::QualifiedName;
 use crate::db::schema_cache::SchemaCache;
+use crate::db::Target;
 use crate::ops::metrics::Metrics;
 
 /// Channels the listener subscribes to (ours and PostgREST's).
@@ -86,23 +87,23 @@ impl Listener {
 }
 
 /// Start the listener task on the current runtime (schema reloads only).
-pub fn spawn(cfg: tokio_postgres::Config, target: CacheTarget) -> Listener {
+pub fn spawn(cfg: impl Into<Target>, target: CacheTarget) -> Listener {
     spawn_with(cfg, target, None)
 }
 
 /// Start the listener; `reload config` notifications and requests call `on_config`.
 pub fn spawn_with(
-    cfg: tokio_postgres::Config,
+    cfg: impl Into<Target>,
     target: CacheTarget,
     on_config: Option<ConfigHook>,
 ) -> Listener {
     let (tx, rx) = mpsc::unbounded_channel();
-    tokio::spawn(run(cfg, target, on_config, rx));
+    tokio::spawn(run(cfg.into(), target, on_config, rx));
     Listener { tx }
 }
 
 async fn run(
-    cfg: tokio_postgres::Config,
+    cfg: Target,
     target: CacheTarget,
     on_config: Option<ConfigHook>,
     mut requests: mpsc::UnboundedReceiver<Reload>,
@@ -181,27 +182,16 @@ fn wants(payload: &str) -> (bool, bool) {
 /// Connect, LISTEN, and forward notifications to a channel that closes when
 /// the connection ends.
 async fn connect(
-    cfg: &tokio_postgres::Config,
+    cfg: &Target,
 ) -> Result<(tokio_postgres::Client, mpsc::UnboundedReceiver<String>), tokio_postgres::Error> {
-    let (client, mut connection) = cfg.connect(NoTls).await?;
     let (tx, rx) = mpsc::unbounded_channel();
-    tokio::spawn(async move {
-        loop {
-            match std::future::poll_fn(|cx| connection.poll_message(cx)).await {
-                Some(Ok(AsyncMessage::Notification(n))) => {
-                    if tx.send(n.payload().to_string()).is_err() {
-                        break;
-                    }
-                }
-                Some(Ok(_)) => {}
-                Some(Err(e)) => {
-                    tracing::debug!(error = %e, "listener connection ended");
-                    break;
-                }
-                None => break,
-            }
+    // The channel closes when the connection's task ends (it owns `tx`).
+    let client = crate::db::connect_forwarding(cfg, move |message| {
+        if let AsyncMessage::Notification(n) = message {
+            let _ = tx.send(n.payload().to_string());
         }
-    });
+    })
+    .await?;
     client.batch_execute(CHANNELS).await?;
     Ok((client, rx))
 }

@@ -11,13 +11,18 @@ pub mod listener;
 pub mod migrate;
 pub mod quote;
 pub mod schema_cache;
+pub mod tls;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
-use tokio_postgres::NoTls;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_postgres::{AsyncMessage, Connection, NoTls};
+use tokio_postgres_rustls::MakeRustlsConnect;
+
+use crate::config::DbUri;
 
 use embedded::Cluster;
 
@@ -26,13 +31,68 @@ pub const EMBEDDED_DB: &str = "pgrpc";
 /// The login role requests use.
 pub const AUTHENTICATOR: &str = "authenticator";
 
+/// One place to connect to: the driver's settings and, unless TLS is off,
+/// the TLS connector built from the URI's `ssl*` options.
+#[derive(Clone)]
+pub struct Target {
+    /// Hosts, user, database, options (`sslmode` reduced to what the driver
+    /// needs: whether to ask for TLS and whether to insist).
+    pub pg: tokio_postgres::Config,
+    /// None: plaintext (`sslmode=disable`, or a Unix socket of our own).
+    pub tls: Option<MakeRustlsConnect>,
+}
+
+impl Target {
+    /// Build the TLS connector for a configured URI (reads its certificate
+    /// files; refused when one is missing or unreadable).
+    pub fn from_uri(uri: &DbUri) -> Result<Target, tls::TlsError> {
+        let mut pg = uri.pg.clone();
+        pg.ssl_mode(tls::driver_mode(uri.tls.mode));
+        Ok(Target {
+            pg,
+            tls: tls::connector(&uri.tls)?,
+        })
+    }
+}
+
+/// Plaintext, as the settings say (the embedded cluster, tests).
+impl From<tokio_postgres::Config> for Target {
+    fn from(pg: tokio_postgres::Config) -> Target {
+        Target { pg, tls: None }
+    }
+}
+
+impl From<&tokio_postgres::Config> for Target {
+    fn from(pg: &tokio_postgres::Config) -> Target {
+        Target::from(pg.clone())
+    }
+}
+
+impl From<&Target> for Target {
+    fn from(t: &Target) -> Target {
+        t.clone()
+    }
+}
+
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // tokio-postgres's Debug redacts the password.
+        f.debug_struct("Target")
+            .field("pg", &self.pg)
+            .field("tls", &self.tls.is_some())
+            .finish()
+    }
+}
+
 /// Where to connect, for requests and for migrations.
 #[derive(Debug, Clone)]
 pub struct Endpoints {
     /// Request connections (as `authenticator`).
-    pub app: tokio_postgres::Config,
+    pub app: Target,
     /// Owner connections for migrations, when known.
-    pub admin: Option<tokio_postgres::Config>,
+    pub admin: Option<Target>,
+    /// LISTEN and the schema cache: `db.listen_uri`, else `app`.
+    pub listen: Target,
 }
 
 /// Connection settings for a database of the embedded cluster as `user`.
@@ -43,7 +103,9 @@ pub fn socket_config(cluster: &Cluster, user: &str, dbname: &str) -> tokio_postg
         .user(user)
         .dbname(dbname)
         .application_name("pgrpc")
-        .connect_timeout(Duration::from_secs(5));
+        .connect_timeout(Duration::from_secs(5))
+        // PostgreSQL has no TLS on Unix sockets: skip asking.
+        .ssl_mode(tokio_postgres::config::SslMode::Disable);
     cfg
 }
 
@@ -68,20 +130,20 @@ pub fn with_search_path(
 }
 
 /// The request pool.
-pub fn pool(cfg: tokio_postgres::Config, size: usize, wait: Duration) -> Pool {
-    let mut cfg = cfg;
+pub fn pool(target: impl Into<Target>, size: usize, wait: Duration) -> Pool {
+    let Target { pg: mut cfg, tls } = target.into();
     if cfg.get_application_name().is_none() {
         cfg.application_name("pgrpc");
     }
-    let manager = Manager::from_config(
-        cfg,
-        NoTls,
-        ManagerConfig {
-            // A broken connection is closed by tokio-postgres and dropped on
-            // recycle; checking each one with a query would cost a round trip.
-            recycling_method: RecyclingMethod::Fast,
-        },
-    );
+    let manager_config = || ManagerConfig {
+        // A broken connection is closed by tokio-postgres and dropped on
+        // recycle; checking each one with a query would cost a round trip.
+        recycling_method: RecyclingMethod::Fast,
+    };
+    let manager = match tls {
+        Some(tls) => Manager::from_config(cfg, tls, manager_config()),
+        None => Manager::from_config(cfg, NoTls, manager_config()),
+    };
     Pool::builder(manager)
         .max_size(size)
         .runtime(Runtime::Tokio1)
@@ -116,26 +178,36 @@ pub struct Pools {
 }
 
 impl Pools {
-    /// `total` request connections over `workers` pools.
+    /// `total` request connections to `app` over `workers` pools; the
+    /// service connection goes to `service` (`db.listen_uri`: around
+    /// PgBouncer the schema cache's catalog queries want a direct server).
     pub fn per_worker(
-        cfg: tokio_postgres::Config,
+        app: impl Into<Target>,
+        service: impl Into<Target>,
         total: usize,
         workers: usize,
         wait: Duration,
     ) -> Pools {
+        let app = app.into();
         let shards = workers.clamp(1, total.max(1));
         let request: Vec<Pool> = (0..shards)
             .map(|i| {
                 // The first `total % shards` pools take one connection more.
                 let size = total / shards + usize::from(i < total % shards);
-                pool(cfg.clone(), size.max(1), wait)
+                pool(&app, size.max(1), wait)
             })
             .collect();
         Pools {
             request: request.into(),
-            service: pool(cfg, 1, wait),
+            service: pool(service, 1, wait),
             next: Arc::new(AtomicUsize::new(0)),
         }
+    }
+
+    /// The same request pools with another service pool (tests that put
+    /// PgBouncer in front of the requests only).
+    pub fn with_service(self, service: Pool) -> Pools {
+        Pools { service, ..self }
     }
 
     /// The pool of the worker that calls this (workers take turns).
@@ -199,15 +271,48 @@ pub struct PoolStatus {
 
 /// Connect once, driving the connection on its own task.
 pub async fn connect(
-    cfg: &tokio_postgres::Config,
+    target: impl Into<Target>,
 ) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
-    let (client, connection) = cfg.connect(NoTls).await?;
-    tokio::spawn(async move {
-        if let Err(e) = connection.await {
-            tracing::debug!(error = %e, "database connection closed");
+    connect_forwarding(target, |_| {}).await
+}
+
+/// Connect once; the connection's task hands every notice and notification
+/// to `on_message`, in the order the server sent them.
+pub async fn connect_forwarding(
+    target: impl Into<Target>,
+    on_message: impl FnMut(AsyncMessage) + Send + 'static,
+) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
+    let Target { pg, tls } = target.into();
+    // Two connection types (TLS or not), one driving loop.
+    match tls {
+        Some(tls) => {
+            let (client, connection) = pg.connect(tls).await?;
+            tokio::spawn(drive(connection, on_message));
+            Ok(client)
         }
-    });
-    Ok(client)
+        None => {
+            let (client, connection) = pg.connect(NoTls).await?;
+            tokio::spawn(drive(connection, on_message));
+            Ok(client)
+        }
+    }
+}
+
+async fn drive<S, T>(mut connection: Connection<S, T>, mut on_message: impl FnMut(AsyncMessage))
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    T: AsyncRead + AsyncWrite + Unpin,
+{
+    loop {
+        match std::future::poll_fn(|cx| connection.poll_message(cx)).await {
+            Some(Ok(message)) => on_message(message),
+            Some(Err(e)) => {
+                tracing::debug!(error = %e, "database connection closed");
+                break;
+            }
+            None => break,
+        }
+    }
 }
 
 /// Notices (`RAISE NOTICE`) a connection received, oldest first.
@@ -229,28 +334,18 @@ impl Notices {
 /// handles messages in order, so a notice raised by a statement is stored
 /// before that statement's result arrives.
 pub async fn connect_collecting_notices(
-    cfg: &tokio_postgres::Config,
+    target: impl Into<Target>,
 ) -> Result<(tokio_postgres::Client, Notices), tokio_postgres::Error> {
-    let (client, mut connection) = cfg.connect(NoTls).await?;
     let notices = Notices::default();
     let sink = notices.clone();
-    tokio::spawn(async move {
-        loop {
-            match std::future::poll_fn(|cx| connection.poll_message(cx)).await {
-                Some(Ok(tokio_postgres::AsyncMessage::Notice(n))) => {
-                    if let Ok(mut v) = sink.0.lock() {
-                        v.push(n.message().to_string());
-                    }
-                }
-                Some(Ok(_)) => {}
-                Some(Err(e)) => {
-                    tracing::debug!(error = %e, "database connection closed");
-                    break;
-                }
-                None => break,
+    let client = connect_forwarding(target, move |message| {
+        if let AsyncMessage::Notice(n) = message {
+            if let Ok(mut v) = sink.0.lock() {
+                v.push(n.message().to_string());
             }
         }
-    });
+    })
+    .await?;
     Ok((client, notices))
 }
 
@@ -280,6 +375,7 @@ mod tests {
     fn sizes(total: usize, workers: usize) -> Vec<usize> {
         let pools = Pools::per_worker(
             tokio_postgres::Config::new(),
+            tokio_postgres::Config::new(),
             total,
             workers,
             Duration::from_secs(1),
@@ -303,7 +399,8 @@ mod tests {
 
     #[test]
     fn workers_take_turns_at_the_pools() {
-        let pools = Pools::per_worker(tokio_postgres::Config::new(), 4, 2, Duration::from_secs(1));
+        let cfg = tokio_postgres::Config::new();
+        let pools = Pools::per_worker(&cfg, &cfg, 4, 2, Duration::from_secs(1));
         let is = |a: &Pool, b: &Pool| std::ptr::eq(a.manager(), b.manager());
         let [p0, p1] = pools.request_pools() else {
             panic!("two pools for two workers")

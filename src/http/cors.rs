@@ -7,6 +7,13 @@
 //! explicitly: the `*` wildcard does not cover it (Fetch standard, "CORS
 //! non-wildcard request-header name"). The policy lives in the app state and
 //! is swapped on a config reload.
+//!
+//! With the token cookie on (`jwt.cookie_name`), an allowed origin also gets
+//! `Access-Control-Allow-Credentials: true`, so its pages can send the cookie
+//! (`fetch(…, {credentials: "include"})`). Never with `*`: the Fetch standard
+//! refuses credentials with a wildcard, and an empty allowlist stays "any
+//! origin, no cookies" here; whether a cookie-borne write may run is the CSRF
+//! check's (`pipeline::csrf`).
 
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -29,6 +36,9 @@ const MAX_AGE: &str = "86400";
 pub struct CorsPolicy {
     /// Empty = any origin.
     pub allowed_origins: Vec<String>,
+    /// Send `Access-Control-Allow-Credentials: true` to an allowed, listed
+    /// origin (set when `jwt.cookie_name` is).
+    pub allow_credentials: bool,
 }
 
 impl CorsPolicy {
@@ -44,7 +54,18 @@ impl CorsPolicy {
             .flatten()
     }
 
+    /// Whether credentials go with `origin`'s answer: only to a listed one.
+    fn credentials(&self, origin: &str) -> bool {
+        self.allow_credentials && self.allowed_origins.iter().any(|o| o == origin)
+    }
+
     fn add_actual(&self, origin: &str, headers: &mut HeaderMap) {
+        if self.credentials(origin) {
+            headers.insert(
+                header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
+                HeaderValue::from_static("true"),
+            );
+        }
         if let Some(value) = self.allow(origin) {
             headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, value);
             headers.insert(
@@ -68,6 +89,9 @@ impl CorsPolicy {
             };
             res.insert_header((header::ACCESS_CONTROL_ALLOW_HEADERS, allow_headers));
             res.insert_header((header::ACCESS_CONTROL_MAX_AGE, MAX_AGE));
+            if self.credentials(origin) {
+                res.insert_header((header::ACCESS_CONTROL_ALLOW_CREDENTIALS, "true"));
+            }
         }
         if !self.allowed_origins.is_empty() {
             res.insert_header((header::VARY, "Origin"));

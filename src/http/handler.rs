@@ -7,8 +7,11 @@
 //! the one log line. A call (`/rpc/<name>`, a configured route) and the
 //! OpenAPI document (`GET /`) are two [`Target`]s of the same [`handle`].
 //! The token is checked before the body is read and before a connection is
-//! taken. The database work runs on its own task so that a client hanging up
-//! cannot cancel a transaction half-way through its pipeline.
+//! taken; a function's declared limits (`pipeline::admit`) are applied
+//! after plan, and a concurrency permit is taken before the connection. The
+//! database work runs on its own task so that a client hanging up cannot
+//! cancel a transaction half-way through its pipeline; a hang-up seen on the
+//! socket cancels it explicitly instead (`http::disconnect`).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -20,16 +23,20 @@ use actix_web::{HttpRequest, HttpResponse};
 use deadpool_postgres::Pool;
 use futures_util::StreamExt;
 use tokio_postgres::types::{ToSql, Type};
+use tokio_util::sync::CancellationToken;
 
 use crate::db::schema_cache::Routine;
-use crate::error::{Error, RequestError, SchemaCacheError};
+use crate::error::{AuthError, Error, RequestError, SchemaCacheError};
+use crate::http::disconnect;
 use crate::http::state::{AppState, WorkerPool};
+use crate::jwt::{Jwt, JwtError};
 use crate::openapi;
 use crate::ops::logging::events;
+use crate::pipeline::admit::client_addr;
 use crate::pipeline::auth::AuthContext;
 use crate::pipeline::execute::{self, TxRequest};
 use crate::pipeline::parse::{self, HttpInput};
-use crate::pipeline::{auth, plan, query, respond};
+use crate::pipeline::{auth, csrf, plan, query, respond};
 
 /// The function a configured route calls.
 pub(super) struct RouteTarget(pub(super) String);
@@ -171,7 +178,7 @@ async fn handle(
     }
     let elapsed = started.elapsed();
     state.metrics.request(
-        &function,
+        metrics_label(&function, state),
         response.status().as_u16(),
         elapsed.as_secs_f64(),
         code.as_deref() == Some("PGRST003"),
@@ -191,8 +198,9 @@ async fn handle(
     response
 }
 
-/// The auth stage on the request's `Authorization` header, with the verifier
-/// in force now; the caller's role goes into the trace.
+/// The auth stage on the request's `Authorization` header (or the token
+/// cookie), with the verifier in force now; the caller's role goes into the
+/// trace. A write that rode on the cookie passes the CSRF check here too.
 fn authenticate(
     req: &HttpRequest,
     state: &AppState,
@@ -202,15 +210,75 @@ fn authenticate(
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
+    let cookie_name = state.config.jwt.cookie_name.as_deref();
+    let cookie = cookie_name.and_then(|name| {
+        let values = req
+            .headers()
+            .get_all(header::COOKIE)
+            .filter_map(|v| v.to_str().ok());
+        auth::cookie_value(values, name)
+    });
     let jwt = state.jwt.load();
     let auth = auth::authenticate(
         authorization,
+        cookie,
         jwt.as_deref(),
         state.config.db.anon_role.as_deref(),
     )?;
+    if auth.via_cookie {
+        let text = |name| req.headers().get(name).and_then(|v| v.to_str().ok());
+        csrf::check(&csrf::CsrfInput {
+            method: req.method().as_str(),
+            origin: text(header::ORIGIN),
+            referer: text(header::REFERER),
+            host: text(header::HOST).or_else(|| req.uri().authority().map(|a| a.as_str())),
+            allowed_origins: &state.config.server.cors_allowed_origins,
+            cookie_name: cookie_name.unwrap_or_default(),
+        })?;
+    }
     trace.role = Some(auth.role.clone());
     trace.mark("jwt");
     Ok(auth)
+}
+
+/// [`authenticate`], and when the token names a `kid` no key has while a JWKS
+/// URL is configured, once more after the URL is refetched (rate-limited by
+/// `jwt::jwks`), so a key rotation is picked up by its first token.
+async fn authenticate_fresh(
+    req: &HttpRequest,
+    state: &AppState,
+    trace: &mut Trace,
+) -> Result<AuthContext, Error> {
+    match authenticate(req, state, trace) {
+        Err(e) if unknown_kid(&e) && refetched(state).await => authenticate(req, state, trace),
+        other => other,
+    }
+}
+
+/// A refusal a newer JWK Set might turn into an acceptance: a `kid` no key
+/// has, or a real algorithm no current key offers (a rotation to another key
+/// type changes the derived algorithm list before any `kid` is looked at).
+fn unknown_kid(e: &Error) -> bool {
+    let jwt_error = match e {
+        Error::Auth(AuthError::Invalid(j)) => j,
+        Error::Request(RequestError::TokenArgument { error, .. }) => error,
+        _ => return false,
+    };
+    match jwt_error {
+        JwtError::UnknownKid(_) => true,
+        JwtError::UnsupportedAlgorithm { alg: Some(alg), .. } => {
+            alg.parse::<crate::jwt::Algorithm>().is_ok()
+        }
+        _ => false,
+    }
+}
+
+/// Ask the JWKS URL refresher for new keys; true when they changed.
+async fn refetched(state: &AppState) -> bool {
+    match &state.jwks {
+        Some(jwks) => jwks.refresh_for_unknown_kid().await,
+        None => false,
+    }
 }
 
 /// The request facts parse reads, with the body read so far.
@@ -237,22 +305,70 @@ async fn call(
     if req.method() == actix_web::http::Method::OPTIONS {
         return options(req, function, state);
     }
-    let auth = authenticate(req, state, trace)?;
-    let jwt = state.jwt.load_full();
-    let bytes = read_body(body, req, config.server.max_body_bytes).await?;
+    let auth = authenticate_fresh(req, state, trace).await?;
+    let mut jwt = state.jwt.load_full();
+    let bytes = read_body(
+        body,
+        req,
+        config.server.max_body_bytes,
+        config.server.body_timeout,
+    )
+    .await?;
     let mut rpc = parse::parse(function, &http_input(req, &bytes), &config.db.schemas)?;
     trace.mark("parse");
     let cache = state.cache.load_full().ok_or(SchemaCacheError::NotLoaded)?;
     let plan = plan::plan(&rpc, &cache)?;
     let call = query::call_query(&plan);
+    // Admit: the function's declared limits, before any database work (a
+    // rate-limited call costs no token verification either).
+    let limits = cache.limits(plan.routine.oid).cloned();
+    let client_ip = client_address(req, config);
+    let mut rate_headers = None;
+    if let Some(limits) = &limits {
+        rate_headers = state.admission.check_rate(
+            &format!("{}.{}", plan.routine.schema, plan.routine.name),
+            plan.routine.oid,
+            limits,
+            client_ip,
+            !auth.authenticated,
+            &cache,
+        )?;
+    }
     // What only the transaction needs is moved out of the request, not copied
     // (the body can be large); respond reads the method alone.
     let payload = if plan.claims_args.is_empty() {
         std::mem::take(&mut rpc.payload.raw)
     } else {
-        auth::verify_token_arguments(&rpc.payload.raw, &plan.claims_args, jwt.as_deref())?
+        let verify = |jwt: Option<&Jwt>| {
+            auth::verify_token_arguments(&rpc.payload.raw, &plan.claims_args, jwt)
+        };
+        match verify(jwt.as_deref()) {
+            Err(e) if unknown_kid(&e) && refetched(state).await => {
+                jwt = state.jwt.load_full();
+                verify(jwt.as_deref())?
+            }
+            other => other?,
+        }
     };
     trace.mark("plan");
+    // The permit is taken before the connection (execute::run takes it), so a
+    // call waiting for a slot holds no pooled connection.
+    let permit = match &limits {
+        Some(limits) => {
+            let p = state
+                .admission
+                .acquire(
+                    &format!("{}.{}", plan.routine.schema, plan.routine.name),
+                    plan.routine.oid,
+                    limits,
+                    &cache,
+                )
+                .await?;
+            trace.mark("admit");
+            p
+        }
+        None => None,
+    };
     let role_settings = cache.role_settings.get(&auth.role).cloned();
     let tx = TxRequest {
         role: auth.role,
@@ -263,20 +379,81 @@ async fn call(
         headers_json: std::mem::take(&mut rpc.headers_json),
         cookies_json: std::mem::take(&mut rpc.cookies_json),
         search_path: query::search_path(&rpc.schema, &config.db.extra_search_path),
+        client_ip: client_ip.map(|ip| ip.to_string()).unwrap_or_default(),
         role_settings,
         pre_request: state.pre_request_sql.clone(),
         query: call,
         payload,
         read_only: plan.read_only,
         singular: plan.singular,
+        prepared: config.db.prepared_statements,
     };
     let pool = pool.clone();
-    let outcome = actix_web::rt::spawn(async move { execute::run(&pool, &tx).await })
+    // The task ends by itself (a hang-up cannot drop it half-way); a hang-up
+    // seen on the socket asks it to cancel instead (http::disconnect). The
+    // permit moves into the task: it is released when the transaction is
+    // over, even when the client hung up meanwhile.
+    let cancel = CancellationToken::new();
+    let task_cancel = cancel.clone();
+    let task = actix_web::rt::spawn(async move {
+        let outcome = execute::run(&pool, &tx, &task_cancel).await;
+        drop(permit);
+        outcome
+    });
+    let outcome = disconnect::finish_or_cancel(req.conn_data::<disconnect::Peer>(), task, &cancel)
         .await
         .map_err(|e| Error::Internal(format!("request task failed: {e}")))??;
     trace.mark("transaction");
-    respond::respond(&plan, outcome, jwt.as_deref())
+    let mut response = respond::respond(&plan, outcome, jwt.as_deref())?;
+    if let Some(h) = rate_headers {
+        for (name, value) in [("ratelimit-policy", h.policy), ("ratelimit", h.state)] {
+            if let Ok(v) = HeaderValue::from_str(&value) {
+                response
+                    .headers_mut()
+                    .insert(HeaderName::from_static(name), v);
+            }
+        }
+    }
+    Ok(response)
 }
+
+/// The client address: the peer, or behind `server.trusted_proxies` the hop
+/// they forwarded for (`request.client_ip`, rate-limit buckets).
+fn client_address(req: &HttpRequest, config: &crate::config::Config) -> Option<std::net::IpAddr> {
+    let peer = req.peer_addr().map(|a| a.ip());
+    let trusted = &config.server.trusted_proxies;
+    if trusted.is_empty() {
+        return peer.map(|ip| ip.to_canonical());
+    }
+    let values = |name: HeaderName| {
+        req.headers()
+            .get_all(name)
+            .filter_map(|v| v.to_str().ok())
+            .collect::<Vec<_>>()
+    };
+    client_addr::client_address(
+        peer,
+        values(header::FORWARDED),
+        values(HeaderName::from_static("x-forwarded-for")),
+        trusted,
+    )
+}
+
+/// The metrics label of a request: the function's name when the schema cache
+/// has it, else one label for all, so no client can mint labels (each would
+/// be kept forever).
+fn metrics_label<'a>(function: &'a str, state: &AppState) -> &'a str {
+    if function.is_empty() {
+        return function;
+    }
+    match state.cache.load().as_deref() {
+        Some(cache) if cache.has_name(function) => function,
+        _ => UNKNOWN_FUNCTION,
+    }
+}
+
+/// The metrics label of every call of a function the schema cache lacks.
+const UNKNOWN_FUNCTION: &str = "(unknown)";
 
 /// The pipeline for the OpenAPI document: auth and parse as for a call, then
 /// one catalog query for what the role may execute, then the pure builder.
@@ -287,7 +464,7 @@ async fn document(
     trace: &mut Trace,
 ) -> Result<HttpResponse, Error> {
     let config = &state.config;
-    let auth = authenticate(req, state, trace)?;
+    let auth = authenticate_fresh(req, state, trace).await?;
     let root = parse::parse_root(&http_input(req, &[]), &config.db.schemas)?;
     trace.mark("parse");
     let cache = state.cache.load_full().ok_or(SchemaCacheError::NotLoaded)?;
@@ -382,12 +559,16 @@ fn options(req: &HttpRequest, function: &str, state: &AppState) -> Result<HttpRe
 }
 
 /// Read the body, refusing with 413 as soon as it exceeds `limit` (before
-/// anything reaches the database).
+/// anything reaches the database), and with 408 when it has not arrived in
+/// full within `timeout`: one deadline for the whole body, so a client that
+/// trickles a byte at a time cannot hold the connection for longer.
 async fn read_body(
     mut body: web::Payload,
     req: &HttpRequest,
     limit: usize,
+    timeout: Duration,
 ) -> Result<Bytes, Error> {
+    let deadline = tokio::time::Instant::now() + timeout;
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -397,7 +578,10 @@ async fn read_body(
         return Err(RequestError::PayloadTooLarge { limit }.into());
     }
     let mut buf = BytesMut::with_capacity(declared.unwrap_or(0).min(limit));
-    while let Some(chunk) = body.next().await {
+    while let Some(chunk) = tokio::time::timeout_at(deadline, body.next())
+        .await
+        .map_err(|_| RequestError::BodyTimeout { timeout })?
+    {
         let chunk = chunk.map_err(|e| RequestError::InvalidBody {
             message: "The request body could not be read".into(),
             details: Some(e.to_string()),

@@ -1,5 +1,6 @@
 //! The HTTP layer: the server's start-up and shutdown, the routes, the shared
-//! state, the handler that runs the request pipeline, CORS and the admin server.
+//! state, the handler that runs the request pipeline, CORS, the admin server
+//! and the watch that notices a client hanging up (`disconnect`).
 //!
 //! It owns everything that knows about actix-web and sockets, and nothing that
 //! decides what a call means: the pipeline stages (`crate::pipeline`) never
@@ -7,6 +8,7 @@
 
 pub mod admin;
 pub mod cors;
+pub mod disconnect;
 mod handler;
 pub mod server;
 pub mod state;

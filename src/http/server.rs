@@ -15,10 +15,12 @@ use crate::config::{Config, DbMode};
 use crate::db::embedded::{Cluster, ClusterSpec, EmbeddedError};
 use crate::db::listener::{self, Reload};
 use crate::db::migrate::{self, MigrateError};
-use crate::db::{self, Endpoints, EMBEDDED_DB};
+use crate::db::tls::TlsError;
+use crate::db::{self, Endpoints, Target, EMBEDDED_DB};
 use crate::http::admin;
 use crate::http::cors::CorsPolicy;
 use crate::http::{self, AppState};
+use crate::jwt::jwks::{Jwks, JwksError};
 use crate::jwt::keys::{self, KeyError};
 use crate::ops::logging::LogHandle;
 
@@ -32,14 +34,33 @@ pub enum StartError {
     #[error("{0}")]
     Embedded(#[from] EmbeddedError),
     /// The database refused a connection.
-    #[error("cannot connect to the database: {0}")]
+    #[error("cannot connect to the database: {}", db::tls::explain(.0))]
     Connect(#[from] tokio_postgres::Error),
+    /// A TLS file of a connection URI is missing or bad.
+    #[error("{key}: {source}")]
+    TlsFiles {
+        /// `db.uri`, `db.admin_uri` or `db.listen_uri`.
+        key: &'static str,
+        /// What is wrong with which file.
+        source: TlsError,
+    },
+    /// The TLS set-up with the database failed: retrying will not help.
+    #[error("cannot connect to the database ({key}): {message}")]
+    Tls {
+        /// `db.uri` or `db.listen_uri`.
+        key: &'static str,
+        /// The cause, in words ([`db::tls::explain`]).
+        message: String,
+    },
     /// Migrations failed.
     #[error("{0}")]
     Migrate(#[from] MigrateError),
     /// Keys are missing or bad.
     #[error("{0}")]
     Keys(#[from] KeyError),
+    /// The JWKS URL gave no usable keys at start.
+    #[error("{0}")]
+    Jwks(#[from] JwksError),
     /// Migrating an external database needs an owner connection.
     #[error("db.admin_uri is required to migrate an external database (pgrpc migrate, db.migrate_on_start)")]
     NoAdminUri,
@@ -81,9 +102,11 @@ pub async fn start_embedded(
         if cluster.initialized_now() {
             first_start(&owner, &notices, base_url).await?;
         }
+        let app = Target::from(db::socket_config(&cluster, db::AUTHENTICATOR, EMBEDDED_DB));
         Ok::<_, StartError>(Endpoints {
-            app: db::socket_config(&cluster, db::AUTHENTICATOR, EMBEDDED_DB),
-            admin: Some(owner_cfg),
+            listen: app.clone(),
+            app,
+            admin: Some(owner_cfg.into()),
         })
     }
     .await;
@@ -142,7 +165,7 @@ pub async fn migrate_only(config: &Config) -> Result<(), StartError> {
         }
         DbMode::External { admin_uri, .. } => {
             let admin = admin_uri.as_ref().ok_or(StartError::NoAdminUri)?;
-            let mut client = db::connect(admin).await?;
+            let mut client = db::connect(target("db.admin_uri", admin)?).await?;
             migrate::migrate(&mut client).await?;
         }
     }
@@ -170,7 +193,13 @@ fn reload_config(source: &ConfigSource, state: &AppState, log: &LogHandle) {
             return;
         }
     };
-    let jwt = match keys::load(&config, true) {
+    // With a JWKS URL the new settings get the last good keys of the URL.
+    let jwt = match &state.jwks {
+        Some(jwks) => keys::load_settings(&config, true)
+            .and_then(|settings| jwks.rebase(settings).map_err(KeyError::from)),
+        None => keys::load(&config, true),
+    };
+    let jwt = match jwt {
         Ok(jwt) => jwt,
         Err(e) => {
             tracing::error!(error = %e, "config reload refused; keeping the current configuration");
@@ -184,19 +213,35 @@ fn reload_config(source: &ConfigSource, state: &AppState, log: &LogHandle) {
     state.jwt.store(Some(Arc::new(jwt)));
     state.cors.store(Arc::new(CorsPolicy {
         allowed_origins: config.server.cors_allowed_origins.clone(),
+        allow_credentials: config.jwt.cookie_name.is_some(),
     }));
     log.set(filter);
     tracing::info!("configuration reloaded (JWT keys, CORS origins, log level)");
 }
 
-/// The request pools as the server builds them: `db.pool` connections divided
-/// among the HTTP workers, each connection starting with the default
-/// request's `search_path` (see [`db::with_search_path`]).
-pub fn pools(config: &Config, endpoint: tokio_postgres::Config) -> db::Pools {
-    let default_path =
-        crate::pipeline::query::search_path(&config.db.schemas[0], &config.db.extra_search_path);
+/// The request pools as the server builds them: `db.pool` connections to
+/// `app` divided among the HTTP workers, and the service connection to
+/// `service` (`db.listen_uri`, else the same as `app`). With prepared
+/// statements on, each request connection starts with the default request's
+/// `search_path` (see [`db::with_search_path`]); around PgBouncer (prepared
+/// statements off) no startup `options` are sent: a stock PgBouncer refuses
+/// them, and every request sets `search_path` in its transaction anyway.
+pub fn pools(
+    config: &Config,
+    app: impl Into<db::Target>,
+    service: impl Into<db::Target>,
+) -> db::Pools {
+    let mut app = app.into();
+    if config.db.prepared_statements {
+        let default_path = crate::pipeline::query::search_path(
+            &config.db.schemas[0],
+            &config.db.extra_search_path,
+        );
+        app.pg = db::with_search_path(app.pg, &default_path);
+    }
     db::Pools::per_worker(
-        db::with_search_path(endpoint, &default_path),
+        app,
+        service,
         config.db.pool_size,
         config.server.workers,
         config.db.pool_timeout,
@@ -212,19 +257,30 @@ pub async fn serve(config: Config, source: ConfigSource, log: LogHandle) -> Resu
             let (cluster, endpoints) = start_embedded(data_dir, Some(&base_url)).await?;
             (Some(cluster), endpoints)
         }
-        DbMode::External { uri, admin_uri } => {
+        DbMode::External {
+            uri,
+            admin_uri,
+            listen_uri,
+        } => {
+            let admin = admin_uri
+                .as_ref()
+                .map(|a| target("db.admin_uri", a))
+                .transpose()?;
             if config.db.migrate_on_start {
-                let admin = admin_uri.as_ref().ok_or(StartError::NoAdminUri)?;
+                let admin = admin.as_ref().ok_or(StartError::NoAdminUri)?;
                 let mut client = db::connect(admin).await?;
                 migrate::migrate(&mut client).await?;
             }
-            (
-                None,
-                Endpoints {
-                    app: uri.clone(),
-                    admin: admin_uri.clone(),
-                },
-            )
+            let app = target("db.uri", uri)?;
+            let listen = match listen_uri {
+                Some(l) => target("db.listen_uri", l)?,
+                None => app.clone(),
+            };
+            refuse_failed_tls("db.uri", &app).await?;
+            if listen_uri.is_some() {
+                refuse_failed_tls("db.listen_uri", &listen).await?;
+            }
+            (None, Endpoints { app, admin, listen })
         }
     };
     let result = run_http(&config, &endpoints, cluster.as_ref(), source, log).await;
@@ -234,6 +290,29 @@ pub async fn serve(config: Config, source: ConfigSource, log: LogHandle) -> Resu
     result
 }
 
+/// The connector for a configured URI (its certificate files read now).
+fn target(key: &'static str, uri: &crate::config::DbUri) -> Result<Target, StartError> {
+    Target::from_uri(uri).map_err(|source| StartError::TlsFiles { key, source })
+}
+
+/// Connect once at start: a database that is down is waited for (503 until
+/// it is up), but a failed TLS set-up (no TLS on the server, an untrusted
+/// certificate, a wrong host name) will not mend itself, so pgrpc refuses to
+/// start and says why.
+async fn refuse_failed_tls(key: &'static str, target: &Target) -> Result<(), StartError> {
+    match db::connect(target).await {
+        Ok(_) => Ok(()),
+        Err(e) if db::tls::is_tls_failure(&e) => Err(StartError::Tls {
+            key,
+            message: db::tls::explain(&e),
+        }),
+        Err(e) => {
+            tracing::warn!(error = %db::tls::explain(&e), "the database does not answer yet; serving 503 until it does");
+            Ok(())
+        }
+    }
+}
+
 async fn run_http(
     config: &Arc<Config>,
     endpoints: &Endpoints,
@@ -241,28 +320,53 @@ async fn run_http(
     source: ConfigSource,
     log: LogHandle,
 ) -> Result<(), StartError> {
-    let jwt = keys::load(config, true)?;
-    let pools = pools(config, endpoints.app.clone());
-    let state = web::Data::new(AppState::new(
-        config.clone(),
-        pools.clone(),
-        Some(Arc::new(jwt)),
-    ));
+    // With a JWKS URL, the verifier comes from its first fetch (below).
+    let jwt = match config.jwt.jwks_url {
+        None => Some(Arc::new(keys::load(config, true)?)),
+        Some(_) => None,
+    };
+    let pools = pools(config, endpoints.app.clone(), &endpoints.listen);
+    let mut state = AppState::new(config.clone(), pools.clone(), jwt);
+    if let Some(url) = &config.jwt.jwks_url {
+        let jwks = Jwks::start(
+            url.clone(),
+            config.jwt.jwks_refresh,
+            keys::load_settings(config, true)?,
+            state.jwt.clone(),
+            state.metrics.clone(),
+        )
+        .await?;
+        state.jwks = Some(jwks);
+    }
+    let state = web::Data::new(state);
     if let Err(e) = state.load_schema_cache().await {
         // The listener keeps trying; meanwhile requests get 503 PGRST002.
         tracing::warn!(error = %e, "schema cache not loaded yet; retrying in the background");
     }
     let hook_state = state.clone();
     let hook: listener::ConfigHook = Arc::new(move || reload_config(&source, &hook_state, &log));
-    let reloads = listener::spawn_with(endpoints.app.clone(), state.cache_target(), Some(hook));
+    let reloads = listener::spawn_with(&endpoints.listen, state.cache_target(), Some(hook));
     spawn_signal_reloads(reloads);
     crate::ops::memory::spawn_trim_when_quiet(state.metrics.clone());
 
+    // Client connections, pooled connections, listeners and a margin.
+    let descriptors = config.server.max_connections + config.db.pool_size + 64;
+    crate::ops::limits::raise_open_files(u64::try_from(descriptors).unwrap_or(u64::MAX));
     let addr = format!("{}:{}", config.server.host, config.server.port);
     let data = state.clone();
     let server = HttpServer::new(move || http::app(data.clone()))
+        // Each connection's socket is watched for a hang-up (http::disconnect).
+        .on_connect(crate::http::disconnect::on_connect)
         .workers(config.server.workers)
         .shutdown_timeout(config.server.shutdown_timeout.as_secs())
+        // Deadlines and caps for client connections (README, Operations). At the
+        // cap a worker stops accepting: new connections wait in the kernel's
+        // listen queue (the backlog, set before bind) rather than become tasks.
+        .keep_alive(keep_alive(&config.server))
+        .client_request_timeout(config.server.head_timeout)
+        .client_disconnect_timeout(config.server.close_timeout)
+        .max_connections(connections_per_worker(&config.server))
+        .backlog(config.server.backlog)
         .bind(&addr)
         .map_err(|source| StartError::Bind {
             addr: addr.clone(),
@@ -276,7 +380,7 @@ async fn run_http(
     }
     let admin = match config.admin_port {
         Some(port) => {
-            let admin_addr = format!("{}:{port}", config.server.host);
+            let admin_addr = format!("{}:{port}", config.admin_host);
             let data = state.clone();
             let admin = HttpServer::new(move || App::new().configure(admin::routes(data.clone())))
                 .workers(1)
@@ -301,6 +405,21 @@ async fn run_http(
     tracing::info!("HTTP server stopped; closing the pools");
     pools.close();
     outcome.map_err(|source| StartError::Bind { addr, source })
+}
+
+/// actix's keep-alive setting for `server.keep_alive` (0 = none).
+fn keep_alive(s: &crate::config::ServerConfig) -> actix_web::http::KeepAlive {
+    if s.keep_alive.is_zero() {
+        actix_web::http::KeepAlive::Disabled
+    } else {
+        actix_web::http::KeepAlive::Timeout(s.keep_alive)
+    }
+}
+
+/// actix counts `max_connections` per worker: the gateway's cap divided among
+/// them, rounded down so the total stays within it, at least one each.
+fn connections_per_worker(s: &crate::config::ServerConfig) -> usize {
+    (s.max_connections / s.workers.max(1)).max(1)
 }
 
 /// SIGUSR1 reloads the schema cache, SIGUSR2 the configuration (PostgREST's

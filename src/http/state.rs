@@ -12,8 +12,10 @@ use crate::db::schema_cache::SchemaCache;
 use crate::db::Pools;
 use crate::error::Error;
 use crate::http::cors::CorsPolicy;
+use crate::jwt::jwks::Jwks;
 use crate::jwt::Jwt;
 use crate::ops::metrics::{Metrics, Readings};
+use crate::pipeline::admit::Admission;
 use crate::pipeline::{execute, query};
 
 /// Shared by every worker (`web::Data`).
@@ -25,13 +27,19 @@ pub struct AppState {
     /// The schema cache; None until first loaded.
     pub cache: Arc<ArcSwapOption<SchemaCache>>,
     /// JWT verifier/signer; None when no key is configured. Swapped on a
-    /// config reload.
-    pub jwt: ArcSwapOption<Jwt>,
+    /// config reload, and by the JWKS URL refresher (which holds a clone).
+    pub jwt: Arc<ArcSwapOption<Jwt>>,
+    /// The `jwt.jwks_url` refresher, when one is configured (set before the
+    /// state is shared): the handler asks it to refetch on an unknown `kid`.
+    pub jwks: Option<Arc<Jwks>>,
     /// CORS policy; swapped on a config reload. Shared with the CORS
     /// middleware as app data of its own, so CORS needs nothing else.
     pub cors: Arc<ArcSwap<CorsPolicy>>,
     /// Counters for `/metrics`.
     pub metrics: Arc<Metrics>,
+    /// Per-function admission state (declared concurrency and rate limits),
+    /// shared by every worker so a limit holds per gateway.
+    pub admission: Arc<Admission>,
     /// `select "schema"."fn"()` for `db.pre_request`.
     pub(crate) pre_request_sql: Option<String>,
 }
@@ -42,14 +50,17 @@ impl AppState {
         let pre_request_sql = config.db.pre_request.as_ref().map(query::pre_request_sql);
         let cors = Arc::new(ArcSwap::from_pointee(CorsPolicy {
             allowed_origins: config.server.cors_allowed_origins.clone(),
+            allow_credentials: config.jwt.cookie_name.is_some(),
         }));
         AppState {
             cors,
             config,
             pools: pools.into(),
             cache: Arc::new(ArcSwapOption::empty()),
-            jwt: ArcSwapOption::new(jwt),
+            jwt: Arc::new(ArcSwapOption::new(jwt)),
+            jwks: None,
             metrics: Arc::new(Metrics::new()),
+            admission: Arc::new(Admission::default()),
             pre_request_sql,
         }
     }

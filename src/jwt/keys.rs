@@ -34,7 +34,7 @@ pub enum KeyError {
         source: std::io::Error,
     },
     /// External database without any key.
-    #[error("jwt: with an external database (db.uri) a key is required: set jwt.secret, jwt.secret_file, jwt.public_key_file, jwt.private_key_file or jwt.jwks_file")]
+    #[error("jwt: with an external database (db.uri) a key is required: set jwt.secret, jwt.secret_file, jwt.public_key_file, jwt.private_key_file, jwt.jwks_file or jwt.jwks_url")]
     Missing,
     /// An algorithm name is unknown.
     #[error("jwt.algorithms: unknown algorithm {0:?} (HS256, HS384, HS512, RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, EdDSA)")]
@@ -56,6 +56,12 @@ fn read(key: &'static str, path: &Path) -> Result<Vec<u8>, KeyError> {
 /// key configured, the generated secret is read, or created when `create` (the
 /// server, after the cluster exists; `pgrpc token` only reads it).
 pub fn load(config: &Config, create: bool) -> Result<Jwt, KeyError> {
+    Ok(Jwt::new(load_settings(config, create)?)?)
+}
+
+/// The settings [`load`] builds the verifier from. With `jwt.jwks_url` they
+/// lack the URL's keys, which `jwks` adds once fetched.
+pub fn load_settings(config: &Config, create: bool) -> Result<JwtSettings, KeyError> {
     let j = &config.jwt;
     let mut secret = match (&j.secret, &j.secret_file) {
         (Some(s), _) => Some(s.as_bytes().to_vec()),
@@ -87,7 +93,8 @@ pub fn load(config: &Config, create: bool) -> Result<Jwt, KeyError> {
     let has_key = secret.is_some()
         || public_key_pem.is_some()
         || private_key_pem.is_some()
-        || jwks_json.is_some();
+        || jwks_json.is_some()
+        || j.jwks_url.is_some();
     if !has_key {
         match &config.db.mode {
             DbMode::Embedded { data_dir } => secret = Some(generated_secret(data_dir, create)?),
@@ -113,7 +120,7 @@ pub fn load(config: &Config, create: bool) -> Result<Jwt, KeyError> {
         default_lifetime: j.default_lifetime,
         cache_max_entries: j.cache_max_entries,
     };
-    Ok(Jwt::new(settings)?)
+    Ok(settings)
 }
 
 /// The embedded default's secret: read it, or create it (0600) on first start.

@@ -18,7 +18,11 @@
 //! failures with 401 and token-valued parameter failures with 400), or
 //! switching the database role (the execute stage).
 
+pub mod jwks;
 pub mod keys;
+#[cfg(test)]
+mod proptests;
+pub mod refusal;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -195,6 +199,10 @@ pub enum JwtError {
     /// No configured key fits the token's `kid` and `alg`.
     #[error("No suitable key or wrong key type")]
     NoSuitableKey(String),
+    /// The token names a `kid` that no configured key has (and no key
+    /// without a `kid` fits): PostgREST's text, but a JWKS URL refetches on it.
+    #[error("No suitable key or wrong key type")]
+    UnknownKid(String),
     /// The signature does not verify: tampered token or wrong key.
     #[error("JWT cryptographic operation failed")]
     InvalidSignature,
@@ -203,13 +211,22 @@ pub enum JwtError {
     PayloadNotObject,
     /// `exp` is in the past by more than the leeway (RFC 7519 §4.1.4).
     #[error("JWT expired")]
-    Expired,
+    Expired {
+        /// The `exp` claim, Unix seconds (rounded down).
+        exp: i64,
+    },
     /// `nbf` is in the future by more than the leeway (RFC 7519 §4.1.5).
     #[error("JWT not yet valid")]
-    NotYetValid,
+    NotYetValid {
+        /// The `nbf` claim, Unix seconds (rounded down).
+        nbf: i64,
+    },
     /// `iat` is in the future by more than the leeway (RFC 7519 §4.1.6).
     #[error("JWT issued at future")]
-    IssuedInFuture,
+    IssuedInFuture {
+        /// The `iat` claim, Unix seconds (rounded down).
+        iat: i64,
+    },
     /// `exp` is required (`jwt.require_exp`) but absent.
     #[error("JWT has no 'exp' claim")]
     MissingExp,
@@ -246,11 +263,12 @@ impl JwtError {
             | JwtError::UnsupportedAlgorithm { .. }
             | JwtError::UnsupportedCritical(_)
             | JwtError::NoSuitableKey(_)
+            | JwtError::UnknownKid(_)
             | JwtError::InvalidSignature
             | JwtError::PayloadNotObject => "PGRST301",
-            JwtError::Expired
-            | JwtError::NotYetValid
-            | JwtError::IssuedInFuture
+            JwtError::Expired { .. }
+            | JwtError::NotYetValid { .. }
+            | JwtError::IssuedInFuture { .. }
             | JwtError::MissingExp
             | JwtError::ClaimNotNumber(_)
             | JwtError::AudienceNotString
@@ -281,7 +299,7 @@ impl JwtError {
                 None => format!("The JWT header has no 'alg'; accepted: {allowed}"),
             }),
             JwtError::UnsupportedCritical(crit) => Some(format!("crit: {crit}")),
-            JwtError::NoSuitableKey(why) => Some(why.clone()),
+            JwtError::NoSuitableKey(why) | JwtError::UnknownKid(why) => Some(why.clone()),
             JwtError::RoleNotString(path) => Some(format!("Role claim path: {path}")),
             JwtError::SigningFailed(why) => Some(why.clone()),
             _ => None,
@@ -736,13 +754,19 @@ impl Jwt {
             .filter(|k| k.algorithms.contains(&algorithm))
             .collect();
         if fitting.is_empty() {
-            return Err(JwtError::NoSuitableKey(match kid {
+            return Err(match kid {
                 Some(kid) if self.keys.iter().any(|k| k.kid.as_deref() == Some(kid)) => {
-                    format!("The key '{kid}' cannot verify {}", alg_name(algorithm))
+                    JwtError::NoSuitableKey(format!(
+                        "The key '{kid}' cannot verify {}",
+                        alg_name(algorithm)
+                    ))
                 }
-                Some(kid) => format!("No key has kid '{kid}'"),
-                None => format!("No configured key can verify {}", alg_name(algorithm)),
-            }));
+                Some(kid) => JwtError::UnknownKid(format!("No key has kid '{kid}'")),
+                None => JwtError::NoSuitableKey(format!(
+                    "No configured key can verify {}",
+                    alg_name(algorithm)
+                )),
+            });
         }
         Ok(fitting)
     }
@@ -756,14 +780,22 @@ impl Jwt {
         let iat = time_claim(claims, "iat")?;
         match exp {
             None if self.settings.require_exp => return Err(JwtError::MissingExp),
-            Some(exp) if now > exp + leeway => return Err(JwtError::Expired),
+            Some(exp) if now > exp + leeway => {
+                return Err(JwtError::Expired {
+                    exp: exp.floor() as i64,
+                })
+            }
             _ => {}
         }
-        if nbf.is_some_and(|nbf| nbf > now + leeway) {
-            return Err(JwtError::NotYetValid);
+        if let Some(nbf) = nbf.filter(|nbf| *nbf > now + leeway) {
+            return Err(JwtError::NotYetValid {
+                nbf: nbf.floor() as i64,
+            });
         }
-        if iat.is_some_and(|iat| iat > now + leeway) {
-            return Err(JwtError::IssuedInFuture);
+        if let Some(iat) = iat.filter(|iat| *iat > now + leeway) {
+            return Err(JwtError::IssuedInFuture {
+                iat: iat.floor() as i64,
+            });
         }
 
         // RFC 7519 §4.1.3: only a principal that identifies itself with an
@@ -1559,6 +1591,7 @@ mod tests {
             &rsa,
         );
         let err = jwt.verify_at(&unknown, NOW).unwrap_err();
+        assert_eq!(err, JwtError::UnknownKid("No key has kid 'rsa-2'".into()));
         assert_eq!(err.message(), "No suitable key or wrong key type");
         assert_eq!(err.code(), "PGRST301");
         let crossed = forge(
@@ -1586,7 +1619,12 @@ mod tests {
         let jwt = hs256();
         let token = forge_hs(Algorithm::HS256, json!({"exp": NOW - 31}));
         let err = jwt.verify_at(&token, NOW).unwrap_err();
-        assert_eq!(err, JwtError::Expired);
+        assert_eq!(
+            err,
+            JwtError::Expired {
+                exp: (NOW - 31) as i64
+            }
+        );
         assert_eq!(err.code(), "PGRST303");
         assert_eq!(err.message(), "JWT expired");
     }
@@ -1598,7 +1636,12 @@ mod tests {
         assert!(jwt.verify_at(&token, NOW).is_ok());
         // Fractional NumericDate (RFC 7519 §2).
         let token = forge_hs(Algorithm::HS256, json!({"exp": (NOW - 30) as f64 - 0.5}));
-        assert_eq!(jwt.verify_at(&token, NOW), Err(JwtError::Expired));
+        assert_eq!(
+            jwt.verify_at(&token, NOW),
+            Err(JwtError::Expired {
+                exp: (NOW - 31) as i64
+            })
+        );
     }
 
     #[test]
@@ -1791,8 +1834,11 @@ mod tests {
         let second = jwt.verify_at(&token, NOW + 1).unwrap();
         assert!(Arc::ptr_eq(&first, &second), "second call is a cache hit");
         assert!(jwt.verify_at(&token, NOW + 130).is_ok(), "within leeway");
-        assert_eq!(jwt.verify_at(&token, NOW + 131), Err(JwtError::Expired));
-        assert_eq!(jwt.verify_at(&token, NOW + 132), Err(JwtError::Expired));
+        let expired = Err(JwtError::Expired {
+            exp: (NOW + 100) as i64,
+        });
+        assert_eq!(jwt.verify_at(&token, NOW + 131), expired);
+        assert_eq!(jwt.verify_at(&token, NOW + 132), expired);
     }
 
     #[test]
@@ -1827,10 +1873,20 @@ mod tests {
             Algorithm::HS256,
             json!({"exp": NOW + 600, "nbf": NOW + 100}),
         );
-        assert_eq!(jwt.verify_at(&token, NOW), Err(JwtError::NotYetValid));
+        assert_eq!(
+            jwt.verify_at(&token, NOW),
+            Err(JwtError::NotYetValid {
+                nbf: (NOW + 100) as i64
+            })
+        );
         assert!(jwt.verify_at(&token, NOW + 100).is_ok());
         // A cached token checked at an earlier clock gets the precise error.
-        assert_eq!(jwt.verify_at(&token, NOW), Err(JwtError::NotYetValid));
+        assert_eq!(
+            jwt.verify_at(&token, NOW),
+            Err(JwtError::NotYetValid {
+                nbf: (NOW + 100) as i64
+            })
+        );
     }
 
     #[test]

@@ -71,40 +71,27 @@ pub fn init(config: &Config) -> LogHandle {
     // off at a terminal too.
     let ansi = std::io::stderr().is_terminal()
         && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
-    // The reload layer must wrap the finished format, so each format builds
-    // its own chain.
+    // The reload layer must wrap the finished format, and the two formats are
+    // different builder types: the macro writes the common tail once.
+    macro_rules! install {
+        ($builder:expr) => {{
+            let builder = $builder
+                .with_env_filter(filter)
+                .with_ansi(ansi)
+                .with_writer(writer)
+                .with_filter_reloading();
+            let handle = builder.reload_handle();
+            if builder.try_init().is_err() {
+                return LogHandle::default();
+            }
+            LogHandle {
+                set: Some(Arc::new(move |f| handle.reload(f).is_ok())),
+                _guard: guard,
+            }
+        }};
+    }
     match config.log_format {
-        LogFormat::Json => {
-            let builder = tracing_subscriber::fmt()
-                .json()
-                .flatten_event(true)
-                .with_env_filter(filter)
-                .with_ansi(ansi)
-                .with_writer(writer.clone())
-                .with_filter_reloading();
-            let handle = builder.reload_handle();
-            if builder.try_init().is_err() {
-                return LogHandle::default();
-            }
-            LogHandle {
-                set: Some(Arc::new(move |f| handle.reload(f).is_ok())),
-                _guard: guard,
-            }
-        }
-        LogFormat::Text => {
-            let builder = tracing_subscriber::fmt()
-                .with_env_filter(filter)
-                .with_ansi(ansi)
-                .with_writer(writer.clone())
-                .with_filter_reloading();
-            let handle = builder.reload_handle();
-            if builder.try_init().is_err() {
-                return LogHandle::default();
-            }
-            LogHandle {
-                set: Some(Arc::new(move |f| handle.reload(f).is_ok())),
-                _guard: guard,
-            }
-        }
+        LogFormat::Json => install!(tracing_subscriber::fmt().json().flatten_event(true)),
+        LogFormat::Text => install!(tracing_subscriber::fmt()),
     }
 }

@@ -1,8 +1,8 @@
 //! Prometheus metrics: what `/metrics` on the admin port exposes.
 //!
 //! Requests by function and status, a latency histogram, pool size,
-//! availability, waiters and timeouts, schema cache loads and load time, and
-//! JWT cache hits and misses. Values owned elsewhere (the pool, the JWT cache)
+//! availability, waiters and timeouts, schema cache loads and load time, JWT
+//! cache hits and misses, and JWKS URL fetches and failed fetches. Values owned elsewhere (the pool, the JWT cache)
 //! are read at scrape time. Serving them is `admin`'s job.
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -49,6 +49,8 @@ pub struct Metrics {
     schema_load_seconds: Gauge<f64, AtomicU64>,
     jwt_hits: Counter,
     jwt_misses: Counter,
+    jwks_fetches: Counter,
+    jwks_failures: Counter,
     /// JWT cache totals already added to the counters.
     jwt_seen: Mutex<(u64, u64)>,
     /// Requests answered since start (cheap to read, unlike the family).
@@ -126,8 +128,22 @@ impl Metrics {
             "Tokens verified in full",
             jwt_misses.clone(),
         );
+        let jwks_fetches = Counter::default();
+        registry.register(
+            "jwks_fetches",
+            "JWKS URL fetches that loaded a key set",
+            jwks_fetches.clone(),
+        );
+        let jwks_failures = Counter::default();
+        registry.register(
+            "jwks_fetch_failures",
+            "JWKS URL fetches that failed (the last good keys stay in use)",
+            jwks_failures.clone(),
+        );
         Metrics {
             registry,
+            jwks_fetches,
+            jwks_failures,
             requests,
             latency,
             pool_size,
@@ -161,6 +177,15 @@ impl Metrics {
     /// Requests answered since start.
     pub fn answered(&self) -> u64 {
         self.answered.load(Ordering::Relaxed)
+    }
+
+    /// Count one JWKS URL fetch, good or failed.
+    pub fn jwks_fetched(&self, ok: bool) {
+        if ok {
+            self.jwks_fetches.inc();
+        } else {
+            self.jwks_failures.inc();
+        }
     }
 
     /// Count one schema cache load.

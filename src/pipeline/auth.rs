@@ -3,8 +3,12 @@
 //!
 //! `Bearer` and `Token` (the scheme one of our seed APIs documents) are the same,
 //! case-insensitive. Other schemes (`Basic`, …) are not ours and are ignored,
-//! as PostgREST ignores them. No token → the anonymous role. This module does not
-//! decide whether the role may act: PostgreSQL does, when the role is set.
+//! as PostgREST ignores them. With `jwt.cookie_name` set and no `Authorization`
+//! header at all, the token is the value of that cookie (the HTTP layer hands
+//! it over as text); an empty cookie is no token. No token → the anonymous
+//! role. This module does not decide whether the role may act: PostgreSQL
+//! does, when the role is set; nor whether a cookie-borne request may write:
+//! [`super::csrf`] does.
 
 use std::sync::Arc;
 
@@ -23,6 +27,9 @@ pub struct AuthContext {
     pub claims_json: String,
     /// Came from a verified token (anonymous otherwise).
     pub authenticated: bool,
+    /// The token came from the `jwt.cookie_name` cookie, which a browser sends
+    /// by itself: writes then need the CSRF check.
+    pub via_cookie: bool,
 }
 
 /// The token of an `Authorization` header, if it uses our schemes.
@@ -38,9 +45,31 @@ pub fn bearer_token(header: &str) -> Option<&str> {
     }
 }
 
-/// Authenticate one request.
+/// The value of cookie `name` in `Cookie` header values (RFC 6265 §5.4:
+/// `name=value` pairs separated by `;`; a quoted value loses its quotes).
+/// The first one wins when a browser sends several of the same name.
+pub fn cookie_value<'a>(
+    cookie_headers: impl IntoIterator<Item = &'a str>,
+    name: &str,
+) -> Option<&'a str> {
+    cookie_headers
+        .into_iter()
+        .flat_map(|header| header.split(';'))
+        .filter_map(|pair| pair.split_once('='))
+        .find(|(k, _)| k.trim() == name)
+        .map(|(_, v)| {
+            let v = v.trim();
+            v.strip_prefix('"')
+                .and_then(|v| v.strip_suffix('"'))
+                .unwrap_or(v)
+        })
+}
+
+/// Authenticate one request: the `Authorization` header, or when there is
+/// none, the token cookie's value (`cookie`, already picked out by name).
 pub fn authenticate(
     authorization: Option<&str>,
+    cookie: Option<&str>,
     jwt: Option<&Jwt>,
     anon_role: Option<&str>,
 ) -> Result<AuthContext, Error> {
@@ -50,10 +79,18 @@ pub fn authenticate(
             role: role.to_string(),
             claims_json: serde_json::json!({ "role": role }).to_string(),
             authenticated: false,
+            via_cookie: false,
         })
     };
-    let Some(token) = authorization.and_then(bearer_token) else {
-        return anonymous();
+    // A cleared cookie (`name=`) is no token, not an empty one: that is how
+    // a logout leaves it in a browser that does not drop it at once.
+    let (token, via_cookie) = match (authorization, cookie.map(str::trim)) {
+        (Some(header), _) => match bearer_token(header) {
+            Some(token) => (token, false),
+            None => return anonymous(),
+        },
+        (None, Some(token)) if !token.is_empty() => (token, true),
+        (None, _) => return anonymous(),
     };
     if token.is_empty() {
         return Err(AuthError::Invalid(JwtError::Empty).into());
@@ -62,12 +99,17 @@ pub fn authenticate(
     let claims: Arc<Map<String, Value>> = jwt.verify(token).map_err(AuthError::Invalid)?;
     let role = match jwt.role(&claims).map_err(AuthError::Invalid)? {
         Some(role) => role.to_string(),
-        None => return anonymous_with_claims(&claims, anon_role),
+        None => {
+            let mut auth = anonymous_with_claims(&claims, anon_role)?;
+            auth.via_cookie = via_cookie;
+            return Ok(auth);
+        }
     };
     Ok(AuthContext {
         claims_json: claims_with_role(&claims, &role),
         role,
         authenticated: true,
+        via_cookie,
     })
 }
 
@@ -147,6 +189,7 @@ fn anonymous_with_claims(
         claims_json: claims_with_role(claims, role),
         role: role.to_string(),
         authenticated: false,
+        via_cookie: false,
     })
 }
 
@@ -217,11 +260,56 @@ mod tests {
     }
 
     #[test]
+    fn cookie_values() {
+        let headers = ["theme=dark; tok=abc.def.ghi", "tok=second"];
+        assert_eq!(cookie_value(headers, "tok"), Some("abc.def.ghi"));
+        assert_eq!(cookie_value(["a=1;  tok = \"q\" "], "tok"), Some("q"));
+        assert_eq!(cookie_value(["tok="], "tok"), Some(""));
+        assert_eq!(cookie_value(["xtok=1; tokx=2"], "tok"), None);
+        assert_eq!(cookie_value([], "tok"), None);
+    }
+
+    #[test]
+    fn cookie_is_read_only_without_an_authorization_header() {
+        let jwt = Jwt::new(crate::jwt::JwtSettings::with_secret(
+            b"reallyreallyreallyreallyverysafe",
+        ))
+        .expect("jwt");
+        let mut claims = Map::new();
+        claims.insert("role".into(), Value::from("app_user"));
+        let token = jwt.sign(claims).expect("sign");
+        let a = authenticate(None, Some(&token), Some(&jwt), Some("web_anon")).expect("cookie");
+        assert_eq!((a.role.as_str(), a.via_cookie), ("app_user", true));
+        // The header wins, even one that is not ours.
+        let a = authenticate(
+            Some("Basic dXNlcg=="),
+            Some(&token),
+            Some(&jwt),
+            Some("web_anon"),
+        )
+        .expect("basic");
+        assert_eq!((a.role.as_str(), a.via_cookie), ("web_anon", false));
+        let a = authenticate(
+            Some(&format!("Bearer {token}")),
+            Some("garbage"),
+            Some(&jwt),
+            Some("web_anon"),
+        )
+        .expect("header");
+        assert_eq!((a.role.as_str(), a.via_cookie), ("app_user", false));
+        // A cleared cookie is anonymous; a bad one is refused like a bad header.
+        let a = authenticate(None, Some(" "), Some(&jwt), Some("web_anon")).expect("cleared");
+        assert_eq!((a.role.as_str(), a.via_cookie), ("web_anon", false));
+        let e = authenticate(None, Some("a.b.c"), Some(&jwt), Some("web_anon")).expect_err("bad");
+        assert_eq!(e.status().as_u16(), 401);
+    }
+
+    #[test]
     fn no_header_is_anonymous_or_401() {
-        let a = authenticate(None, None, Some("web_anon")).expect("anon");
+        let a = authenticate(None, None, None, Some("web_anon")).expect("anon");
         assert_eq!(a.role, "web_anon");
         assert_eq!(a.claims_json, r#"{"role":"web_anon"}"#);
-        let e = authenticate(None, None, None).expect_err("401");
+        let e = authenticate(None, None, None, None).expect_err("401");
         assert_eq!(e.code(), "PGRST302");
         assert_eq!(e.status().as_u16(), 401);
     }

@@ -24,7 +24,7 @@
 //! whether a call is delegated (the query stage's call shape).
 
 /// The statements, in order: the propagation switch, then one `SET LOCAL`
-/// per setting. `claims`, `method`, `path`, `headers`, `cookies` are the
+/// per setting. `claims`, `method`, `path`, `headers`, `cookies`, `client_ip` are the
 /// request's values; `search_path` is already SQL (quoted names).
 pub fn set_local_statements(
     claims: &str,
@@ -32,6 +32,7 @@ pub fn set_local_statements(
     path: &str,
     headers: &str,
     cookies: &str,
+    client_ip: &str,
     search_path: &str,
 ) -> Vec<String> {
     let mut out = vec!["SET LOCAL citus.propagate_set_commands = 'local'".to_string()];
@@ -41,6 +42,7 @@ pub fn set_local_statements(
         ("request.path", path),
         ("request.headers", headers),
         ("request.cookies", cookies),
+        ("request.client_ip", client_ip),
     ] {
         out.push(format!(
             "SET LOCAL {} = {}",
@@ -85,13 +87,25 @@ mod tests {
 
     #[test]
     fn switch_first_then_one_statement_per_setting() {
-        let s = set_local_statements("{\"sub\":\"1\"}", "POST", "/rpc/f", "{}", "{}", "\"api\"");
+        let s = set_local_statements(
+            "{\"sub\":\"1\"}",
+            "POST",
+            "/rpc/f",
+            "{}",
+            "{}",
+            "127.0.0.1",
+            "\"api\"",
+        );
         assert_eq!(s[0], "SET LOCAL citus.propagate_set_commands = 'local'");
         assert_eq!(
             s[1],
             "SET LOCAL \"request.jwt.claims\" = $pgrst0${\"sub\":\"1\"}$pgrst0$"
         );
-        assert_eq!(s[6], "SET LOCAL search_path = \"api\"");
-        assert_eq!(s.len(), 7);
+        assert_eq!(
+            s[6],
+            "SET LOCAL \"request.client_ip\" = $pgrst0$127.0.0.1$pgrst0$"
+        );
+        assert_eq!(s[7], "SET LOCAL search_path = \"api\"");
+        assert_eq!(s.len(), 8);
     }
 }

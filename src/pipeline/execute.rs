@@ -12,13 +12,32 @@
 //! Singular responses cannot commit blindly: they check the row count first.
 //! The call binds the payload as `$1` (text) and the query string's values
 //! after it in text form with the type left to the server (`Untyped`).
+//!
+//! Cancellation (a client that hung up, `crate::http::disconnect`): the wait
+//! for a pooled connection ends at once; a transaction not yet sent is not
+//! sent; while the call has not returned, a PostgreSQL cancel request goes out
+//! on a connection of its own, the pipeline runs to its end (the statement
+//! fails with 57014, so `COMMIT` answers `ROLLBACK`) and only then is the
+//! connection returned — never with a cancel still in flight that could hit
+//! the next request on it. Once the call has returned, only `COMMIT` is left:
+//! it is let finish, and what it says is the outcome.
+//!
+//! Unknown outcomes: when the connection is lost after `COMMIT` was sent and
+//! before its answer, and no earlier statement was refused by the server, the
+//! transaction may have committed; that is `DbError::OutcomeUnknown` (503
+//! `PGRST050`), never a plain error ([`commit_failure`]).
 
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use actix_web::web::BytesMut;
 use deadpool_postgres::{Pool, PoolError};
 use futures_util::future::{Either, OptionFuture};
+use tokio_postgres::error::Severity;
 use tokio_postgres::types::{to_sql_checked, Format, IsNull, ToSql, Type};
+use tokio_postgres::NoTls;
+use tokio_util::sync::CancellationToken;
 
 use crate::db::schema_cache::RoleSettings;
 use crate::error::{DbError, Error, RequestError};
@@ -43,6 +62,9 @@ pub struct TxRequest {
     pub cookies_json: String,
     /// `search_path`.
     pub search_path: String,
+    /// `request.client_ip`: the client address (`pipeline::admit::client_addr`),
+    /// empty when unknown.
+    pub client_ip: String,
     /// The role's own settings (`ALTER ROLE … SET`), in order; usually none.
     pub role_settings: Option<RoleSettings>,
     /// Pre-request statement.
@@ -55,6 +77,11 @@ pub struct TxRequest {
     pub read_only: bool,
     /// Exactly one row or roll back with 406.
     pub singular: bool,
+    /// Named, cached prepared statements (`db.prepared_statements`); false
+    /// sends every statement unnamed, which PgBouncer before 1.21 in
+    /// transaction mode can carry (a named one may be prepared on one server
+    /// connection and executed on another).
+    pub prepared: bool,
 }
 
 /// What the call statement returned.
@@ -155,9 +182,162 @@ fn catalog_error(e: &tokio_postgres::Error, authenticated: bool) -> Error {
     }
 }
 
-/// Run the request's transaction.
-pub async fn run(pool: &Pool, tx: &TxRequest) -> Result<Outcome, Error> {
-    let client = pool.get().await.map_err(pool_error)?;
+/// How long a cancelled pipeline may take to end before the cancel request
+/// is sent again: PostgreSQL ignores one that arrives between two statements.
+const CANCEL_RETRY: Duration = Duration::from_millis(200);
+
+/// What a `COMMIT` that did not succeed means: a refusal by the server (an
+/// ERROR, e.g. a deferred constraint) is a definite failure and rolled back;
+/// anything else — the connection closed, a FATAL such as 57P01 that can
+/// follow the `COMMIT`'s own answer — leaves the outcome unknown.
+pub fn commit_failure(e: &tokio_postgres::Error, authenticated: bool) -> Error {
+    match e.as_db_error() {
+        Some(db) if db.parsed_severity() == Some(Severity::Error) => {
+            Error::from_pg(e, authenticated)
+        }
+        _ => DbError::OutcomeUnknown(e.to_string()).into(),
+    }
+}
+
+/// Whether `e` means the connection is finished: no answer from the server,
+/// or a FATAL one (the backend exits after it).
+fn connection_gone(e: &tokio_postgres::Error) -> bool {
+    e.as_db_error().is_none_or(|db| {
+        matches!(
+            db.parsed_severity(),
+            Some(Severity::Fatal | Severity::Panic)
+        )
+    })
+}
+
+/// Drive `pipeline` to its end. When `cancel` fires while the call has not
+/// returned, send PostgreSQL a cancel request (again every [`CANCEL_RETRY`]
+/// while it still runs); each cancel request is awaited to its end, so none
+/// is in flight once the pipeline has ended and the connection goes back.
+async fn unless_cancelled<F: Future>(
+    pipeline: F,
+    client: &tokio_postgres::Client,
+    call_done: &AtomicBool,
+    cancel: &CancellationToken,
+) -> F::Output {
+    let mut pipeline = std::pin::pin!(pipeline);
+    tokio::select! {
+        biased;
+        out = &mut pipeline => return out,
+        () = cancel.cancelled() => {}
+    }
+    loop {
+        if call_done.load(Ordering::Acquire) {
+            // Only COMMIT is left (or, for a singular call, nothing sent yet).
+            return pipeline.await;
+        }
+        if let Err(e) = client.cancel_token().cancel_query(NoTls).await {
+            tracing::debug!(error = %e, "cancel request failed");
+        }
+        if let Ok(out) = tokio::time::timeout(CANCEL_RETRY, &mut pipeline).await {
+            return out;
+        }
+    }
+}
+
+/// Run the request's transaction; `cancel` fires when its client hung up.
+///
+/// A write refused with 25006 in a transaction that was not READ ONLY, on a
+/// server that now says `transaction_read_only = on` (a primary demoted to a
+/// standby, or made read-only for a failover), did not commit: the
+/// connection is discarded with the pool's other idle ones (they lead to the
+/// same server), and the transaction runs once more on a fresh connection,
+/// which `target_session_attrs=read-write` sends to the current primary.
+pub async fn run(
+    pool: &Pool,
+    tx: &TxRequest,
+    cancel: &CancellationToken,
+) -> Result<Outcome, Error> {
+    let client = checkout(pool, cancel).await?;
+    let mut gone = false;
+    let result = attempt(&client, tx, cancel, &mut gone).await;
+    let retry = matches!(result, Err(Failure::ReadOnlyServer(_)));
+    if gone || retry {
+        // A FATAL or a lost connection ends this connection, and one to a
+        // server that turned read-only leads nowhere: keep it out of the pool.
+        drop(deadpool_postgres::Object::take(client));
+    }
+    match result {
+        Ok(outcome) => Ok(outcome),
+        Err(Failure::Error(e)) => Err(e),
+        Err(Failure::ReadOnlyServer(e)) => {
+            tracing::warn!(error = %e, "the database server became read-only; reconnecting and retrying the write once");
+            pool.retain(|_, _| false);
+            let client = checkout(pool, cancel).await?;
+            let mut gone = false;
+            let result = attempt(&client, tx, cancel, &mut gone).await;
+            if gone {
+                drop(deadpool_postgres::Object::take(client));
+            }
+            result.map_err(Failure::into_error)
+        }
+    }
+}
+
+/// A pooled connection, unless the client hangs up first.
+async fn checkout(
+    pool: &Pool,
+    cancel: &CancellationToken,
+) -> Result<deadpool_postgres::Client, Error> {
+    tokio::select! {
+        biased;
+        got = pool.get() => got.map_err(pool_error),
+        () = cancel.cancelled() => Err(RequestError::ClientClosed.into()),
+    }
+}
+
+/// Why an attempt failed.
+enum Failure {
+    /// Answer this.
+    Error(Error),
+    /// The server is read-only now: worth one retry elsewhere.
+    ReadOnlyServer(Error),
+}
+
+impl Failure {
+    fn into_error(self) -> Error {
+        match self {
+            Failure::Error(e) | Failure::ReadOnlyServer(e) => e,
+        }
+    }
+}
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Failure {
+        Failure::Error(e)
+    }
+}
+
+/// Whether the server of `client` refuses writes now (what
+/// `target_session_attrs=read-write` checks when connecting). Asked only
+/// after a 25006, outside any transaction.
+async fn server_read_only(client: &tokio_postgres::Client) -> bool {
+    match client
+        .query_typed("select current_setting('transaction_read_only')", &[])
+        .await
+    {
+        Ok(rows) => rows
+            .first()
+            .and_then(|r| r.try_get::<_, String>(0).ok())
+            .is_some_and(|v| v == "on"),
+        // A server that went away is no place to answer from either.
+        Err(_) => true,
+    }
+}
+
+/// One try of the transaction on `client`; `gone` is set when the
+/// connection is finished (a FATAL, or no answer) and must not go back.
+async fn attempt(
+    client: &deadpool_postgres::Client,
+    tx: &TxRequest,
+    cancel: &CancellationToken,
+    gone: &mut bool,
+) -> Result<Outcome, Failure> {
     let authed = tx.authenticated;
     // Prepared once per connection (deadpool's statement cache): parsing and
     // planning the same statements again on every request costs PostgreSQL
@@ -174,10 +354,16 @@ pub async fn run(pool: &Pool, tx: &TxRequest) -> Result<Outcome, Error> {
     if client.statement_cache.size() >= MAX_PREPARED {
         client.statement_cache.clear();
     }
-    let setup_stmt = client
-        .prepare_typed_cached(SETUP_SQL, &[Type::TEXT; 7])
-        .await
-        .map_err(|e| Error::from_pg(&e, authed))?;
+    let setup_stmt = if tx.prepared {
+        Some(
+            client
+                .prepare_typed_cached(SETUP_SQL, &[Type::TEXT; 8])
+                .await
+                .map_err(|e| Error::from_pg(&e, authed))?,
+        )
+    } else {
+        None
+    };
     let extra: Vec<Untyped<'_>> = tx.query.params.iter().map(|p| Untyped(p)).collect();
     let mut call_types: Vec<Type> = Vec::with_capacity(1 + extra.len());
     let mut call_params: Vec<(&(dyn ToSql + Sync), Type)> = Vec::with_capacity(1 + extra.len());
@@ -195,11 +381,14 @@ pub async fn run(pool: &Pool, tx: &TxRequest) -> Result<Outcome, Error> {
     // the text as hex in a comment, never as itself: it comes from a token.
     let role_tag = format!(" /* role {} */", hex(&tx.role));
     let call_sql = format!("{}{role_tag}", tx.query.sql);
-    let call_stmt = client
-        .prepare_typed_cached(&call_sql, &call_types)
-        .await
-        .ok();
-    let pre_stmt = match tx.pre_request.as_deref() {
+    let call_stmt = match tx.prepared {
+        true => client
+            .prepare_typed_cached(&call_sql, &call_types)
+            .await
+            .ok(),
+        false => None,
+    };
+    let pre_stmt = match tx.pre_request.as_deref().filter(|_| tx.prepared) {
         Some(sql) => client
             .prepare_typed_cached(&format!("{sql}{role_tag}"), &[])
             .await
@@ -212,7 +401,7 @@ pub async fn run(pool: &Pool, tx: &TxRequest) -> Result<Outcome, Error> {
     } else {
         "BEGIN"
     });
-    let setup_params: [&(dyn ToSql + Sync); 7] = [
+    let setup_params: [&(dyn ToSql + Sync); 8] = [
         &tx.role,
         &tx.claims_json,
         &tx.method,
@@ -220,8 +409,13 @@ pub async fn run(pool: &Pool, tx: &TxRequest) -> Result<Outcome, Error> {
         &tx.headers_json,
         &tx.cookies_json,
         &tx.search_path,
+        &tx.client_ip,
     ];
-    let setup = client.query(&setup_stmt, &setup_params);
+    let setup_typed = setup_params.map(|p| (p, Type::TEXT));
+    let setup = match &setup_stmt {
+        Some(stmt) => Either::Left(client.query(stmt, &setup_params)),
+        None => Either::Right(client.query_typed(SETUP_SQL, &setup_typed)),
+    };
     // PostgREST's impersonated role settings (a statement_timeout for web
     // users, say): after the settings statement, before the call.
     let (names, values): (Vec<&str>, Vec<&str>) = tx
@@ -230,7 +424,7 @@ pub async fn run(pool: &Pool, tx: &TxRequest) -> Result<Outcome, Error> {
         .flat_map(|settings| settings.iter())
         .map(|(n, v)| (n.as_str(), v.as_str()))
         .unzip();
-    let settings_stmt = if names.is_empty() {
+    let settings_stmt = if names.is_empty() || !tx.prepared {
         None
     } else {
         Some(
@@ -241,11 +435,11 @@ pub async fn run(pool: &Pool, tx: &TxRequest) -> Result<Outcome, Error> {
         )
     };
     let settings_params: [&(dyn ToSql + Sync); 2] = [&names, &values];
-    let settings = OptionFuture::from(
-        settings_stmt
-            .as_ref()
-            .map(|stmt| client.query(stmt, &settings_params)),
-    );
+    let settings_typed = settings_params.map(|p| (p, Type::TEXT_ARRAY));
+    let settings = OptionFuture::from((!names.is_empty()).then(|| match &settings_stmt {
+        Some(stmt) => Either::Left(client.query(stmt, &settings_params)),
+        None => Either::Right(client.query_typed(ROLE_SETTINGS_SQL, &settings_typed)),
+    }));
     // A Citus database: the same settings again as SET LOCAL, which Citus
     // replays on the workers (see `pipeline::citus`); one message each.
     let propagated = if tx.query.propagate_settings {
@@ -255,6 +449,7 @@ pub async fn run(pool: &Pool, tx: &TxRequest) -> Result<Outcome, Error> {
             &tx.path,
             &tx.headers_json,
             &tx.cookies_json,
+            &tx.client_ip,
             &tx.search_path,
         )
     } else {
@@ -271,10 +466,44 @@ pub async fn run(pool: &Pool, tx: &TxRequest) -> Result<Outcome, Error> {
         Some(stmt) => Either::Left(client.query(stmt, &bound)),
         None => Either::Right(client.query_typed(&tx.query.sql, &call_params)),
     };
+    // Set when the call's answer is in: from then on only COMMIT is left,
+    // and a hang-up no longer cancels.
+    let call_done = AtomicBool::new(false);
+    let call = async {
+        let r = call.await;
+        call_done.store(true, Ordering::Release);
+        r
+    };
     let commit = OptionFuture::from((!tx.singular).then(|| client.batch_execute("COMMIT")));
 
+    if cancel.is_cancelled() {
+        // Nothing of the transaction was sent.
+        return Err(Error::from(RequestError::ClientClosed).into());
+    }
+    if client.is_closed() {
+        // Known lost before anything was sent: a definite failure, not an
+        // unknown outcome.
+        return Err(Error::from(DbError::Connection("the connection closed".into())).into());
+    }
+    let pipeline =
+        async { futures_util::join!(begin, setup, settings, propagate, pre, call, commit) };
     let (r_begin, r_setup, r_settings, r_propagate, r_pre, r_call, r_commit) =
-        futures_util::join!(begin, setup, settings, propagate, pre, call, commit);
+        unless_cancelled(pipeline, client, &call_done, cancel).await;
+    // A FATAL or a lost connection ends this connection: the caller keeps it
+    // out of the pool even before tokio-postgres has read the close, or the
+    // next request would take it and fail.
+    *gone = [
+        r_begin.as_ref().err(),
+        r_setup.as_ref().err(),
+        r_settings.as_ref().and_then(|r| r.as_ref().err()),
+        r_propagate.iter().find_map(|r| r.as_ref().err()),
+        r_pre.as_ref().and_then(|r| r.as_ref().err()),
+        r_call.as_ref().err(),
+        r_commit.as_ref().and_then(|r| r.as_ref().err()),
+    ]
+    .into_iter()
+    .flatten()
+    .any(connection_gone);
     let r_propagate = r_propagate.into_iter().find(Result::is_err);
 
     // The first failure in pipeline order is the cause; later ones are 25P02.
@@ -293,11 +522,29 @@ pub async fn run(pool: &Pool, tx: &TxRequest) -> Result<Outcome, Error> {
                 // No COMMIT was pipelined: end the aborted transaction ourselves.
                 let _ = client.batch_execute("ROLLBACK").await;
             }
-            return Err(Error::from_pg(&e, authed));
+            if e.code() == Some(&tokio_postgres::error::SqlState::QUERY_CANCELED)
+                && cancel.is_cancelled()
+            {
+                // Our own cancel request, not a statement_timeout.
+                return Err(Error::from(RequestError::ClientClosed).into());
+            }
+            if e.as_db_error().is_none() && !tx.singular {
+                // No answer to the call, COMMIT sent behind it: the server
+                // may have run both before the connection went.
+                return Err(commit_failure(&e, authed).into());
+            }
+            let error = Error::from_pg(&e, authed);
+            if !tx.read_only
+                && e.code() == Some(&tokio_postgres::error::SqlState::READ_ONLY_SQL_TRANSACTION)
+                && server_read_only(client).await
+            {
+                return Err(Failure::ReadOnlyServer(error));
+            }
+            return Err(error.into());
         }
     };
     if let Some(Err(e)) = r_commit {
-        return Err(Error::from_pg(&e, authed));
+        return Err(commit_failure(&e, authed).into());
     }
     let row = rows
         .first()
@@ -316,18 +563,15 @@ pub async fn run(pool: &Pool, tx: &TxRequest) -> Result<Outcome, Error> {
                 .batch_execute("ROLLBACK")
                 .await
                 .map_err(|e| Error::from_pg(&e, authed))?;
-            return Err(RequestError::Singularity { rows: outcome.rows }.into());
+            return Err(Error::from(RequestError::Singularity { rows: outcome.rows }).into());
         }
         client
             .batch_execute("COMMIT")
             .await
-            .map_err(|e| Error::from_pg(&e, authed))?;
+            .map_err(|e| commit_failure(&e, authed))?;
     }
     Ok(outcome)
 }
-
-/// How long to wait between reconnection attempts of background connections.
-pub const RECONNECT_DELAY: Duration = Duration::from_millis(500);
 
 #[cfg(test)]
 mod tests {

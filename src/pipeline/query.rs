@@ -30,7 +30,8 @@ use crate::pipeline::plan::{
 };
 
 /// Transaction-local request settings, one statement (PostgREST's `set_config` form).
-/// Parameters: role, claims, method, path, headers, cookies, search_path.
+/// Parameters: role, claims, method, path, headers, cookies, search_path,
+/// client address (`request.client_ip`, empty when unknown).
 pub const SETUP_SQL: &str = "select \
 set_config('role', $1, true), \
 set_config('request.jwt.claims', $2, true), \
@@ -38,7 +39,8 @@ set_config('request.method', $3, true), \
 set_config('request.path', $4, true), \
 set_config('request.headers', $5, true), \
 set_config('request.cookies', $6, true), \
-set_config('search_path', $7, true)";
+set_config('search_path', $7, true), \
+set_config('request.client_ip', $8, true)";
 
 /// The role's `ALTER ROLE … SET` settings, applied after [`SETUP_SQL`] when
 /// the role has any: names in `$1`, values in `$2`, in order.

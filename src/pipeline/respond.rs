@@ -4,8 +4,9 @@
 //! `response.headers` set by the function, 204 for void, `Content-Range` for
 //! sets (with the total and 206/416 when a count was asked for), the singular
 //! and stripped-nulls media types, HEAD without a body, and replacing values of
-//! the claims type with signed JWTs (the database never holds the key). It does
-//! not decide commit or rollback; the execute stage has already done that.
+//! the claims type with signed JWTs (the database never holds the key), also
+//! into a `Set-Cookie` the function wrote with the [`TOKEN_PLACEHOLDER`]. It
+//! does not decide commit or rollback; the execute stage has already done that.
 
 use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::http::StatusCode;
@@ -17,6 +18,10 @@ use crate::error::{AuthError, Error, RequestError, ResponseSettingsError};
 use crate::jwt::Jwt;
 use crate::pipeline::execute::Outcome;
 use crate::pipeline::plan::{CallPlan, ClaimsAt};
+
+/// In a `Set-Cookie` of `response.headers`, stands for the token the function
+/// returns: SQL never holds the key, so it cannot write the signed token itself.
+pub const TOKEN_PLACEHOLDER: &str = "{token}";
 
 /// Build the response for a successful call, from its plan and outcome alone.
 pub fn respond(
@@ -35,7 +40,7 @@ pub fn respond(
                 .ok_or(ResponseSettingsError::Status)?,
         ),
     };
-    let extra_headers = match outcome.headers.as_deref() {
+    let mut extra_headers = match outcome.headers.as_deref() {
         None => Vec::new(),
         Some(text) => response_headers(text)?,
     };
@@ -46,6 +51,7 @@ pub fn respond(
     if let (Some(status), Some(text)) = (status, outcome.error.as_deref()) {
         if status.is_client_error() || status.is_server_error() {
             let body = error_setting(text)?;
+            fill_token_cookies(&mut extra_headers, &[])?;
             let mut res = HttpResponse::build(status);
             res.insert_header((header::CONTENT_TYPE, "application/json; charset=utf-8"));
             for (name, value) in extra_headers {
@@ -83,6 +89,12 @@ pub fn respond(
             HeaderValue::from_static("count=exact"),
         ));
     }
+    let mut tokens = Vec::new();
+    let body = match outcome.body {
+        None => String::new(),
+        Some(text) => sign_claims(text, &plan.claims_at, jwt, &mut tokens)?,
+    };
+    fill_token_cookies(&mut extra_headers, &tokens)?;
     let function_sets_type = extra_headers.iter().any(|(n, _)| n == header::CONTENT_TYPE);
     if !void && !function_sets_type {
         res.insert_header((
@@ -99,10 +111,6 @@ pub fn respond(
         res.append_header((name, value));
     }
 
-    let body = match outcome.body {
-        None => String::new(),
-        Some(text) => sign_claims(text, &plan.claims_at, jwt)?,
-    };
     if plan.head || body.is_empty() {
         return Ok(res.finish());
     }
@@ -172,9 +180,46 @@ fn response_headers(text: &str) -> Result<Vec<(HeaderName, HeaderValue)>, Error>
     Ok(out)
 }
 
-/// Replace claims-type values in the JSON result by signed tokens; the text
-/// passes through untouched when the function returns none.
-fn sign_claims(text: String, at: &ClaimsAt, jwt: Option<&Jwt>) -> Result<String, Error> {
+/// Put the one token of the result into each `Set-Cookie` that holds the
+/// [`TOKEN_PLACEHOLDER`] (how `identify` sets the `jwt.cookie_name` cookie).
+/// With no token or several, which one is meant is unknown: the function's
+/// mistake, 500 `PGRST111`.
+fn fill_token_cookies(
+    headers: &mut [(HeaderName, HeaderValue)],
+    tokens: &[String],
+) -> Result<(), Error> {
+    for (name, value) in headers.iter_mut() {
+        if *name != header::SET_COOKIE {
+            continue;
+        }
+        let Some(text) = value
+            .to_str()
+            .ok()
+            .filter(|t| t.contains(TOKEN_PLACEHOLDER))
+        else {
+            continue;
+        };
+        let [token] = tokens else {
+            return Err(ResponseSettingsError::TokenCookie {
+                tokens: tokens.len(),
+            }
+            .into());
+        };
+        *value = HeaderValue::from_str(&text.replace(TOKEN_PLACEHOLDER, token))
+            .map_err(|_| ResponseSettingsError::Headers)?;
+    }
+    Ok(())
+}
+
+/// Replace claims-type values in the JSON result by signed tokens, each also
+/// pushed to `tokens`; the text passes through untouched when the function
+/// returns none.
+fn sign_claims(
+    text: String,
+    at: &ClaimsAt,
+    jwt: Option<&Jwt>,
+    tokens: &mut Vec<String>,
+) -> Result<String, Error> {
     if *at == ClaimsAt::Nowhere {
         return Ok(text);
     }
@@ -188,12 +233,12 @@ fn sign_claims(text: String, at: &ClaimsAt, jwt: Option<&Jwt>) -> Result<String,
     for row in rows.iter_mut() {
         match at {
             ClaimsAt::Nowhere => {}
-            ClaimsAt::Whole => sign_value(row, jwt)?,
+            ClaimsAt::Whole => sign_value(row, jwt, tokens)?,
             ClaimsAt::Columns(cols) => {
                 if let Value::Object(map) = row {
                     for col in cols {
                         if let Some(v) = map.get_mut(col) {
-                            sign_value(v, jwt)?;
+                            sign_value(v, jwt, tokens)?;
                         }
                     }
                 }
@@ -205,7 +250,7 @@ fn sign_claims(text: String, at: &ClaimsAt, jwt: Option<&Jwt>) -> Result<String,
 
 /// One claims value → token: every non-null attribute is a claim; all null →
 /// `null` (how a function says "no token").
-fn sign_value(v: &mut Value, jwt: &Jwt) -> Result<(), Error> {
+fn sign_value(v: &mut Value, jwt: &Jwt, tokens: &mut Vec<String>) -> Result<(), Error> {
     match v {
         Value::Null => Ok(()),
         Value::Object(map) => {
@@ -218,6 +263,7 @@ fn sign_value(v: &mut Value, jwt: &Jwt) -> Result<(), Error> {
             let token = jwt
                 .sign(claims)
                 .map_err(|e| Error::Internal(format!("signing a token failed: {}", e.message())))?;
+            tokens.push(token.clone());
             *v = Value::String(token);
             Ok(())
         }

@@ -87,7 +87,7 @@ async fn citus_bench() {
     ctx.state.load_schema_cache().await.expect("reload");
     let app = ctx.app().await;
     for u in ["bencha", "benchb", "benchc", "benchd"] {
-        crate::seed_register::register(&ctx, &app, u).await;
+        crate::seed::register(&ctx, &app, u).await;
     }
     // Warm the pools and plan caches.
     let _ = measure(&app, 40, 4, |i| {
@@ -108,8 +108,7 @@ async fn citus_bench() {
     let (id_ms, id_s) = measure(&app, n / 3, 8, |i| {
         (
             "/rpc/identify".into(),
-            json!({"username": users[i % 4], "password": crate::seed_register::PASSWORD})
-                .to_string(),
+            json!({"username": users[i % 4], "password": crate::seed::PASSWORD}).to_string(),
         )
     })
     .await;

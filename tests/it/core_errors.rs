@@ -365,3 +365,32 @@ async fn error_bodies_never_leak_the_generated_statement() {
         assert_error(&r, r.status, &code);
     }
 }
+
+/// Regression: a database error answered 500 passed PostgreSQL's message,
+/// detail and hint to the client, which can name tables, functions and
+/// values. The client now gets the SQLSTATE with a generic message.
+#[actix_web::test]
+async fn server_side_500_hides_the_database_texts() {
+    let ctx = setup().await;
+    ctx.db
+        .admin()
+        .await
+        .batch_execute(
+            "create function api.broken() returns int language plpgsql volatile as $$
+             begin
+               raise sqlstate 'XX000' using message = 'corrupt page in secret_table',
+                 detail = 'block 7 of private.accounts', hint = 'restore from backup';
+             end $$;
+             grant execute on function api.broken() to web_anon;",
+        )
+        .await
+        .expect("create");
+    ctx.state.load_schema_cache().await.expect("reload");
+    let app = ctx.app().await;
+    let r = send(&app, post("/rpc/broken", "{}")).await;
+    assert_error(&r, 500, "XX000");
+    assert_eq!(
+        r.json(),
+        serde_json::json!({"code": "XX000", "message": "Internal server error", "details": null, "hint": null})
+    );
+}

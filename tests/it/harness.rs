@@ -31,6 +31,9 @@ struct Shared {
     cluster: Cluster,
     /// Citus workers (empty unless `PGRPC_TEST_CITUS=1`; `cluster` is then the coordinator).
     workers: Vec<Cluster>,
+    /// PgBouncer in front of the cluster for the request pools, when
+    /// `PGRPC_TEST_PGBOUNCER=1` (see `topology::Bouncer`).
+    bouncer: Option<crate::topology::Bouncer>,
     next: AtomicUsize,
     _dir: tempfile::TempDir,
 }
@@ -80,6 +83,9 @@ extern "C" fn stop_cluster_at_exit() {
     // Runs when the test binary exits: statics are never dropped, so stop the
     // postmaster and remove its directory here, or every run would leak both.
     if let Some(shared) = SHARED.get() {
+        if let Some(bouncer) = &shared.bouncer {
+            bouncer.stop();
+        }
         let _ = shared.cluster.stop();
         for w in &shared.workers {
             let _ = w.stop();
@@ -161,9 +167,12 @@ fn build_shared() -> Shared {
             }
         });
         drop(rt);
+        let bouncer =
+            crate::topology::pgbouncer_wanted().then(|| crate::topology::Bouncer::start(&cluster));
         Shared {
             cluster,
             workers,
+            bouncer,
             next: AtomicUsize::new(0),
             _dir: dir,
         }
@@ -266,7 +275,24 @@ async fn setup_jwt(toml: &str, jwt: Jwt) -> Ctx {
     // connections so that many tests fit the cluster's max_connections.
     config.server.workers = 1;
     config.db.pool_size = config.db.pool_size.min(4);
-    let pools = pgrpc::http::server::pools(&config, db.config("authenticator"));
+    let pools = match &shared().bouncer {
+        // As the server builds them with db.prepared_statements = false and
+        // db.listen_uri set: requests through PgBouncer, the schema cache on
+        // a direct connection.
+        Some(bouncer) => {
+            config.db.prepared_statements = false;
+            pgrpc::http::server::pools(
+                &config,
+                bouncer.config("authenticator", &db.name),
+                db.config("authenticator"),
+            )
+        }
+        None => pgrpc::http::server::pools(
+            &config,
+            db.config("authenticator"),
+            db.config("authenticator"),
+        ),
+    };
     let state = web::Data::new(AppState::new(Arc::new(config), pools, Some(Arc::new(jwt))));
     state.load_schema_cache().await.expect("load schema cache");
     Ctx { db, state }

@@ -4,6 +4,7 @@
 mod citus;
 mod harness;
 mod process;
+mod topology;
 
 // Gateway core (issue 2).
 mod binary;
@@ -17,6 +18,9 @@ mod core_transactions;
 // JWT (issue 3).
 mod jwt_auth;
 mod jwt_claims;
+mod jwt_cookie;
+mod jwt_jwks;
+mod jwt_reasons;
 
 // Operations and ecosystem (issue 5).
 mod clients;
@@ -25,12 +29,30 @@ mod openapi;
 mod ops;
 
 // Seed APIs in SQL (issue 4).
+mod seed;
+mod seed_code;
 mod seed_identify;
 mod seed_invites;
+mod seed_lockout;
 mod seed_register;
 mod seed_rules;
+mod seed_sessions;
 mod seed_tokens;
 
+// Robustness (issue 12).
+mod admin_host;
+mod deadlines;
+mod embedded_restart;
+// Deployment against production databases (issue 13).
+mod failover;
+mod gateways;
+mod pgbouncer;
+mod tls;
+// Limits and bounded memory (issue 11).
+mod limits;
+// Slow, vanished and failing (issue 12).
+mod disconnect;
+mod outcome_unknown;
 // Citus (issue 16): run with PGRPC_TEST_CITUS=1.
 mod citus_bench;
 mod citus_delegation;

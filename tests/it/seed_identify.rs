@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use crate::harness::*;
-use crate::seed_register::{bearer, claims, int, now, register, user_claims, user_id, PASSWORD};
+use crate::seed::{claims, int, register, session_claims, user_id, PASSWORD};
 
 fn login(username: &str, password: &str) -> String {
     json!({"username": username, "password": password}).to_string()
@@ -160,14 +160,11 @@ async fn a_bearer_token_and_no_parameters_extend_the_session() {
     register(&ctx, &app, "alice").await;
     let id = user_id(&ctx, "alice").await;
     // A token issued an hour ago in a session that started two days ago.
+    // (Used three times: the second and third are within refresh_reuse_grace
+    // of the first, like tabs refreshing at once.)
     let t = now();
-    let old = ctx.token(user_claims(
-        id,
-        "alice",
-        t - 3600,
-        t + 23 * 3600,
-        t - 2 * 86400,
-    ));
+    let old =
+        ctx.token(session_claims(&ctx, id, "alice", t - 3600, t + 23 * 3600, t - 2 * 86400).await);
     for scheme in ["Bearer", "Token", "bearer"] {
         let r = send(
             &app,
@@ -219,7 +216,7 @@ async fn extension_stops_at_the_10_day_cap() {
 
     // One hour before the cap: allowed, but the new token ends at the cap.
     let orig = t - cap + 3600;
-    let near = ctx.token(user_claims(id, "alice", t - 60, t + 3000, orig));
+    let near = ctx.token(session_claims(&ctx, id, "alice", t - 60, t + 3000, orig).await);
     let r = send(&app, bearer(post("/rpc/identify", ""), &near)).await;
     assert_eq!(r.status, 200, "{}", r.body);
     let c = claims(&r.json()["token"]);
@@ -227,7 +224,7 @@ async fn extension_stops_at_the_10_day_cap() {
     assert_eq!(int(&c, "orig_iat"), orig);
 
     // Past the cap: refused, even though the token itself is still valid.
-    let over = ctx.token(user_claims(id, "alice", t - 60, t + 3600, t - cap - 60));
+    let over = ctx.token(session_claims(&ctx, id, "alice", t - 60, t + 3600, t - cap - 60).await);
     let r = send(&app, bearer(post("/rpc/identify", ""), &over)).await;
     assert_eq!(r.status, 401, "{}", r.body);
     assert_eq!(r.code(), "PT401");

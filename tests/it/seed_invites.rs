@@ -3,7 +3,7 @@
 use serde_json::json;
 
 use crate::harness::*;
-use crate::seed_register::{bearer, register, register_body, PASSWORD};
+use crate::seed::{register, register_body, PASSWORD};
 
 /// Seconds from now until an RFC 3339 timestamp, computed by PostgreSQL.
 async fn seconds_until(ctx: &Ctx, at: &str) -> f64 {

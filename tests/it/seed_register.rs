@@ -1,133 +1,12 @@
-// POST /rpc/register: invite codes, field rules, uniqueness and the concurrency cases; also the helpers the other seed_* modules share.
-
-use std::time::{SystemTime, UNIX_EPOCH};
+// POST /rpc/register: invite codes, field rules, uniqueness and the concurrency cases.
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{Service, ServiceResponse};
-use actix_web::test::TestRequest;
 use futures_util::future::join_all;
-use jsonwebtoken::{Algorithm, DecodingKey, Validation};
-use serde_json::{json, Map, Value};
+use serde_json::json;
 
 use crate::harness::*;
-
-/// The token-auth seed's paths, as config.toml maps them.
-pub(crate) const ROUTES: &str = r#"
-[routes]
-"/auth/access_token/" = "access_token"
-"/auth/refresh_token/" = "refresh_token"
-"/auth/verify_token/" = "verify_token"
-"#;
-
-/// The password every helper-registered user has.
-pub(crate) const PASSWORD: &str = "correct horse";
-
-/// Unix seconds now.
-pub(crate) fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock after 1970")
-        .as_secs() as i64
-}
-
-/// A fresh invite code, made directly in the database.
-pub(crate) async fn invite(ctx: &Ctx, max_uses: i32, valid_for: &str) -> String {
-    ctx.db
-        .admin()
-        .await
-        .query_one(
-            "insert into auth.invites (max_uses, expires_at) \
-             values ($1, now() + $2::text::interval) returning code::text",
-            &[&max_uses, &valid_for],
-        )
-        .await
-        .expect("create invite")
-        .get(0)
-}
-
-/// A register body.
-pub(crate) fn register_body(username: &str, password: &str, email: &str, code: &str) -> String {
-    json!({"username": username, "password": password, "email": email, "invite_code": code})
-        .to_string()
-}
-
-/// Register `username` (PASSWORD, `<username>@example.com`) with a fresh
-/// invite and return its token.
-pub(crate) async fn register<S, B>(ctx: &Ctx, app: &S, username: &str) -> String
-where
-    S: Service<actix_http::Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
-    B: MessageBody,
-{
-    let code = invite(ctx, 1, "1 day").await;
-    let email = format!("{username}@example.com");
-    let r = send(
-        app,
-        post(
-            "/rpc/register",
-            &register_body(username, PASSWORD, &email, &code),
-        ),
-    )
-    .await;
-    assert_eq!(r.status, 200, "register {username}: {}", r.body);
-    r.json()["token"]
-        .as_str()
-        .expect("token string")
-        .to_string()
-}
-
-/// The claims of a token, checked against the test key independently of the
-/// gateway (expiry not checked: some tests look at old tokens).
-pub(crate) fn claims(token: &Value) -> Map<String, Value> {
-    let token = token
-        .as_str()
-        .unwrap_or_else(|| panic!("not a token string: {token}"));
-    let mut validation = Validation::new(Algorithm::HS256);
-    validation.validate_aud = false;
-    validation.validate_exp = false;
-    validation.required_spec_claims.clear();
-    jsonwebtoken::decode::<Map<String, Value>>(
-        token,
-        &DecodingKey::from_secret(SECRET.as_bytes()),
-        &validation,
-    )
-    .unwrap_or_else(|e| panic!("{token} does not verify: {e}"))
-    .claims
-}
-
-/// An integer claim.
-pub(crate) fn int(claims: &Map<String, Value>, name: &str) -> i64 {
-    claims[name]
-        .as_i64()
-        .unwrap_or_else(|| panic!("{name} is not an integer: {claims:?}"))
-}
-
-/// `req` with `Authorization: Bearer <token>`.
-pub(crate) fn bearer(req: TestRequest, token: &str) -> TestRequest {
-    req.insert_header(("authorization", format!("Bearer {token}")))
-}
-
-/// The id of a user.
-pub(crate) async fn user_id(ctx: &Ctx, username: &str) -> i64 {
-    ctx.db
-        .admin()
-        .await
-        .query_one(
-            "select id from auth.users where username = $1",
-            &[&username],
-        )
-        .await
-        .expect("user exists")
-        .get(0)
-}
-
-/// Claims as our SQL issues them, for a token crafted with the test key.
-pub(crate) fn user_claims(id: i64, username: &str, iat: i64, exp: i64, orig_iat: i64) -> Value {
-    json!({
-        "role": "app_user", "sub": id.to_string(), "username": username,
-        "iat": iat, "exp": exp, "orig_iat": orig_iat,
-        "jti": "00000000-0000-4000-8000-000000000000"
-    })
-}
+use crate::seed::*;
 
 #[actix_web::test]
 async fn register_answers_a_24_hour_app_user_token() {
@@ -460,4 +339,111 @@ async fn registering_with_a_token_header_is_allowed() {
     )
     .await;
     assert_eq!(r.status, 200, "{}", r.body);
+}
+
+/// Run `api.register` as the gateway does (role web_anon, its claims) with
+/// `code`, in a transaction with function statistics on; the SQLSTATE it
+/// fails with (if it does) and how often it called `extensions.crypt`.
+async fn register_counting_hashes(ctx: &Ctx, username: &str, code: &str) -> (Option<String>, i64) {
+    let mut db = ctx.db.admin().await;
+    // track_functions = all counts calls of C functions such as crypt too;
+    // pg_stat_xact_user_functions shows this transaction's own counts, so
+    // nothing waits for statistics to be flushed.
+    db.batch_execute("set track_functions = 'all'")
+        .await
+        .expect("track functions");
+    let tx = db.transaction().await.expect("begin");
+    tx.execute(
+        "select set_config('role', 'web_anon', true), \
+                set_config('request.jwt.claims', '{\"role\":\"web_anon\"}', true)",
+        &[],
+    )
+    .await
+    .expect("switch role");
+    let email = format!("{username}@example.com");
+    let result = tx
+        .execute(
+            "select api.register(username => $1, password => $2, email => $3, invite_code => $4)",
+            &[&username, &PASSWORD, &email, &code],
+        )
+        .await;
+    let failed = result
+        .err()
+        .map(|e| e.code().map(|c| c.code().to_string()).unwrap_or_default());
+    // Function statistics survive the failed statement (they are not
+    // transactional), but the aborted transaction answers no query: read them
+    // from the same session once it is rolled back.
+    drop(tx);
+    let calls: i64 = db
+        .query_one(
+            "select coalesce(sum(calls), 0)::int8 from pg_stat_xact_user_functions \
+             where schemaname = 'extensions' and funcname = 'crypt'",
+            &[],
+        )
+        .await
+        .expect("function statistics")
+        .get(0);
+    (failed, calls)
+}
+
+#[actix_web::test]
+async fn a_bad_invite_costs_no_password_hash() {
+    // Regression (issue 11): register hashed the password before it looked at
+    // the invite, so every made-up code cost the server a bcrypt.
+    let ctx = setup().await;
+    let app = ctx.app().await;
+    let used = invite(&ctx, 1, "1 day").await;
+    register_with(&app, "first", &used, 200).await;
+    let expired = invite(&ctx, 1, "1 day").await;
+    ctx.db
+        .admin()
+        .await
+        .execute(
+            "update auth.invites set expires_at = now() - interval '1 second' where code = $1::text::uuid",
+            &[&expired],
+        )
+        .await
+        .expect("expire invite");
+    for code in [
+        "00000000-0000-4000-8000-000000000000",
+        "not-a-uuid",
+        used.as_str(),
+        expired.as_str(),
+    ] {
+        let (failed, hashes) = register_counting_hashes(&ctx, "second", code).await;
+        assert_eq!(failed.as_deref(), Some("PT403"), "{code}");
+        assert_eq!(hashes, 0, "{code}: no bcrypt for an invalid invite");
+    }
+    // The counting sees the hash of a good one.
+    let good = invite(&ctx, 1, "1 day").await;
+    let (failed, hashes) = register_counting_hashes(&ctx, "second", &good).await;
+    assert_eq!(failed, None);
+    assert_eq!(hashes, 1);
+}
+
+#[actix_web::test]
+async fn a_bad_invite_answers_long_before_a_hash_could_finish() {
+    // The same over HTTP, at a cost where one bcrypt takes about half a second:
+    // a register that hashed before refusing the invite could not be fast.
+    let ctx = setup().await;
+    ctx.db
+        .admin()
+        .await
+        .execute("update auth.settings set bcrypt_cost = 13", &[])
+        .await
+        .expect("cost 13");
+    let app = ctx.app().await;
+    let good = invite(&ctx, 1, "1 day").await;
+    let start = std::time::Instant::now();
+    register_with(&app, "first", &good, 200).await;
+    let hashed = start.elapsed();
+    for code in ["00000000-0000-4000-8000-000000000000".to_string(), good] {
+        let start = std::time::Instant::now();
+        register_with(&app, "second", &code, 403).await;
+        let refused = start.elapsed();
+        assert!(
+            refused * 5 < hashed,
+            "{code}: refused in {refused:?}, a registration with its hash took {hashed:?}"
+        );
+    }
 }

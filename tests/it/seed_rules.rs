@@ -3,7 +3,7 @@
 use serde_json::json;
 
 use crate::harness::*;
-use crate::seed_register::{bearer, claims, int, register, user_id, PASSWORD};
+use crate::seed::{claims, int, register, user_id, PASSWORD};
 
 fn login(username: &str, password: &str) -> String {
     json!({"username": username, "password": password}).to_string()
@@ -365,9 +365,15 @@ async fn row_level_security_hides_other_users_in_sql() {
     if crate::citus::enabled() {
         // On Citus the gateway also sends the claims as SET LOCAL, the form
         // Citus replays on the workers that hold the rows.
-        for sql in
-            pgrpc::pipeline::citus::set_local_statements(&claims, "GET", "/", "{}", "{}", "\"api\"")
-        {
+        for sql in pgrpc::pipeline::citus::set_local_statements(
+            &claims,
+            "GET",
+            "/",
+            "{}",
+            "{}",
+            "127.0.0.1",
+            "\"api\"",
+        ) {
             tx.batch_execute(&sql).await.expect("SET LOCAL");
         }
     }
@@ -405,6 +411,10 @@ async fn row_level_security_hides_other_users_in_sql() {
         ("app_user", "update auth.settings set bcrypt_cost = 4"),
         ("app_user", "update auth.users set role = 'app_admin'"),
         ("app_user", "delete from auth.login_failures"),
+        ("web_anon", "select * from auth.sessions"),
+        ("app_user", "select * from auth.sessions"),
+        ("app_user", "update auth.sessions set ended_at = null"),
+        ("app_user", "select * from pgrpc.ended_sessions()"),
         ("app_user", "select auth.login('alice', 'correct horse')"),
     ] {
         assert_eq!(
@@ -485,6 +495,15 @@ async fn production_grants_and_function_hygiene() {
         "api.register",
         "api.verify_token",
     ];
+    // For a token's user only; auth.check_session serves api.me, which runs
+    // as the caller (SECURITY INVOKER, for row-level security).
+    let signed_in = [
+        "api.change_password",
+        "api.logout",
+        "api.logout_all",
+        "api.me",
+        "auth.check_session",
+    ];
     let mut seen = Vec::new();
     for row in &rows {
         let f: String = row.get(0);
@@ -507,12 +526,13 @@ async fn production_grants_and_function_hygiene() {
         }
         let expected = if anon.contains(&f.as_str()) {
             (true, true, true)
-        } else if f == "api.me" {
+        } else if signed_in.contains(&f.as_str()) {
             (false, true, true)
         } else if f == "api.create_invite" {
             (false, false, true)
         } else {
-            // auth.* helpers and pgrpc.on_first_start: no request role.
+            // auth.* helpers, pgrpc.on_first_start and pgrpc.ended_sessions
+            // (the gateway's, as authenticator): no request role.
             (false, false, false)
         };
         assert_eq!(
@@ -523,12 +543,27 @@ async fn production_grants_and_function_hygiene() {
     }
     for f in [
         "api.create_invite",
-        "api.me",
         "pgrpc.on_first_start",
+        "pgrpc.ended_sessions",
         "auth.login",
     ] {
         assert!(seen.contains(&f.to_string()), "{f} exists: {seen:?}");
     }
+    for f in &signed_in {
+        assert!(seen.contains(&f.to_string()), "{f} exists: {seen:?}");
+    }
+    // The gateway loads the ended sessions as authenticator, before any role
+    // switch (README, "Sessions").
+    let gateway: bool = db
+        .query_one(
+            "select has_function_privilege('authenticator', 'pgrpc.ended_sessions(int)', 'execute') \
+                and has_schema_privilege('authenticator', 'pgrpc', 'usage')",
+            &[],
+        )
+        .await
+        .expect("authenticator's privileges")
+        .get(0);
+    assert!(gateway, "authenticator may call pgrpc.ended_sessions()");
     for f in &anon {
         assert!(seen.contains(&f.to_string()), "{f} exists: {seen:?}");
     }

@@ -3,9 +3,7 @@
 use serde_json::{json, Value};
 
 use crate::harness::*;
-use crate::seed_register::{
-    bearer, claims, int, now, register, user_claims, user_id, PASSWORD, ROUTES,
-};
+use crate::seed::{claims, int, register, session_claims, user_claims, user_id, PASSWORD, ROUTES};
 
 /// ISO 8601 UTC with milliseconds, as the seed shows `expires_in`.
 fn iso(epoch: i64) -> String {
@@ -116,7 +114,7 @@ async fn refresh_token_keeps_orig_iat_and_answers_the_user() {
     register(&ctx, &app, "alice").await;
     let id = user_id(&ctx, "alice").await;
     let t = now();
-    let old = ctx.token(user_claims(id, "alice", t - 3600, t + 3600, t - 3 * 86400));
+    let old = ctx.token(session_claims(&ctx, id, "alice", t - 3600, t + 3600, t - 3 * 86400).await);
     for path in ["/auth/refresh_token/", "/rpc/refresh_token"] {
         let r = send(&app, post(path, &token_body(&old))).await;
         assert_eq!(r.status, 200, "{path}: {}", r.body);
@@ -145,7 +143,7 @@ async fn refresh_has_expired_after_10_days() {
     let t = now();
     let cap = 10 * 86400;
 
-    let over = ctx.token(user_claims(id, "alice", t - 60, t + 3600, t - cap - 1));
+    let over = ctx.token(session_claims(&ctx, id, "alice", t - 60, t + 3600, t - cap - 1).await);
     let r = send(&app, post("/auth/refresh_token/", &token_body(&over))).await;
     assert_eq!(r.status, 400, "{}", r.body);
     assert_eq!(r.code(), "PT400");
@@ -153,7 +151,7 @@ async fn refresh_has_expired_after_10_days() {
 
     // Just inside the cap: refreshed, but the new token ends at the cap.
     let orig = t - cap + 600;
-    let near = ctx.token(user_claims(id, "alice", t - 60, t + 300, orig));
+    let near = ctx.token(session_claims(&ctx, id, "alice", t - 60, t + 300, orig).await);
     let r = send(&app, post("/auth/refresh_token/", &token_body(&near))).await;
     assert_eq!(r.status, 200, "{}", r.body);
     let c = claims(&r.json()["token"]);

@@ -4,7 +4,9 @@
 //! "embedded" mode and behind the test harness: finding the PostgreSQL binaries,
 //! `initdb` on first start, choosing the Unix socket directory, spawning the
 //! postmaster, waiting until it accepts connections, reusing a postmaster left
-//! running by a crashed run, and stopping it in order.
+//! running by a crashed run, and stopping it in order — also when it was
+//! restarted under us (`pg_ctl restart`), by whatever postmaster
+//! `postmaster.pid` names once it is checked to be ours.
 //!
 //! It does not open database connections (the caller connects with
 //! tokio-postgres to [`Cluster::socket_dir`] and [`Cluster::port`]), does not
@@ -295,6 +297,7 @@ fn io_err(action: &'static str, path: &Path, source: io::Error) -> EmbeddedError
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct PidFile {
     pid: i32,
+    data_dir: Option<PathBuf>,
     port: Option<u16>,
     socket_dir: Option<PathBuf>,
     status: Option<String>,
@@ -312,6 +315,7 @@ impl PidFile {
         let field = |n: usize| lines.get(n - 1).map(|l| l.trim()).filter(|l| !l.is_empty());
         Some(PidFile {
             pid,
+            data_dir: field(2).map(PathBuf::from),
             port: field(4).and_then(|p| p.parse().ok()),
             socket_dir: field(5).map(PathBuf::from),
             status: field(8).map(str::to_owned),
@@ -365,6 +369,27 @@ fn is_zombie(pid: i32) -> bool {
 fn looks_like_postmaster(pid: i32) -> bool {
     match fs::read_to_string(format!("/proc/{pid}/comm")) {
         Ok(comm) => matches!(comm.trim(), "postgres" | "postmaster"),
+        Err(_) => true,
+    }
+}
+
+/// True when `pid` is a postmaster serving `data_dir` (canonical): a
+/// `postgres` process, not a backend (they retitle themselves `postgres: …`),
+/// whose working directory is the data directory (the postmaster chdirs
+/// there). Where /proc cannot tell, the pid file's own data-directory line,
+/// already checked by the caller, is trusted as pg_ctl does.
+fn is_postmaster_of(pid: i32, data_dir: &Path) -> bool {
+    if !pid_alive(pid) || !looks_like_postmaster(pid) {
+        return false;
+    }
+    let proc = PathBuf::from(format!("/proc/{pid}"));
+    if let Ok(cmdline) = fs::read(proc.join("cmdline")) {
+        if cmdline.starts_with(b"postgres:") {
+            return false;
+        }
+    }
+    match fs::read_link(proc.join("cwd")) {
+        Ok(cwd) => cwd == data_dir,
         Err(_) => true,
     }
 }
@@ -1113,8 +1138,72 @@ impl Cluster {
             );
         }
         state.child = None;
+        self.stop_successors()?;
         state.stopped = true;
         Ok(())
+    }
+
+    /// Stop a postmaster that replaced ours on the same data directory: a
+    /// DBA's `pg_ctl restart`, or a restart after a crash. Its pid differs
+    /// from the one we started or adopted, so only one that postmaster.pid
+    /// names, whose data-directory line is ours, and that is a postmaster
+    /// working in our data directory is signalled. A few rounds, in case it
+    /// was restarting again meanwhile.
+    fn stop_successors(&self) -> Result<(), EmbeddedError> {
+        for _ in 0..3 {
+            let Some(pf) = PidFile::read(&self.data_dir)? else {
+                return Ok(());
+            };
+            let same_dir = pf
+                .data_dir
+                .as_deref()
+                .and_then(|d| fs::canonicalize(d).ok())
+                .is_some_and(|d| d == self.data_dir);
+            if pf.pid == self.pid || !same_dir || !is_postmaster_of(pf.pid, &self.data_dir) {
+                return Ok(());
+            }
+            info!(
+                pid = pf.pid,
+                data_dir = %self.data_dir.display(),
+                "stopping the PostgreSQL that replaced ours on the data directory \
+                 (pg_ctl restart or a restart after a crash; fast shutdown)"
+            );
+            send_signal(pf.pid, libc::SIGINT)
+                .map_err(|e| io_err("signal the postmaster of", &self.data_dir, e))?;
+            if !self.wait_pid_gone(pf.pid, STOP_TIMEOUT)? {
+                warn!(
+                    pid = pf.pid,
+                    data_dir = %self.data_dir.display(),
+                    "PostgreSQL did not finish a fast shutdown; sending SIGQUIT"
+                );
+                send_signal(pf.pid, libc::SIGQUIT)
+                    .map_err(|e| io_err("signal the postmaster of", &self.data_dir, e))?;
+                if !self.wait_pid_gone(pf.pid, QUIT_TIMEOUT)? {
+                    return Err(EmbeddedError::StopTimeout {
+                        pid: pf.pid,
+                        data_dir: self.data_dir.clone(),
+                    });
+                }
+            }
+            info!(data_dir = %self.data_dir.display(), "embedded PostgreSQL stopped");
+        }
+        Ok(())
+    }
+
+    /// Polls until `pid` (not our child) has exited and the lock file no
+    /// longer names it. Returns false on time-out.
+    fn wait_pid_gone(&self, pid: i32, timeout: Duration) -> Result<bool, EmbeddedError> {
+        let started = Instant::now();
+        loop {
+            let file_gone = PidFile::read(&self.data_dir)?.is_none_or(|pf| pf.pid != pid);
+            if !pid_alive(pid) && (file_gone || started.elapsed() >= POLL * 10) {
+                return Ok(true);
+            }
+            if started.elapsed() >= timeout {
+                return Ok(false);
+            }
+            thread::sleep(POLL);
+        }
     }
 
     /// Polls until the postmaster has exited and its lock file is gone (or no
@@ -1253,6 +1342,7 @@ mod tests {
             PidFile::parse(text),
             Some(PidFile {
                 pid: 1234,
+                data_dir: Some("/data".into()),
                 port: Some(5432),
                 socket_dir: Some("/tmp/sock".into()),
                 status: Some("ready".into()),

@@ -3,6 +3,8 @@
 -- input arguments have defaults, volatility, and the return type's shape.
 -- Arguments come from proallargtypes (all modes) or proargtypes (IN only);
 -- format_type() yields the SQL spelling of a type, already quoted where needed.
+-- 'config' is the function's own `pgrpc.*` settings (ALTER FUNCTION … SET
+-- pgrpc.max_concurrency = '2'), as `name=value` texts: the gateway's limits.
 select json_build_object(
   'schema', n.nspname,
   'name', p.proname,
@@ -12,6 +14,7 @@ select json_build_object(
   'n_defaults', p.pronargdefaults,
   'variadic', p.provariadic <> 0,
   'description', d.description,
+  'config', (select json_agg(c) from unnest(p.proconfig) as c where c like 'pgrpc.%'),
   'args', coalesce((
     select json_agg(json_build_object(
              'name', coalesce(p.proargnames[a.ord], ''),

@@ -6,7 +6,10 @@
 //! state), so a request sees either the old cache or the new one, never half of
 //! one. This module only reads the catalog and answers look-ups; when to reload
 //! (NOTIFY, SIGUSR1) is the listener's business, and which overload to call is
-//! the planner's.
+//! the planner's. A function's declared admission limits ([`limits`]) are
+//! read here too; enforcing them is `pipeline::admit`'s.
+
+pub mod limits;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -15,6 +18,8 @@ use std::time::{Duration, Instant, SystemTime};
 use serde::{Deserialize, Serialize};
 
 use crate::config::QualifiedName;
+
+pub use limits::Limits;
 
 const FUNCTIONS_SQL: &str = include_str!("functions.sql");
 const CLAIMS_TYPE_SQL: &str = include_str!("types.sql");
@@ -193,6 +198,9 @@ pub struct SchemaCache {
     /// The database is a Citus database (the citus extension is installed):
     /// request settings must then reach the workers too.
     pub citus: bool,
+    /// Declared admission limits (`pgrpc.*` function settings), by
+    /// `pg_proc.oid`; only functions that declare one are here.
+    pub limits: HashMap<i64, Arc<Limits>>,
     /// When it was loaded.
     #[serde(skip)]
     pub loaded_at: SystemTime,
@@ -214,6 +222,8 @@ struct RawRoutine {
     returns_set: bool,
     n_defaults: i64,
     description: Option<String>,
+    /// `pgrpc.*` entries of `proconfig`.
+    config: Option<Vec<String>>,
     args: Vec<RawArg>,
     ret: RawReturn,
 }
@@ -384,11 +394,22 @@ impl SchemaCache {
         };
         let rows = client.query(FUNCTIONS_SQL, &[&schemas]).await?;
         let mut functions: HashMap<String, HashMap<String, Vec<Arc<Routine>>>> = HashMap::new();
+        let mut limits = HashMap::new();
         for row in rows {
             let text: &str = row.try_get(0)?;
-            let raw: RawRoutine = serde_json::from_str(text)?;
+            let mut raw: RawRoutine = serde_json::from_str(text)?;
+            let config = raw.config.take().unwrap_or_default();
             if let Some(mut routine) = raw.into_routine() {
                 routine.distributed = distributed.contains(&routine.oid);
+                let mut warnings = Vec::new();
+                if let Some(l) =
+                    Limits::from_config(config.iter().map(String::as_str), &mut warnings)
+                {
+                    limits.insert(routine.oid, Arc::new(l));
+                }
+                for w in warnings {
+                    tracing::warn!(function = %routine.signature(), "{w}");
+                }
                 functions
                     .entry(routine.schema.clone())
                     .or_default()
@@ -440,6 +461,7 @@ impl SchemaCache {
             claims_containers,
             role_settings,
             citus,
+            limits,
             loaded_at: SystemTime::now(),
             load_time: started.elapsed(),
         })
@@ -448,6 +470,20 @@ impl SchemaCache {
     /// The overloads of `schema.name`.
     pub fn routines(&self, schema: &str, name: &str) -> Option<&[Arc<Routine>]> {
         self.functions.get(schema)?.get(name).map(Vec::as_slice)
+    }
+
+    /// The limits `oid` declared, if any.
+    pub fn limits(&self, oid: i64) -> Option<&Arc<Limits>> {
+        if self.limits.is_empty() {
+            return None;
+        }
+        self.limits.get(&oid)
+    }
+
+    /// Whether `name` is a function of an exposed schema (metrics label only
+    /// what exists, so clients cannot mint labels).
+    pub fn has_name(&self, name: &str) -> bool {
+        self.functions.values().any(|m| m.contains_key(name))
     }
 
     /// Function names of a schema (for "Perhaps you meant" hints).
@@ -490,6 +526,7 @@ impl SchemaCache {
             claims_containers: HashMap::new(),
             role_settings: HashMap::new(),
             citus: false,
+            limits: HashMap::new(),
             loaded_at: SystemTime::now(),
             load_time: Duration::ZERO,
         }
