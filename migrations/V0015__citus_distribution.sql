@@ -12,8 +12,10 @@
 --   range), but its primary key goes: a unique id across shards cannot be
 --   enforced, and nothing references users(id) at this point.
 -- * auth.login_failures is distributed by its username (the lower-cased
---   name, citext too: co-location needs the same type) and co-located with auth.users: a user's row and its
---   failures live on the same worker, so a login touches one shard group.
+--   name, citext too: co-location needs the same type) and co-located with
+--   auth.users: a user's row and its failures live on the same worker. Its
+--   primary key (username, source) of V0007 includes the distribution
+--   column, so per-address counting is enforced per shard as before.
 -- * Email uniqueness cannot be enforced on a table sharded by username, so
 --   auth.user_emails (email primary key, constraint users_email_key) is
 --   distributed by email; sql/auth/citus.sql makes register claim the email
@@ -25,6 +27,23 @@
 --   the same order, so two registrations racing for a single-use code still
 --   give exactly one user (the second re-checks uses < max_uses after the
 --   first commits).
+-- * auth.sessions (V0008) and auth.user_login_failures (V0007) stay plain
+--   tables on the coordinator. Both are keyed by user id, which is not the
+--   distribution column of auth.users, so their foreign keys to users(id)
+--   cannot be kept in any Citus layout (a reference table cannot reference
+--   a distributed one; distributed tables only by their co-located
+--   distribution column) and are dropped: ids are never reused, so a row of
+--   a deleted user only lingers (sessions: its user_id is no longer set to
+--   null). Kept local, the sessions triggers (the NOTIFY that tells the
+--   gateways a session ended, the guard that keeps it ended) run where the
+--   gateways listen, which a shard on a worker would not; Citus refuses
+--   triggers on distributed and reference tables anyway (without
+--   citus.enable_unsafe_triggers). Every call that touches them runs on the
+--   coordinator (they are not delegated) in the same distributed
+--   transaction as its shard writes. The triggers on auth.users that end a
+--   user's sessions cannot exist on Citus either: sql/citus/ makes
+--   change_password end them itself, and a DBA who disables, re-roles or
+--   deletes a user calls auth.end_user_sessions(id, reason) (README).
 -- * Any other table of auth (added by a later migration) becomes a reference
 --   table when Citus allows it, else stays on the coordinator with a NOTICE:
 --   a DBA decides how to distribute it.
@@ -47,6 +66,8 @@ begin
   -- coordinator-local Citus table, which cannot be distributed any more
   -- (it has an identity column).
   alter table auth.users drop constraint users_invite_code_fkey;
+  alter table auth.user_login_failures drop constraint user_login_failures_user_id_fkey;
+  alter table auth.sessions drop constraint sessions_user_id_fkey;
   perform create_reference_table('auth.settings');
   perform create_reference_table('auth.invites');
 
@@ -80,6 +101,7 @@ begin
       from pg_class c join pg_namespace n on n.oid = c.relnamespace
      where n.nspname = 'auth' and c.relkind in ('r', 'p')
        and not exists (select from pg_dist_partition p where p.logicalrelid = c.oid)
+       and c.oid not in ('auth.sessions'::regclass, 'auth.user_login_failures'::regclass)
   loop
     begin
       perform create_reference_table(v_table);
