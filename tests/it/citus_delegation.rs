@@ -17,7 +17,7 @@ insert into public.notes values ('alice', 'a note of alice'), ('bob', 'a note of
   ('carol', 'a note of carol'), ('dave', 'a note of dave');
 grant select on public.notes to web_anon, app_user;
 create function api.note_of(owner text,
-  out note text, out port int, out "user" text, out claims json, out path text)
+  out note text, out port int, out "user" text, out claims json, out path text, out client_ip text)
 language plpgsql volatile
 as $$
 begin
@@ -28,6 +28,7 @@ begin
   "user" := current_user;
   claims := nullif(current_setting('request.jwt.claims', true), '')::json;
   path := current_setting('request.path', true);
+  client_ip := current_setting('request.client_ip', true);
 end
 $$;
 grant execute on function api.note_of(text) to web_anon, app_user;
@@ -92,7 +93,8 @@ async fn a_distributed_function_runs_on_the_worker_holding_its_row() {
         let r = send(
             &app,
             bearer(
-                post("/rpc/note_of", &json!({"owner": owner}).to_string()),
+                post("/rpc/note_of", &json!({"owner": owner}).to_string())
+                    .peer_addr("192.0.2.7:40000".parse().expect("socket address")),
                 &token,
             ),
         )
@@ -112,6 +114,8 @@ async fn a_distributed_function_runs_on_the_worker_holding_its_row() {
         assert_eq!(v["user"], "app_user");
         assert_eq!(v["claims"]["sub"], "42");
         assert_eq!(v["path"], "/rpc/note_of");
+        // request.client_ip too (per-address lock-out reads it there).
+        assert_eq!(v["client_ip"], "192.0.2.7");
         // …and what it set there came back to the gateway.
         assert_eq!(
             r.header("x-ran-on").as_deref(),
