@@ -18,7 +18,7 @@
 --   column, so per-address counting is enforced per shard as before.
 -- * Email uniqueness cannot be enforced on a table sharded by username, so
 --   auth.user_emails (email primary key, constraint users_email_key) is
---   distributed by email; sql/auth/citus.sql makes register claim the email
+--   distributed by email; sql/citus/register_email.sql makes register claim the email
 --   there in the same distributed transaction, so of two registrations with
 --   one email exactly one commits, whatever shards their usernames are on.
 -- * auth.settings and auth.invites are reference tables (a copy on every
