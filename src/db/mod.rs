@@ -11,6 +11,7 @@ pub mod listener;
 pub mod migrate;
 pub mod quote;
 pub mod schema_cache;
+pub mod sessions;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;

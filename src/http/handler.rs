@@ -206,6 +206,7 @@ fn authenticate(
     let auth = auth::authenticate(
         authorization,
         jwt.as_deref(),
+        &state.ended_sessions,
         state.config.db.anon_role.as_deref(),
     )?;
     trace.role = Some(auth.role.clone());
@@ -256,7 +257,12 @@ async fn call(
     let payload = if plan.claims_args.is_empty() {
         std::mem::take(&mut rpc.payload.raw)
     } else {
-        auth::verify_token_arguments(&rpc.payload.raw, &plan.claims_args, jwt.as_deref())?
+        auth::verify_token_arguments(
+            &rpc.payload.raw,
+            &plan.claims_args,
+            jwt.as_deref(),
+            &state.ended_sessions,
+        )?
     };
     trace.mark("plan");
     let role_settings = cache.role_settings.get(&auth.role).cloned();

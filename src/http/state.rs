@@ -1,6 +1,6 @@
 //! The state every worker shares: configuration, pools, the schema cache, the
-//! JWT verifier, the CORS policy and the metrics, each swappable where a
-//! reload can change it. Owns no request logic.
+//! JWT verifier, the ended sessions, the CORS policy and the metrics, each
+//! swappable where a reload can change it. Owns no request logic.
 
 use std::sync::Arc;
 
@@ -12,6 +12,7 @@ use crate::db::schema_cache::SchemaCache;
 use crate::db::Pools;
 use crate::error::Error;
 use crate::http::cors::CorsPolicy;
+use crate::jwt::revoked::EndedSessions;
 use crate::jwt::Jwt;
 use crate::ops::metrics::{Metrics, Readings};
 use crate::pipeline::{execute, query};
@@ -32,6 +33,8 @@ pub struct AppState {
     pub cors: Arc<ArcSwap<CorsPolicy>>,
     /// Counters for `/metrics`.
     pub metrics: Arc<Metrics>,
+    /// Sessions whose tokens are refused; filled by the listener.
+    pub ended_sessions: Arc<EndedSessions>,
     /// `select "schema"."fn"()` for `db.pre_request`.
     pub(crate) pre_request_sql: Option<String>,
 }
@@ -43,7 +46,9 @@ impl AppState {
         let cors = Arc::new(ArcSwap::from_pointee(CorsPolicy {
             allowed_origins: config.server.cors_allowed_origins.clone(),
         }));
+        let ended_sessions = Arc::new(EndedSessions::new(config.jwt.leeway));
         AppState {
+            ended_sessions,
             cors,
             config,
             pools: pools.into(),
@@ -72,6 +77,21 @@ impl AppState {
             schemas: self.config.db.schemas.clone(),
             claims_type: self.config.jwt.claims_type.clone(),
             metrics: self.metrics.clone(),
+            ended_sessions: self.ended_sessions.clone(),
+        }
+    }
+
+    /// Load the ended sessions once on the service connection (start-up, so
+    /// that the first request already refuses them; the listener loads them
+    /// again whenever it connects). Logs a failure; the listener retries.
+    pub async fn load_ended_sessions(&self) {
+        match self.pools.service().get().await {
+            Ok(client) => {
+                crate::db::sessions::reload(&client, &self.ended_sessions).await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "ended sessions not loaded yet; the listener will")
+            }
         }
     }
 

@@ -3,14 +3,17 @@
 //!
 //! `Bearer` and `Token` (the scheme one of our seed APIs documents) are the same,
 //! case-insensitive. Other schemes (`Basic`, …) are not ours and are ignored,
-//! as PostgREST ignores them. No token → the anonymous role. This module does not
-//! decide whether the role may act: PostgreSQL does, when the role is set.
+//! as PostgREST ignores them. No token → the anonymous role. A verified token
+//! (from the cache or not) whose `sid` names an ended session is refused here,
+//! on every request, by a lookup in memory ([`EndedSessions`]). This module does
+//! not decide whether the role may act: PostgreSQL does, when the role is set.
 
 use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
 use crate::error::{AuthError, Error, RequestError};
+use crate::jwt::revoked::EndedSessions;
 use crate::jwt::{Jwt, JwtError};
 use crate::pipeline::plan::ClaimsArg;
 
@@ -42,6 +45,7 @@ pub fn bearer_token(header: &str) -> Option<&str> {
 pub fn authenticate(
     authorization: Option<&str>,
     jwt: Option<&Jwt>,
+    ended: &EndedSessions,
     anon_role: Option<&str>,
 ) -> Result<AuthContext, Error> {
     let anonymous = || -> Result<AuthContext, Error> {
@@ -60,6 +64,7 @@ pub fn authenticate(
     }
     let jwt = jwt.ok_or(AuthError::SecretMissing)?;
     let claims: Arc<Map<String, Value>> = jwt.verify(token).map_err(AuthError::Invalid)?;
+    ended.check(&claims).map_err(AuthError::Invalid)?;
     let role = match jwt.role(&claims).map_err(AuthError::Invalid)? {
         Some(role) => role.to_string(),
         None => return anonymous_with_claims(&claims, anon_role),
@@ -78,6 +83,7 @@ pub fn verify_token_arguments(
     payload: &str,
     params: &[ClaimsArg],
     jwt: Option<&Jwt>,
+    ended: &EndedSessions,
 ) -> Result<String, Error> {
     let mut args: Map<String, Value> = serde_json::from_str(payload)
         .map_err(|e| Error::Internal(format!("payload re-parse: {e}")))?;
@@ -90,20 +96,25 @@ pub fn verify_token_arguments(
                 Value::Null => {}
                 Value::Array(items) => {
                     for item in items.iter_mut() {
-                        verify_one(item, &param.name, jwt)?;
+                        verify_one(item, &param.name, jwt, ended)?;
                     }
                 }
                 _ => return Err(not_a_token(&param.name)),
             }
         } else {
-            verify_one(value, &param.name, jwt)?;
+            verify_one(value, &param.name, jwt, ended)?;
         }
     }
     Ok(Value::Object(args).to_string())
 }
 
 /// One token → its claims object, in place; `null` stays `null`.
-fn verify_one(value: &mut Value, param: &str, jwt: Option<&Jwt>) -> Result<(), Error> {
+fn verify_one(
+    value: &mut Value,
+    param: &str,
+    jwt: Option<&Jwt>,
+    ended: &EndedSessions,
+) -> Result<(), Error> {
     let refuse = |error: JwtError| -> Error {
         RequestError::TokenArgument {
             param: param.to_string(),
@@ -119,7 +130,9 @@ fn verify_one(value: &mut Value, param: &str, jwt: Option<&Jwt>) -> Result<(), E
                 return Err(refuse(JwtError::Empty));
             }
             let jwt = jwt.ok_or(AuthError::SecretMissing)?;
-            jwt.verify(token).map_err(refuse)?
+            let claims = jwt.verify(token).map_err(refuse)?;
+            ended.check(&claims).map_err(refuse)?;
+            claims
         }
         _ => return Err(not_a_token(param)),
     };
@@ -218,10 +231,11 @@ mod tests {
 
     #[test]
     fn no_header_is_anonymous_or_401() {
-        let a = authenticate(None, None, Some("web_anon")).expect("anon");
+        let ended = EndedSessions::new(30);
+        let a = authenticate(None, None, &ended, Some("web_anon")).expect("anon");
         assert_eq!(a.role, "web_anon");
         assert_eq!(a.claims_json, r#"{"role":"web_anon"}"#);
-        let e = authenticate(None, None, None).expect_err("401");
+        let e = authenticate(None, None, &ended, None).expect_err("401");
         assert_eq!(e.code(), "PGRST302");
         assert_eq!(e.status().as_u16(), 401);
     }
