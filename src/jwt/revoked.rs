@@ -113,6 +113,11 @@ impl EndedSessions {
     /// Refuse verified claims whose `sid` names an ended session. Tokens
     /// without a `sid` claim are not sessions and always pass.
     pub fn check(&self, claims: &Claims) -> Result<(), JwtError> {
+        self.check_at(claims, unix_now)
+    }
+
+    /// [`EndedSessions::check`] with a clock, read only when the `sid` is listed.
+    pub fn check_at(&self, claims: &Claims, now: impl FnOnce() -> i64) -> Result<(), JwtError> {
         if !self.active.load(Ordering::Acquire) {
             return Ok(());
         }
@@ -123,9 +128,13 @@ impl EndedSessions {
         let listed = sid
             .as_str()
             .and_then(parse_uuid)
-            .is_some_and(|sid| inner.ended.contains_key(&sid));
-        if listed {
-            return Err(JwtError::SessionEnded);
+            .and_then(|sid| inner.ended.get(&sid));
+        // An entry past exp + leeway counts no more, pruned or not yet: no
+        // token of its session can be valid then.
+        if let Some(&exp) = listed {
+            if exp.saturating_add(self.leeway_secs()) >= now() {
+                return Err(JwtError::SessionEnded);
+            }
         }
         if let Some(horizon) = inner.horizon {
             // No `exp` (jwt.require_exp = false) cannot be shown to be past
@@ -342,19 +351,29 @@ mod tests {
     #[test]
     fn listed_sessions_are_refused_others_pass() {
         let set = EndedSessions::new(30);
-        assert!(set.check(&token(A, NOW + 100)).is_ok(), "empty set");
+        assert!(
+            set.check_at(&token(A, NOW + 100), || NOW).is_ok(),
+            "empty set"
+        );
         assert!(set.insert_at(A, NOW + 100, NOW));
-        assert_eq!(set.check(&token(A, NOW + 100)), Err(JwtError::SessionEnded));
         assert_eq!(
-            set.check(&token(&A.to_uppercase(), NOW + 100)),
+            set.check_at(&token(A, NOW + 100), || NOW),
             Err(JwtError::SessionEnded)
         );
-        assert!(set.check(&token(B, NOW + 100)).is_ok());
+        assert_eq!(
+            set.check_at(&token(&A.to_uppercase(), NOW + 100), || NOW),
+            Err(JwtError::SessionEnded)
+        );
+        assert!(set.check_at(&token(B, NOW + 100), || NOW).is_ok());
         assert!(
-            set.check(&claims(json!({"role": "app_user"}))).is_ok(),
+            set.check_at(&claims(json!({"role": "app_user"})), || NOW)
+                .is_ok(),
             "no sid"
         );
-        assert!(set.check(&claims(json!({"sid": 42}))).is_ok(), "not a uuid");
+        assert!(
+            set.check_at(&claims(json!({"sid": 42})), || NOW).is_ok(),
+            "not a uuid"
+        );
         assert!(!set.insert_at("not-a-uuid", NOW + 100, NOW));
         assert_eq!(set.len(), 1);
     }
@@ -370,13 +389,16 @@ mod tests {
         // The next insert a minute later prunes it.
         set.insert_at(B, NOW + 1000, NOW + PRUNE_EVERY);
         assert_eq!(set.len(), 1);
-        assert!(set.check(&token(A, NOW)).is_ok());
-        assert!(set.check(&token(B, NOW)).is_err());
+        assert!(set.check_at(&token(A, NOW), || NOW).is_ok());
+        assert!(set.check_at(&token(B, NOW), || NOW).is_err());
+        // Before a prune, an entry past exp + leeway no longer counts either.
+        assert!(set.check_at(&token(B, NOW), || NOW + 1030).is_err());
+        assert!(set.check_at(&token(B, NOW), || NOW + 1031).is_ok());
         // The latest exp of a session wins: A outlives its earlier exp.
         set.insert_at(A, NOW + 5000, NOW + PRUNE_EVERY);
         set.insert_at(A, NOW + 500, NOW + PRUNE_EVERY);
         set.insert_at(B, NOW + 3000, NOW + 1000);
-        assert!(set.check(&token(A, NOW + 5000)).is_err());
+        assert!(set.check_at(&token(A, NOW + 5000), || NOW).is_err());
     }
 
     #[test]
@@ -393,11 +415,11 @@ mod tests {
         );
         assert_eq!(taken, 2);
         assert_eq!(set.len(), 1);
-        assert!(set.check(&token(A, NOW + 100)).is_ok());
-        assert!(set.check(&token(B, NOW + 100)).is_err());
+        assert!(set.check_at(&token(A, NOW + 100), || NOW).is_ok());
+        assert!(set.check_at(&token(B, NOW + 100), || NOW).is_err());
         set.replace_at(Vec::new(), NOW);
         assert!(set.is_empty());
-        assert!(set.check(&token(B, NOW + 100)).is_ok());
+        assert!(set.check_at(&token(B, NOW + 100), || NOW).is_ok());
     }
 
     #[test]
@@ -424,24 +446,30 @@ mod tests {
         assert_eq!(set.horizon(), Some(NOW + 101));
         for i in 0..=20 {
             assert!(
-                set.check(&token(&sid(i), NOW + 100 + i as i64)).is_err(),
+                set.check_at(&token(&sid(i), NOW + 100 + i as i64), || NOW)
+                    .is_err(),
                 "ended session {i} still refused"
             );
         }
         // A live session whose token expires by the horizon is refused too
         // (it signs in again); a later one, or a token without sid, is not.
         let live = "ffffffff-0000-4000-8000-000000000000";
-        assert!(set.check(&token(live, NOW + 101)).is_err());
-        assert!(set.check(&claims(json!({"sid": live}))).is_err(), "no exp");
-        assert!(set.check(&token(live, NOW + 102)).is_ok());
-        assert!(set.check(&claims(json!({"exp": NOW + 50}))).is_ok());
+        assert!(set.check_at(&token(live, NOW + 101), || NOW).is_err());
+        assert!(
+            set.check_at(&claims(json!({"sid": live})), || NOW).is_err(),
+            "no exp"
+        );
+        assert!(set.check_at(&token(live, NOW + 102), || NOW).is_ok());
+        assert!(set
+            .check_at(&claims(json!({"exp": NOW + 50})), || NOW)
+            .is_ok());
         // An entry at or under the horizon is not stored again.
         set.insert_at(&sid(30), NOW + 50, NOW);
         assert_eq!(set.len(), 19);
         // Once the horizon is past, a prune forgets it.
         set.insert_at(&sid(31), NOW + 5000, NOW + 102);
         assert_eq!(set.horizon(), None);
-        assert!(set.check(&token(live, NOW + 101)).is_ok());
+        assert!(set.check_at(&token(live, NOW + 101), || NOW).is_ok());
         assert!(set.len() <= 20);
     }
 
