@@ -356,3 +356,73 @@ async fn a_database_without_sessions_leaves_the_feature_off() {
     let r = whoami(&app, &token).await;
     assert_eq!((r.status, r.body.as_str()), (200, r#""x""#));
 }
+
+/// `GET /rpc/whoami` on the real binary with a bearer token: the status.
+fn binary_whoami(gw: &Gateway, token: &str) -> u16 {
+    match ureq::get(&gw.url("/rpc/whoami"))
+        .timeout(Duration::from_secs(5))
+        .set("Authorization", &format!("Bearer {token}"))
+        .call()
+    {
+        Ok(r) => r.status(),
+        Err(ureq::Error::Status(code, _)) => code,
+        Err(_) => 0,
+    }
+}
+
+/// `pgrpc token --role app_user` with extra `--claim`s, for `gw`'s key.
+fn binary_token(gw: &Gateway, claims: &[&str]) -> String {
+    let mut cmd = gw.command();
+    cmd.args(["token", "--role", "app_user"]);
+    for claim in claims {
+        cmd.args(["--claim", claim]);
+    }
+    let out = cmd.output().expect("pgrpc token");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .expect("utf-8")
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn the_real_binary_refuses_an_ended_session_and_again_after_a_restart() {
+    const SID: &str = "5e5510e0-0000-4000-8000-00000000b1a5";
+    let dir = pg_tempdir("pgrpc-bin-");
+    let data = dir.path().join("data");
+    let gw = Gateway::shipped(&data, &[]);
+    gw.psql(&format!(
+        "{FIXTURE}
+         insert into auth.sessions (id, tokens_expire_at) values ('{SID}', now() + interval '1 hour');"
+    ));
+    let token = binary_token(&gw, &[&format!("sid={SID}"), "username=bin"]);
+    // The DDL reloads the schema cache through the listener.
+    assert!(
+        wait_until(LIMIT, || binary_whoami(&gw, &token) == 200),
+        "whoami never answered:\n{}",
+        gw.log()
+    );
+    gw.psql(&format!(
+        "update auth.sessions set ended_at = now(), end_reason = 'revoked' where id = '{SID}'"
+    ));
+    assert!(
+        wait_until(WITHIN, || binary_whoami(&gw, &token) == 401),
+        "not refused within 1 s:\n{}",
+        gw.log()
+    );
+    let (status, log) = gw.terminate();
+    assert_eq!(status.code(), Some(0), "{log}");
+    assert!(log.contains("ended sessions loaded"), "{log}");
+
+    // Restarted on the same data, it refuses the token from its first
+    // request, before anything else (sql/ recreated api: whoami is gone, 404
+    // for a token without a session).
+    let gw = Gateway::shipped(&data, &[]);
+    assert_eq!(binary_whoami(&gw, &token), 401, "{}", gw.log());
+    let bare = binary_token(&gw, &[]);
+    assert_eq!(binary_whoami(&gw, &bare), 404, "{}", gw.log());
+}
