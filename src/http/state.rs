@@ -67,6 +67,7 @@ impl AppState {
             pool_available: pool.available,
             pool_waiting: pool.waiting,
             jwt_cache: self.jwt.load().as_deref().map(Jwt::cache_stats),
+            ended_sessions: self.ended_sessions.len(),
         }
     }
 

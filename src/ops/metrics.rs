@@ -27,6 +27,8 @@ pub struct Readings {
     pub pool_waiting: usize,
     /// JWT cache (hits, misses) since start; None without a JWT verifier.
     pub jwt_cache: Option<(u64, u64)>,
+    /// Ended sessions the gateway refuses now.
+    pub ended_sessions: usize,
 }
 
 /// Labels of the request counter.
@@ -49,6 +51,7 @@ pub struct Metrics {
     schema_load_seconds: Gauge<f64, AtomicU64>,
     jwt_hits: Counter,
     jwt_misses: Counter,
+    ended_sessions: Gauge,
     /// JWT cache totals already added to the counters.
     jwt_seen: Mutex<(u64, u64)>,
     /// Requests answered since start (cheap to read, unlike the family).
@@ -126,7 +129,14 @@ impl Metrics {
             "Tokens verified in full",
             jwt_misses.clone(),
         );
+        let ended_sessions = Gauge::default();
+        registry.register(
+            "ended_sessions",
+            "Ended sessions whose tokens are refused (jwt::revoked)",
+            ended_sessions.clone(),
+        );
         Metrics {
+            ended_sessions,
             registry,
             requests,
             latency,
@@ -178,6 +188,8 @@ impl Metrics {
             .set(i64::try_from(now.pool_available).unwrap_or(i64::MAX));
         self.pool_waiting
             .set(i64::try_from(now.pool_waiting).unwrap_or(i64::MAX));
+        self.ended_sessions
+            .set(i64::try_from(now.ended_sessions).unwrap_or(i64::MAX));
         if let (Some((hits, misses)), Ok(mut seen)) = (now.jwt_cache, self.jwt_seen.lock()) {
             self.jwt_hits.inc_by(hits.saturating_sub(seen.0));
             self.jwt_misses.inc_by(misses.saturating_sub(seen.1));

@@ -191,6 +191,11 @@ async fn a_logged_out_token_is_refused_on_every_function_within_a_second() {
     let r = whoami(&app, &bare).await;
     assert_eq!((r.status, r.body.as_str()), (200, r#""script""#));
     assert_eq!(ctx.state.ended_sessions.len(), 1);
+    let metrics = ctx.state.metrics.render(&ctx.state.readings());
+    assert!(
+        metrics.lines().any(|l| l == "pgrpc_ended_sessions 1"),
+        "{metrics}"
+    );
 }
 
 #[actix_web::test]
