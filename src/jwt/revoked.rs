@@ -492,3 +492,48 @@ mod tests {
         assert!(set.horizon().is_some());
     }
 }
+
+/// What one check costs, for bench/results/sessions.md: run with
+/// `cargo test --release --lib jwt::revoked::cost -- --ignored --nocapture`.
+/// A measurement, not a test: it asserts nothing about time.
+#[cfg(test)]
+mod cost {
+    use super::*;
+    use std::time::Instant;
+
+    #[test]
+    #[ignore = "a measurement (bench/results/sessions.md), not a check"]
+    fn of_a_check() {
+        let now = unix_now();
+        for size in [0usize, 1_000, MAX_ENDED_SESSIONS] {
+            let set = EndedSessions::new(30);
+            let mut fresh = set.loading();
+            for i in 0..size as u128 {
+                let hex = format!("{:032x}", i + 1);
+                let sid = format!(
+                    "{}-{}-{}-{}-{}",
+                    &hex[0..8],
+                    &hex[8..12],
+                    &hex[12..16],
+                    &hex[16..20],
+                    &hex[20..32]
+                );
+                fresh.add(&sid, now + 3600);
+            }
+            set.install(fresh);
+            let claims: Claims = serde_json::from_value(serde_json::json!({
+                "role": "app_user", "exp": now + 7200,
+                "sid": "7e57be4c-0000-4000-8000-000000000001"
+            }))
+            .expect("claims");
+            let rounds = 2_000_000u32;
+            let start = Instant::now();
+            let mut refused = 0u32;
+            for _ in 0..rounds {
+                refused += u32::from(std::hint::black_box(&set).check(&claims).is_err());
+            }
+            let ns = start.elapsed().as_nanos() as f64 / f64::from(rounds);
+            println!("set of {size}: {ns:.1} ns per check (refused {refused})");
+        }
+    }
+}
