@@ -12,8 +12,9 @@
 //! accepted (or taken from its cache), once per request.
 //!
 //! Bounds: an entry is forgotten once `exp + leeway` has passed, since no token
-//! of that session can pass the `exp` check any more. Entries are pruned when
-//! the set is full and at most once a minute on an insert. Beyond
+//! of that session can pass the `exp` check any more: from then on the check
+//! ignores it, and it is pruned when the set is full or on the first insert
+//! after a minute. Beyond
 //! [`MAX_ENDED_SESSIONS`] the set fails closed: it drops the tenth of its
 //! entries that expire first and from then on refuses *every* token with a
 //! `sid` whose `exp` is not after the latest `exp` it dropped (the horizon),
