@@ -11,6 +11,7 @@ pub mod listener;
 pub mod migrate;
 pub mod quote;
 pub mod schema_cache;
+pub mod sessions;
 pub mod tls;
 
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -223,6 +223,7 @@ fn authenticate(
         authorization,
         cookie,
         jwt.as_deref(),
+        &state.ended_sessions,
         state.config.db.anon_role.as_deref(),
     )?;
     if auth.via_cookie {
@@ -340,7 +341,12 @@ async fn call(
         std::mem::take(&mut rpc.payload.raw)
     } else {
         let verify = |jwt: Option<&Jwt>| {
-            auth::verify_token_arguments(&rpc.payload.raw, &plan.claims_args, jwt)
+            auth::verify_token_arguments(
+                &rpc.payload.raw,
+                &plan.claims_args,
+                jwt,
+                &state.ended_sessions,
+            )
         };
         match verify(jwt.as_deref()) {
             Err(e) if unknown_kid(&e) && refetched(state).await => {

@@ -211,6 +211,7 @@ fn reload_config(source: &ConfigSource, state: &AppState, log: &LogHandle) {
         return;
     };
     state.jwt.store(Some(Arc::new(jwt)));
+    state.ended_sessions.set_leeway(config.jwt.leeway);
     state.cors.store(Arc::new(CorsPolicy {
         allowed_origins: config.server.cors_allowed_origins.clone(),
         allow_credentials: config.jwt.cookie_name.is_some(),
@@ -343,6 +344,7 @@ async fn run_http(
         // The listener keeps trying; meanwhile requests get 503 PGRST002.
         tracing::warn!(error = %e, "schema cache not loaded yet; retrying in the background");
     }
+    state.load_ended_sessions().await;
     let hook_state = state.clone();
     let hook: listener::ConfigHook = Arc::new(move || reload_config(&source, &hook_state, &log));
     let reloads = listener::spawn_with(&endpoints.listen, state.cache_target(), Some(hook));

@@ -23,6 +23,7 @@ pub mod keys;
 #[cfg(test)]
 mod proptests;
 pub mod refusal;
+pub mod revoked;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -248,6 +249,11 @@ pub enum JwtError {
     /// Signing failed inside the crypto library (the key was validated at start).
     #[error("JWT cryptographic operation failed")]
     SigningFailed(String),
+    /// The token's `sid` names a session that has ended ([`revoked`]): our
+    /// own code, PostgREST has no sessions. The text is the seed SQL's, so
+    /// the same refusal reads the same whichever side notices it first.
+    #[error("session has ended")]
+    SessionEnded,
 }
 
 impl JwtError {
@@ -275,6 +281,7 @@ impl JwtError {
             | JwtError::NotInAudience
             | JwtError::IssuerNotAccepted
             | JwtError::RoleNotString(_) => "PGRST303",
+            JwtError::SessionEnded => "PGRST351",
         }
     }
 
@@ -302,6 +309,10 @@ impl JwtError {
             JwtError::NoSuitableKey(why) | JwtError::UnknownKid(why) => Some(why.clone()),
             JwtError::RoleNotString(path) => Some(format!("Role claim path: {path}")),
             JwtError::SigningFailed(why) => Some(why.clone()),
+            JwtError::SessionEnded => Some(
+                "The session of this token was ended (a logout, a password change, …); sign in again"
+                    .to_owned(),
+            ),
             _ => None,
         }
     }

@@ -27,6 +27,8 @@ pub struct Readings {
     pub pool_waiting: usize,
     /// JWT cache (hits, misses) since start; None without a JWT verifier.
     pub jwt_cache: Option<(u64, u64)>,
+    /// Ended sessions the gateway refuses now.
+    pub ended_sessions: usize,
 }
 
 /// Labels of the request counter.
@@ -51,6 +53,7 @@ pub struct Metrics {
     jwt_misses: Counter,
     jwks_fetches: Counter,
     jwks_failures: Counter,
+    ended_sessions: Gauge,
     /// JWT cache totals already added to the counters.
     jwt_seen: Mutex<(u64, u64)>,
     /// Requests answered since start (cheap to read, unlike the family).
@@ -140,7 +143,14 @@ impl Metrics {
             "JWKS URL fetches that failed (the last good keys stay in use)",
             jwks_failures.clone(),
         );
+        let ended_sessions = Gauge::default();
+        registry.register(
+            "ended_sessions",
+            "Ended sessions whose tokens are refused (jwt::revoked)",
+            ended_sessions.clone(),
+        );
         Metrics {
+            ended_sessions,
             registry,
             jwks_fetches,
             jwks_failures,
@@ -203,6 +213,8 @@ impl Metrics {
             .set(i64::try_from(now.pool_available).unwrap_or(i64::MAX));
         self.pool_waiting
             .set(i64::try_from(now.pool_waiting).unwrap_or(i64::MAX));
+        self.ended_sessions
+            .set(i64::try_from(now.ended_sessions).unwrap_or(i64::MAX));
         if let (Some((hits, misses)), Ok(mut seen)) = (now.jwt_cache, self.jwt_seen.lock()) {
             self.jwt_hits.inc_by(hits.saturating_sub(seen.0));
             self.jwt_misses.inc_by(misses.saturating_sub(seen.1));

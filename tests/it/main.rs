@@ -38,6 +38,9 @@ mod seed_rules;
 mod seed_sessions;
 mod seed_tokens;
 
+// Sessions refused by the gateway (issue 15).
+mod sessions_gateway;
+
 // Robustness (issue 12).
 mod admin_host;
 mod deadlines;
