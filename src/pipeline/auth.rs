@@ -121,6 +121,14 @@ pub fn authenticate(
 /// Replace each token of a claims-type argument (or each element of an array
 /// of them) by its verified claims, so the function receives claims and never
 /// the key. A refused token is the caller's bad input: 400 with the reason.
+///
+/// The one step of this stage that runs after the plan, on purpose: which
+/// arguments hold tokens is known only once overload resolution has chosen
+/// the function (a parameter's type is the catalog's, not the request's). It
+/// is still before any connection is taken. It reads the payload text once
+/// more only when the chosen function has such a parameter (the seed's
+/// `verify_token`, `refresh_token`); every other call passes its body through
+/// untouched.
 pub fn verify_token_arguments(
     payload: &str,
     params: &[ClaimsArg],
