@@ -578,218 +578,14 @@ impl Config {
         Ok((config, raw))
     }
 
-    /// Check every value once; the only place that knows the rules.
+    /// Check every value once; the only place that knows the rules. One
+    /// function per section below; the cross-section rules are here.
     fn validate(raw: &RawConfig) -> Result<Config, ConfigError> {
-        let s = &raw.server;
-        if s.host.trim().is_empty() {
-            return Err(key_error("server.host", "must not be empty"));
-        }
-        if s.max_body_bytes == 0 {
-            return Err(key_error("server.max_body_bytes", "must be greater than 0"));
-        }
-        // Zero would mean "no deadline", the hole these keys close.
-        for (key, value) in [
-            ("server.body_timeout", s.body_timeout),
-            ("server.head_timeout", s.head_timeout),
-            ("server.close_timeout", s.close_timeout),
-        ] {
-            if value == 0 {
-                return Err(key_error(key, "must be at least 1 second"));
-            }
-        }
-        if s.max_connections == 0 {
-            return Err(key_error("server.max_connections", "must be at least 1"));
-        }
-        if s.backlog == 0 {
-            return Err(key_error("server.backlog", "must be at least 1"));
-        }
-        let server = ServerConfig {
-            host: s.host.trim().to_string(),
-            port: s.port,
-            max_body_bytes: s.max_body_bytes,
-            workers: if s.workers == 0 {
-                std::thread::available_parallelism().map_or(2, |n| n.get())
-            } else {
-                s.workers
-            },
-            shutdown_timeout: Duration::from_secs(s.shutdown_timeout),
-            timing: s.timing,
-            cors_allowed_origins: s.cors_allowed_origins.clone(),
-            body_timeout: Duration::from_secs(s.body_timeout),
-            head_timeout: Duration::from_secs(s.head_timeout),
-            keep_alive: Duration::from_secs(s.keep_alive),
-            close_timeout: Duration::from_secs(s.close_timeout),
-            max_connections: s.max_connections,
-            backlog: s.backlog,
-            trusted_proxies: s
-                .trusted_proxies
-                .iter()
-                .map(|e| {
-                    let e = e.trim();
-                    e.parse::<ipnet::IpNet>()
-                        .or_else(|_| e.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
-                        .map_err(|_| {
-                            key_error(
-                                "server.trusted_proxies",
-                                format!("{e:?} is not an address or a CIDR block"),
-                            )
-                        })
-                })
-                .collect::<Result<_, _>>()?,
-        };
-
-        let d = &raw.db;
-        let mode = if d.uri.trim().is_empty() {
-            if d.data_dir.trim().is_empty() {
-                return Err(key_error(
-                    "db.data_dir",
-                    "must not be empty when db.uri is unset",
-                ));
-            }
-            DbMode::Embedded {
-                data_dir: PathBuf::from(d.data_dir.trim()),
-            }
-        } else {
-            let parse = |key: &str, text: &str| {
-                DbUri::parse(text)
-                    .map_err(|e| key_error(key, format!("not a PostgreSQL connection string: {e}")))
-            };
-            let optional = |key: &str, text: &str| match text.trim() {
-                "" => Ok(None),
-                text => parse(key, text).map(Some),
-            };
-            DbMode::External {
-                uri: parse("db.uri", &d.uri)?,
-                admin_uri: optional("db.admin_uri", &d.admin_uri)?,
-                listen_uri: optional("db.listen_uri", &d.listen_uri)?,
-            }
-        };
-        if d.schemas.is_empty() {
-            return Err(key_error(
-                "db.schemas",
-                "at least one schema must be exposed",
-            ));
-        }
-        for name in d.schemas.iter().chain(&d.extra_search_path) {
-            check_identifier("db.schemas", name)?;
-        }
-        let anon_role = match d.anon_role.trim() {
-            "" => None,
-            role => {
-                check_identifier("db.anon_role", role)?;
-                Some(role.to_string())
-            }
-        };
-        if d.pool == 0 {
-            return Err(key_error("db.pool", "must be at least 1"));
-        }
-        let pre_request = match d.pre_request.trim() {
-            "" => None,
-            v => Some(QualifiedName::parse("db.pre_request", v)?),
-        };
-        let db = DbConfig {
-            mode,
-            schemas: d.schemas.clone(),
-            extra_search_path: d.extra_search_path.clone(),
-            anon_role,
-            pool_size: d.pool,
-            pool_timeout: Duration::from_secs(d.pool_timeout.max(1)),
-            pre_request,
-            migrate_on_start: d.migrate_on_start,
-            prepared_statements: d.prepared_statements,
-        };
-
-        let j = &raw.jwt;
-        let opt = |v: &str| Some(v.trim().to_string()).filter(|v| !v.is_empty());
-        let secret = opt(&j.secret);
-        if let Some(secret) = &secret {
-            if secret.len() < MIN_SECRET_BYTES {
-                return Err(key_error(
-                    "jwt.secret",
-                    format!(
-                        "must be at least {MIN_SECRET_BYTES} bytes, got {}",
-                        secret.len()
-                    ),
-                ));
-            }
-        }
-        if secret.is_some() && opt(&j.secret_file).is_some() {
-            return Err(key_error(
-                "jwt.secret_file",
-                "set either jwt.secret or jwt.secret_file, not both",
-            ));
-        }
-        let role_claim: Vec<String> = j.role_claim.split('.').map(str::to_string).collect();
-        if role_claim.iter().any(String::is_empty) {
-            return Err(key_error(
-                "jwt.role_claim",
-                "must be a dotted path of non-empty names",
-            ));
-        }
-        let cookie_name = opt(&j.cookie_name);
-        // RFC 6265 §4.1.1: a cookie name is an HTTP token (RFC 9110 §5.6.2).
-        if let Some(name) = &cookie_name {
-            let tchar = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
-            if !name.chars().all(tchar) {
-                return Err(key_error(
-                    "jwt.cookie_name",
-                    "must be a cookie name: letters, digits and !#$%&'*+-.^_`|~ only",
-                ));
-            }
-        }
-        let jwks_url = opt(&j.jwks_url).map(|u| jwks_url(&u)).transpose()?;
-        if jwks_url.is_some() && opt(&j.jwks_file).is_some() {
-            return Err(key_error(
-                "jwt.jwks_url",
-                "set either jwt.jwks_file or jwt.jwks_url, not both",
-            ));
-        }
-        if j.jwks_refresh == 0 {
-            return Err(key_error("jwt.jwks_refresh", "must be at least 1 second"));
-        }
-        let jwt = JwtConfig {
-            secret,
-            secret_file: opt(&j.secret_file).map(PathBuf::from),
-            public_key_file: opt(&j.public_key_file).map(PathBuf::from),
-            private_key_file: opt(&j.private_key_file).map(PathBuf::from),
-            jwks_file: opt(&j.jwks_file).map(PathBuf::from),
-            algorithms: j.algorithms.clone(),
-            require_exp: j.require_exp,
-            leeway: j.leeway,
-            aud: opt(&j.aud),
-            iss: opt(&j.iss),
-            role_claim,
-            claims_type: QualifiedName::parse("jwt.claims_type", j.claims_type.trim())?,
-            default_lifetime: j.default_lifetime.max(1),
-            cache_max_entries: j.cache_max_entries,
-            cookie_name,
-            jwks_url,
-            jwks_refresh: Duration::from_secs(j.jwks_refresh),
-        };
-
-        let log_format = match raw.log.format.trim() {
-            "text" | "" => LogFormat::Text,
-            "json" => LogFormat::Json,
-            other => {
-                return Err(key_error(
-                    "log.format",
-                    format!("expected \"text\" or \"json\", got {other:?}"),
-                ))
-            }
-        };
-
-        let mut routes = Vec::with_capacity(raw.routes.len());
-        for (path, function) in &raw.routes {
-            let key = format!("routes.{path:?}");
-            if !path.starts_with('/') || path.starts_with("/rpc/") || path == "/" {
-                return Err(key_error(
-                    &key,
-                    "a route path must start with `/` and must not shadow `/` or `/rpc/`",
-                ));
-            }
-            check_identifier(&key, function)?;
-            routes.push((path.clone(), function.clone()));
-        }
+        let server = server_config(&raw.server)?;
+        let db = db_config(&raw.db)?;
+        let jwt = jwt_config(&raw.jwt)?;
+        let log_format = log_format(&raw.log.format)?;
+        let routes = routes(&raw.routes)?;
 
         let admin_port = match (raw.admin.port, &db.mode) {
             (Some(0), _) | (None, DbMode::External { .. }) => None,
@@ -817,6 +613,234 @@ impl Config {
     pub fn is_embedded(&self) -> bool {
         matches!(self.db.mode, DbMode::Embedded { .. })
     }
+}
+
+/// The `[server]` section.
+fn server_config(s: &RawServer) -> Result<ServerConfig, ConfigError> {
+    if s.host.trim().is_empty() {
+        return Err(key_error("server.host", "must not be empty"));
+    }
+    if s.max_body_bytes == 0 {
+        return Err(key_error("server.max_body_bytes", "must be greater than 0"));
+    }
+    // Zero would mean "no deadline", the hole these keys close.
+    for (key, value) in [
+        ("server.body_timeout", s.body_timeout),
+        ("server.head_timeout", s.head_timeout),
+        ("server.close_timeout", s.close_timeout),
+    ] {
+        if value == 0 {
+            return Err(key_error(key, "must be at least 1 second"));
+        }
+    }
+    if s.max_connections == 0 {
+        return Err(key_error("server.max_connections", "must be at least 1"));
+    }
+    if s.backlog == 0 {
+        return Err(key_error("server.backlog", "must be at least 1"));
+    }
+    let server = ServerConfig {
+        host: s.host.trim().to_string(),
+        port: s.port,
+        max_body_bytes: s.max_body_bytes,
+        workers: if s.workers == 0 {
+            std::thread::available_parallelism().map_or(2, |n| n.get())
+        } else {
+            s.workers
+        },
+        shutdown_timeout: Duration::from_secs(s.shutdown_timeout),
+        timing: s.timing,
+        cors_allowed_origins: s.cors_allowed_origins.clone(),
+        body_timeout: Duration::from_secs(s.body_timeout),
+        head_timeout: Duration::from_secs(s.head_timeout),
+        keep_alive: Duration::from_secs(s.keep_alive),
+        close_timeout: Duration::from_secs(s.close_timeout),
+        max_connections: s.max_connections,
+        backlog: s.backlog,
+        trusted_proxies: s
+            .trusted_proxies
+            .iter()
+            .map(|e| {
+                let e = e.trim();
+                e.parse::<ipnet::IpNet>()
+                    .or_else(|_| e.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| {
+                        key_error(
+                            "server.trusted_proxies",
+                            format!("{e:?} is not an address or a CIDR block"),
+                        )
+                    })
+            })
+            .collect::<Result<_, _>>()?,
+    };
+    Ok(server)
+}
+
+/// The `[db]` section.
+fn db_config(d: &RawDb) -> Result<DbConfig, ConfigError> {
+    let mode = if d.uri.trim().is_empty() {
+        if d.data_dir.trim().is_empty() {
+            return Err(key_error(
+                "db.data_dir",
+                "must not be empty when db.uri is unset",
+            ));
+        }
+        DbMode::Embedded {
+            data_dir: PathBuf::from(d.data_dir.trim()),
+        }
+    } else {
+        let parse = |key: &str, text: &str| {
+            DbUri::parse(text)
+                .map_err(|e| key_error(key, format!("not a PostgreSQL connection string: {e}")))
+        };
+        let optional = |key: &str, text: &str| match text.trim() {
+            "" => Ok(None),
+            text => parse(key, text).map(Some),
+        };
+        DbMode::External {
+            uri: parse("db.uri", &d.uri)?,
+            admin_uri: optional("db.admin_uri", &d.admin_uri)?,
+            listen_uri: optional("db.listen_uri", &d.listen_uri)?,
+        }
+    };
+    if d.schemas.is_empty() {
+        return Err(key_error(
+            "db.schemas",
+            "at least one schema must be exposed",
+        ));
+    }
+    for name in d.schemas.iter().chain(&d.extra_search_path) {
+        check_identifier("db.schemas", name)?;
+    }
+    let anon_role = match d.anon_role.trim() {
+        "" => None,
+        role => {
+            check_identifier("db.anon_role", role)?;
+            Some(role.to_string())
+        }
+    };
+    if d.pool == 0 {
+        return Err(key_error("db.pool", "must be at least 1"));
+    }
+    let pre_request = match d.pre_request.trim() {
+        "" => None,
+        v => Some(QualifiedName::parse("db.pre_request", v)?),
+    };
+    let db = DbConfig {
+        mode,
+        schemas: d.schemas.clone(),
+        extra_search_path: d.extra_search_path.clone(),
+        anon_role,
+        pool_size: d.pool,
+        pool_timeout: Duration::from_secs(d.pool_timeout.max(1)),
+        pre_request,
+        migrate_on_start: d.migrate_on_start,
+        prepared_statements: d.prepared_statements,
+    };
+    Ok(db)
+}
+
+/// The `[jwt]` section.
+fn jwt_config(j: &RawJwt) -> Result<JwtConfig, ConfigError> {
+    let opt = |v: &str| Some(v.trim().to_string()).filter(|v| !v.is_empty());
+    let secret = opt(&j.secret);
+    if let Some(secret) = &secret {
+        if secret.len() < MIN_SECRET_BYTES {
+            return Err(key_error(
+                "jwt.secret",
+                format!(
+                    "must be at least {MIN_SECRET_BYTES} bytes, got {}",
+                    secret.len()
+                ),
+            ));
+        }
+    }
+    if secret.is_some() && opt(&j.secret_file).is_some() {
+        return Err(key_error(
+            "jwt.secret_file",
+            "set either jwt.secret or jwt.secret_file, not both",
+        ));
+    }
+    let role_claim: Vec<String> = j.role_claim.split('.').map(str::to_string).collect();
+    if role_claim.iter().any(String::is_empty) {
+        return Err(key_error(
+            "jwt.role_claim",
+            "must be a dotted path of non-empty names",
+        ));
+    }
+    let cookie_name = opt(&j.cookie_name);
+    // RFC 6265 §4.1.1: a cookie name is an HTTP token (RFC 9110 §5.6.2).
+    if let Some(name) = &cookie_name {
+        let tchar = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
+        if !name.chars().all(tchar) {
+            return Err(key_error(
+                "jwt.cookie_name",
+                "must be a cookie name: letters, digits and !#$%&'*+-.^_`|~ only",
+            ));
+        }
+    }
+    let jwks_url = opt(&j.jwks_url).map(|u| jwks_url(&u)).transpose()?;
+    if jwks_url.is_some() && opt(&j.jwks_file).is_some() {
+        return Err(key_error(
+            "jwt.jwks_url",
+            "set either jwt.jwks_file or jwt.jwks_url, not both",
+        ));
+    }
+    if j.jwks_refresh == 0 {
+        return Err(key_error("jwt.jwks_refresh", "must be at least 1 second"));
+    }
+    let jwt = JwtConfig {
+        secret,
+        secret_file: opt(&j.secret_file).map(PathBuf::from),
+        public_key_file: opt(&j.public_key_file).map(PathBuf::from),
+        private_key_file: opt(&j.private_key_file).map(PathBuf::from),
+        jwks_file: opt(&j.jwks_file).map(PathBuf::from),
+        algorithms: j.algorithms.clone(),
+        require_exp: j.require_exp,
+        leeway: j.leeway,
+        aud: opt(&j.aud),
+        iss: opt(&j.iss),
+        role_claim,
+        claims_type: QualifiedName::parse("jwt.claims_type", j.claims_type.trim())?,
+        default_lifetime: j.default_lifetime.max(1),
+        cache_max_entries: j.cache_max_entries,
+        cookie_name,
+        jwks_url,
+        jwks_refresh: Duration::from_secs(j.jwks_refresh),
+    };
+    Ok(jwt)
+}
+
+/// `log.format`.
+fn log_format(format: &str) -> Result<LogFormat, ConfigError> {
+    let log_format = match format.trim() {
+        "text" | "" => LogFormat::Text,
+        "json" => LogFormat::Json,
+        other => {
+            return Err(key_error(
+                "log.format",
+                format!("expected \"text\" or \"json\", got {other:?}"),
+            ))
+        }
+    };
+    Ok(log_format)
+}
+
+/// `[routes]`: path → function, never shadowing `/` or `/rpc/`.
+fn routes(raw: &BTreeMap<String, String>) -> Result<Vec<(String, String)>, ConfigError> {
+    let mut routes = Vec::with_capacity(raw.len());
+    for (path, function) in raw {
+        let key = format!("routes.{path:?}");
+        if !path.starts_with('/') || path.starts_with("/rpc/") || path == "/" {
+            return Err(key_error(
+                &key,
+                "a route path must start with `/` and must not shadow `/` or `/rpc/`",
+            ));
+        }
+        check_identifier(&key, function)?;
+        routes.push((path.clone(), function.clone()));
+    }
+    Ok(routes)
 }
 
 /// `jwt.jwks_url`: keys decide who may act as whom, so they come over HTTPS
