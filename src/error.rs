@@ -120,6 +120,10 @@ pub enum RequestError {
         /// The deadline.
         timeout: std::time::Duration,
     },
+    /// PGRST160: the `Pgrpc-Lsn` request header is not a WAL position
+    /// (`16/B374D848`), our own (read-your-writes over read replicas).
+    #[error("invalid Pgrpc-Lsn header")]
+    InvalidLsn,
     /// A token given as a claims-type argument was refused: bad input, so 400
     /// (not 401: the caller's own identity is not in question). Keeps the JWT code.
     #[error("invalid token argument {param}: {error}")]
@@ -291,6 +295,7 @@ impl Error {
                 RequestError::InvalidPath => StatusCode::NOT_FOUND,
                 RequestError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
                 RequestError::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
+                RequestError::InvalidLsn => StatusCode::BAD_REQUEST,
             },
             Error::SchemaCache(e) => match e {
                 SchemaCacheError::NotLoaded => StatusCode::SERVICE_UNAVAILABLE,
@@ -332,6 +337,7 @@ impl Error {
                 RequestError::InvalidPath => "PGRST125",
                 RequestError::PayloadTooLarge { .. } => "PGRST150",
                 RequestError::BodyTimeout { .. } => "PGRST154",
+                RequestError::InvalidLsn => "PGRST160",
                 RequestError::TokenArgument { error, .. } => error.code(),
             },
             Error::SchemaCache(e) => match e {
@@ -382,6 +388,7 @@ impl Error {
                 RequestError::InvalidPath => "Invalid path specified in request URL".into(),
                 RequestError::PayloadTooLarge { .. } => "Request body is too large".into(),
                 RequestError::BodyTimeout { .. } => "The request body did not arrive in time".into(),
+                RequestError::InvalidLsn => "The Pgrpc-Lsn header is not a WAL position".into(),
                 // The JWT module's text for an empty token names the header.
                 RequestError::TokenArgument {
                     error: JwtError::Empty,
@@ -458,6 +465,9 @@ impl Error {
                     "The token given for parameter '{param}' was refused: {}",
                     error.reason()
                 )),
+                RequestError::InvalidLsn => Some(
+                    "Send back the Pgrpc-Lsn header of a write's response unchanged, e.g. 16/B374D848".into(),
+                ),
                 _ => None,
             },
             Error::SchemaCache(SchemaCacheError::NoRpc {

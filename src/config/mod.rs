@@ -193,6 +193,19 @@ pub struct RawDb {
     /// PgBouncer in transaction mode before 1.21.
     #[serde(deserialize_with = "lenient")]
     pub prepared_statements: bool,
+    /// Read replicas (streaming standbys) for read-only calls, each a URI
+    /// with the same options as `uri`; comma-separated in the environment.
+    #[serde(deserialize_with = "lenient_list")]
+    pub replica_uris: Vec<String>,
+    /// Pool size per replica; 0 = `pool`.
+    #[serde(deserialize_with = "lenient")]
+    pub replica_pool: usize,
+    /// Seconds between health checks of each replica (fractions allowed).
+    #[serde(deserialize_with = "lenient")]
+    pub replica_check_interval: f64,
+    /// Seconds of replay lag past which a replica leaves the rotation.
+    #[serde(deserialize_with = "lenient")]
+    pub replica_max_lag: f64,
 }
 
 impl Default for RawDb {
@@ -210,6 +223,10 @@ impl Default for RawDb {
             migrate_on_start: false,
             listen_uri: String::new(),
             prepared_statements: true,
+            replica_uris: Vec::new(),
+            replica_pool: 0,
+            replica_check_interval: 1.0,
+            replica_max_lag: 5.0,
         }
     }
 }
@@ -441,6 +458,14 @@ pub struct DbConfig {
     pub migrate_on_start: bool,
     /// Named prepared statements on request connections (`db.prepared_statements`).
     pub prepared_statements: bool,
+    /// Read replicas (`db.replica_uris`), in the order given.
+    pub replica_uris: Vec<DbUri>,
+    /// Connections per replica (`db.replica_pool`, default `db.pool`).
+    pub replica_pool: usize,
+    /// Time between a replica's health checks (`db.replica_check_interval`).
+    pub replica_check_interval: Duration,
+    /// Replay lag past which a replica is skipped (`db.replica_max_lag`).
+    pub replica_max_lag: Duration,
 }
 
 /// Validated `[jwt]`: where keys are, not the keys themselves (see `jwt`).
@@ -664,7 +689,40 @@ impl Config {
             "" => None,
             v => Some(QualifiedName::parse("db.pre_request", v)?),
         };
+        let replica_uris = d
+            .replica_uris
+            .iter()
+            .map(|text| {
+                DbUri::parse(text).map_err(|e| {
+                    key_error(
+                        "db.replica_uris",
+                        format!("not a PostgreSQL connection string: {e}"),
+                    )
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let seconds = |key: &str, v: f64, min: f64| {
+            if v.is_finite() && (min..=3600.0).contains(&v) {
+                Ok(Duration::from_secs_f64(v))
+            } else {
+                Err(key_error(
+                    key,
+                    format!("must be between {min} and 3600 seconds"),
+                ))
+            }
+        };
+        let replica_check_interval =
+            seconds("db.replica_check_interval", d.replica_check_interval, 0.01)?;
+        let replica_max_lag = seconds("db.replica_max_lag", d.replica_max_lag, 0.0)?;
         let db = DbConfig {
+            replica_pool: if d.replica_pool == 0 {
+                d.pool
+            } else {
+                d.replica_pool
+            },
+            replica_uris,
+            replica_check_interval,
+            replica_max_lag,
             mode,
             schemas: d.schemas.clone(),
             extra_search_path: d.extra_search_path.clone(),
@@ -1061,6 +1119,13 @@ impl RawConfig {
             for key in ["uri", "admin_uri", "listen_uri"] {
                 if let Some(toml::Value::String(s)) = db.get_mut(key) {
                     *s = mask_uri_password(s);
+                }
+            }
+            if let Some(toml::Value::Array(uris)) = db.get_mut("replica_uris") {
+                for v in uris.iter_mut() {
+                    if let toml::Value::String(s) = v {
+                        *s = mask_uri_password(s);
+                    }
                 }
             }
         }

@@ -21,6 +21,7 @@ use deadpool_postgres::Pool;
 use futures_util::StreamExt;
 use tokio_postgres::types::{ToSql, Type};
 
+use crate::db::replicas::WorkerReplicas;
 use crate::db::schema_cache::Routine;
 use crate::error::{AuthError, Error, RequestError, SchemaCacheError};
 use crate::http::state::{AppState, WorkerPool};
@@ -30,7 +31,7 @@ use crate::ops::logging::events;
 use crate::pipeline::auth::AuthContext;
 use crate::pipeline::execute::{self, TxRequest};
 use crate::pipeline::parse::{self, HttpInput};
-use crate::pipeline::{auth, csrf, plan, query, respond};
+use crate::pipeline::{auth, csrf, plan, query, respond, route};
 
 /// The function a configured route calls.
 pub(super) struct RouteTarget(pub(super) String);
@@ -112,6 +113,8 @@ pub(super) async fn not_found() -> Result<HttpResponse, Error> {
 #[derive(Default)]
 struct Trace {
     role: Option<String>,
+    /// The node that ran the transaction (`primary` or a replica's host:port).
+    node: Option<String>,
     /// (stage name, duration), in order.
     stages: Vec<(&'static str, Duration)>,
     last: Option<Instant>,
@@ -185,6 +188,7 @@ async fn handle(
         path = %req.path(),
         function = function.as_str(),
         role = trace.role.as_deref().unwrap_or("-"),
+        node = trace.node.as_deref().unwrap_or("-"),
         status = response.status().as_u16(),
         code = code.as_deref().unwrap_or(""),
         duration_ms = elapsed.as_secs_f64() * 1000.0,
@@ -309,6 +313,7 @@ async fn call(
     )
     .await?;
     let mut rpc = parse::parse(function, &http_input(req, &bytes), &config.db.schemas)?;
+    let min_lsn = route::parse_lsn(req.headers().get(PGRPC_LSN).map(HeaderValue::as_bytes))?;
     trace.mark("parse");
     let cache = state.cache.load_full().ok_or(SchemaCacheError::NotLoaded)?;
     let plan = plan::plan(&rpc, &cache)?;
@@ -347,14 +352,33 @@ async fn call(
         read_only: plan.read_only,
         singular: plan.singular,
         prepared: config.db.prepared_statements,
+        commit_lsn: state.replicas.is_some(),
     };
     let pool = pool.clone();
-    let outcome = actix_web::rt::spawn(async move { execute::run(&pool, &tx).await })
-        .await
-        .map_err(|e| Error::Internal(format!("request task failed: {e}")))??;
+    let replicas = req.app_data::<web::Data<WorkerReplicas>>().cloned();
+    let read = route::ReadRoute {
+        to_replica: !cache.primary_reads.contains(&plan.routine.oid),
+        min_lsn,
+    };
+    let (outcome, node) = actix_web::rt::spawn(async move {
+        route::run(&pool, replicas.as_ref().map(|r| r.get_ref()), read, &tx).await
+    })
+    .await
+    .map_err(|e| Error::Internal(format!("request task failed: {e}")))?;
+    trace.node = Some(node);
+    let outcome = outcome?;
     trace.mark("transaction");
-    respond::respond(&plan, outcome, jwt.as_deref())
+    let lsn = outcome.lsn.clone();
+    let mut response = respond::respond(&plan, outcome, jwt.as_deref())?;
+    if let Some(v) = lsn.and_then(|l| HeaderValue::from_str(&l).ok()) {
+        response.headers_mut().insert(PGRPC_LSN, v);
+    }
+    Ok(response)
 }
+
+/// Read-your-writes over replicas: a write's WAL position, and a read's
+/// "at least this" (`pipeline::route`).
+const PGRPC_LSN: HeaderName = HeaderName::from_static("pgrpc-lsn");
 
 /// The pipeline for the OpenAPI document: auth and parse as for a call, then
 /// one catalog query for what the role may execute, then the pure builder.

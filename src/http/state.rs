@@ -36,6 +36,9 @@ pub struct AppState {
     pub cors: Arc<ArcSwap<CorsPolicy>>,
     /// Counters for `/metrics`.
     pub metrics: Arc<Metrics>,
+    /// Read replicas (`db.replica_uris`), when configured (set before the
+    /// state is shared); each worker takes its view in `routes`.
+    pub replicas: Option<Arc<crate::db::replicas::ReplicaSet>>,
     /// `select "schema"."fn"()` for `db.pre_request`.
     pub(crate) pre_request_sql: Option<String>,
 }
@@ -55,6 +58,7 @@ impl AppState {
             cache: Arc::new(ArcSwapOption::empty()),
             jwt: Arc::new(ArcSwapOption::new(jwt)),
             jwks: None,
+            replicas: None,
             metrics: Arc::new(Metrics::new()),
             pre_request_sql,
         }

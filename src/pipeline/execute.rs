@@ -60,6 +60,9 @@ pub struct TxRequest {
     /// transaction mode can carry (a named one may be prepared on one server
     /// connection and executed on another).
     pub prepared: bool,
+    /// Read-your-writes over replicas: after a committed write, ask for the
+    /// WAL position (`Outcome::lsn`). Only when replicas are configured.
+    pub commit_lsn: bool,
 }
 
 /// What the call statement returned.
@@ -77,6 +80,8 @@ pub struct Outcome {
     pub error: Option<String>,
     /// Rows before `limit`/`offset`, when a count was asked for.
     pub total: Option<i64>,
+    /// `pg_current_wal_insert_lsn()` after COMMIT, when `commit_lsn` asked.
+    pub lsn: Option<String>,
 }
 
 /// A parameter sent in text format with the type left to the server
@@ -335,9 +340,15 @@ async fn attempt(client: &deadpool_postgres::Client, tx: &TxRequest) -> Result<O
         None => Either::Right(client.query_typed(&tx.query.sql, &call_params)),
     };
     let commit = OptionFuture::from((!tx.singular).then(|| client.batch_execute("COMMIT")));
+    // After COMMIT, in the same pipeline (no extra round trip): the insert
+    // position then covers the commit record (PostgreSQL's WAIT FOR LSN
+    // docs: the position must be taken after the commit, not before).
+    let want_lsn = tx.commit_lsn && !tx.read_only;
+    let lsn =
+        OptionFuture::from((want_lsn && !tx.singular).then(|| client.query_typed(LSN_SQL, &[])));
 
-    let (r_begin, r_setup, r_settings, r_pre, r_call, r_commit) =
-        futures_util::join!(begin, setup, settings, pre, call, commit);
+    let (r_begin, r_setup, r_settings, r_pre, r_call, r_commit, r_lsn) =
+        futures_util::join!(begin, setup, settings, pre, call, commit, lsn);
 
     // The first failure in pipeline order is the cause; later ones are 25P02.
     let call_result = match (r_begin, r_setup, r_settings, r_pre) {
@@ -370,7 +381,8 @@ async fn attempt(client: &deadpool_postgres::Client, tx: &TxRequest) -> Result<O
     let row = rows
         .first()
         .ok_or_else(|| Error::Internal("the call statement returned no row".into()))?;
-    let outcome = Outcome {
+    let mut outcome = Outcome {
+        lsn: r_lsn.and_then(|r| first_text(r.ok())),
         body: row.try_get(0).map_err(|e| Error::from_pg(&e, authed))?,
         rows: row.try_get(1).map_err(|e| Error::from_pg(&e, authed))?,
         headers: row.try_get(2).map_err(|e| Error::from_pg(&e, authed))?,
@@ -390,8 +402,19 @@ async fn attempt(client: &deadpool_postgres::Client, tx: &TxRequest) -> Result<O
             .batch_execute("COMMIT")
             .await
             .map_err(|e| Error::from_pg(&e, authed))?;
+        if want_lsn {
+            outcome.lsn = first_text(client.query_typed(LSN_SQL, &[]).await.ok());
+        }
     }
     Ok(outcome)
+}
+
+/// The WAL position after a commit, as text (`16/B374D848`).
+const LSN_SQL: &str = "select pg_current_wal_insert_lsn()::text";
+
+/// The first column of the first row, as text.
+fn first_text(rows: Option<Vec<tokio_postgres::Row>>) -> Option<String> {
+    rows?.first()?.try_get(0).ok()
 }
 
 /// How long to wait between reconnection attempts of background connections.
