@@ -47,3 +47,5 @@ mod failover;
 mod gateways;
 mod pgbouncer;
 mod tls;
+// Read replicas with read-your-writes (issue 14).
+mod replicas;
