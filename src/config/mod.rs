@@ -1203,6 +1203,42 @@ mod tests {
     }
 
     #[test]
+    fn replicas_from_the_environment_and_the_file() {
+        let secret = ("PGRPC_JWT_SECRET", "12345678901234567890123456789012");
+        let c = load(
+            "",
+            &[
+                secret,
+                (
+                    "PGRPC_DB_REPLICA_URIS",
+                    "postgres://a@r1:5433/app?sslmode=disable, postgres://a@r2/app",
+                ),
+                ("PGRPC_DB_REPLICA_CHECK_INTERVAL", "0.25"),
+            ],
+        )
+        .expect("valid");
+        assert_eq!(c.db.replica_uris.len(), 2);
+        assert_eq!(c.db.replica_pool, c.db.pool_size, "default: db.pool");
+        assert_eq!(c.db.replica_check_interval, Duration::from_millis(250));
+        assert_eq!(c.db.replica_max_lag, Duration::from_secs(5));
+        let c = load(
+            "[db]\nreplica_uris = [\"postgres://a@r1/app\"]\nreplica_pool = 3\nreplica_max_lag = 1\n",
+            &[secret],
+        )
+        .expect("valid");
+        assert_eq!((c.db.replica_uris.len(), c.db.replica_pool), (1, 3));
+        assert_eq!(c.db.replica_max_lag, Duration::from_secs(1));
+        let e = load("", &[secret, ("PGRPC_DB_REPLICA_URIS", "postgres://a@[x/")])
+            .expect_err("a bad URI");
+        assert!(e.to_string().contains("db.replica_uris"), "{e}");
+        let e =
+            load("", &[secret, ("PGRPC_DB_REPLICA_CHECK_INTERVAL", "0")]).expect_err("no interval");
+        assert!(e.to_string().contains("db.replica_check_interval"), "{e}");
+        let c = load("", &[secret]).expect("valid");
+        assert!(c.db.replica_uris.is_empty(), "no replicas by default");
+    }
+
+    #[test]
     fn invalid_values_name_the_key_and_variable() {
         let e = load("", &[("PGRPC_SERVER_PORT", "eighty")]).expect_err("invalid");
         let msg = e.to_string();

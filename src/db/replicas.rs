@@ -298,8 +298,10 @@ async fn check_loop(
             .unwrap_or_else(|_| Err("the health check timed out".into()));
         let (up, lag) = match health {
             Ok(h) => {
+                // Stored, not maxed: a replica rebuilt from a new base backup
+                // may be behind what an earlier life of it had replayed.
                 if let Some(lsn) = h.replay {
-                    replica.replay.fetch_max(lsn.0, Ordering::AcqRel);
+                    replica.replay.store(lsn.0, Ordering::Release);
                 }
                 let up = h.in_recovery && h.lag <= max_lag.as_secs_f64();
                 if !up {

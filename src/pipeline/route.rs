@@ -73,12 +73,16 @@ async fn on_replicas(
             // A READ ONLY transaction changed nothing: safe to repeat, once,
             // on another replica when one is up, else on the primary.
             tracing::warn!(replica = first.replica().name(), error = %e, "replica connection failed; retrying the read once on another node");
-            first.replica().mark_down();
+            if !recovery_conflict(&e) {
+                first.replica().mark_down();
+            }
             let second = replicas.choose(min_lsn, Some(first.replica()))?;
             match attempt(&second, min_lsn, tx).await {
                 Attempt::Done(result) => Some((result, second.replica().name().to_string())),
                 Attempt::NodeFailed(e) => {
-                    second.replica().mark_down();
+                    if !recovery_conflict(&e) {
+                        second.replica().mark_down();
+                    }
                     Some((Err(e), second.replica().name().to_string()))
                 }
                 Attempt::Behind => None,
@@ -141,6 +145,12 @@ pub fn node_failure(e: &Error) -> bool {
         }
         _ => false,
     }
+}
+
+/// A standby cancelled the query for a conflict with recovery: worth a
+/// retry elsewhere, but the replica itself is fine.
+fn recovery_conflict(e: &Error) -> bool {
+    matches!(e, Error::Db(DbError::Server { code, .. }) if code == "40001")
 }
 
 #[cfg(test)]
