@@ -187,6 +187,26 @@ fn reads_go_to_replicas_writes_to_the_primary_and_lsn_reads_are_never_stale() {
         gw.log().contains("node=") || gw.log().contains("\"node\""),
         "the log line names the node"
     );
+    // Browsers may send the header and read it (CORS).
+    let r = ureq::get(&gw.url("/rpc/whereami"))
+        .set("Origin", "https://app.example")
+        .call()
+        .expect("a CORS read");
+    let exposed = r
+        .header("access-control-expose-headers")
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    assert!(exposed.contains("pgrpc-lsn"), "{exposed}");
+    let r = ureq::request("OPTIONS", &gw.url("/rpc/get"))
+        .set("Origin", "https://app.example")
+        .set("Access-Control-Request-Method", "GET")
+        .call()
+        .expect("a preflight");
+    let allowed = r
+        .header("access-control-allow-headers")
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    assert!(allowed.contains("pgrpc-lsn"), "{allowed}");
     phase("routing checked");
 
     // Read-your-writes: with the header, never stale (over both replicas,
