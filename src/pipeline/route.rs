@@ -15,7 +15,7 @@ use deadpool_postgres::Pool;
 use tokio_postgres::types::Type;
 
 use crate::db::replicas::{Choice, Lsn, WorkerReplicas};
-use crate::error::{DbError, Error};
+use crate::error::{DbError, Error, RequestError};
 use crate::pipeline::execute::{self, Outcome, TxRequest};
 
 /// The log line's `node` for the primary.
@@ -31,14 +31,14 @@ pub struct ReadRoute {
 }
 
 /// `Pgrpc-Lsn` as sent: None when absent; an invalid value is PGRST160.
-pub fn parse_lsn(header: Option<&[u8]>) -> Result<Option<Lsn>, Error> {
+pub fn parse_lsn(header: Option<&[u8]>) -> Result<Option<Lsn>, RequestError> {
     match header {
         None => Ok(None),
         Some(bytes) => std::str::from_utf8(bytes)
             .ok()
             .and_then(|s| s.parse().ok())
             .map(Some)
-            .ok_or_else(|| crate::error::RequestError::InvalidLsn.into()),
+            .ok_or(RequestError::InvalidLsn),
     }
 }
 
@@ -165,7 +165,7 @@ mod tests {
             Some(Some(Lsn(0x16B_3748)))
         );
         for bad in [&b"nope"[..], b"", b"1/2/3", b"\xff/1"] {
-            let e = parse_lsn(Some(bad)).expect_err("refused");
+            let e = Error::from(parse_lsn(Some(bad)).expect_err("refused"));
             assert_eq!(e.code(), "PGRST160");
             assert_eq!(e.status().as_u16(), 400);
         }
