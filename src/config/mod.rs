@@ -1342,6 +1342,22 @@ mod tests {
     }
 
     #[test]
+    fn dump_masks_replica_passwords() {
+        let (_, raw) = Config::from_toml(
+            "[db]\nuri = \"postgres://a@db/app\"\nreplica_uris = [\"postgres://a:hunter2@r1/app\", \"postgres://a:swordfish@r2/app\"]\n",
+            Path::new("t"),
+            Vec::new(),
+        )
+        .expect("valid");
+        let dump = raw.dump_masked();
+        assert!(
+            !dump.contains("hunter2") && !dump.contains("swordfish"),
+            "{dump}"
+        );
+        assert!(dump.contains("r1") && dump.contains("r2"), "{dump}");
+    }
+
+    #[test]
     fn connection_deadlines_and_caps_have_defaults_and_refuse_zero() {
         let c = load("", &[]).expect("defaults are valid");
         assert_eq!(c.server.body_timeout, Duration::from_secs(10));
