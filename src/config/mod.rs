@@ -193,6 +193,14 @@ pub struct DbConfig {
     pub migrate_on_start: bool,
     /// Named prepared statements on request connections (`db.prepared_statements`).
     pub prepared_statements: bool,
+    /// Read replicas (`db.replica_uris`), in the order given.
+    pub replica_uris: Vec<DbUri>,
+    /// Connections per replica (`db.replica_pool`, default `db.pool`).
+    pub replica_pool: usize,
+    /// Time between a replica's health checks (`db.replica_check_interval`).
+    pub replica_check_interval: Duration,
+    /// Replay lag past which a replica is skipped (`db.replica_max_lag`).
+    pub replica_max_lag: Duration,
 }
 
 /// Validated `[jwt]`: where keys are, not the keys themselves (see `jwt`).
@@ -470,7 +478,40 @@ fn db_config(d: &RawDb) -> Result<DbConfig, ConfigError> {
         "" => None,
         v => Some(QualifiedName::parse("db.pre_request", v)?),
     };
+    let replica_uris = d
+        .replica_uris
+        .iter()
+        .map(|text| {
+            DbUri::parse(text).map_err(|e| {
+                key_error(
+                    "db.replica_uris",
+                    format!("not a PostgreSQL connection string: {e}"),
+                )
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let seconds = |key: &str, v: f64, min: f64| {
+        if v.is_finite() && (min..=3600.0).contains(&v) {
+            Ok(Duration::from_secs_f64(v))
+        } else {
+            Err(key_error(
+                key,
+                format!("must be between {min} and 3600 seconds"),
+            ))
+        }
+    };
+    let replica_check_interval =
+        seconds("db.replica_check_interval", d.replica_check_interval, 0.01)?;
+    let replica_max_lag = seconds("db.replica_max_lag", d.replica_max_lag, 0.0)?;
     let db = DbConfig {
+        replica_pool: if d.replica_pool == 0 {
+            d.pool
+        } else {
+            d.replica_pool
+        },
+        replica_uris,
+        replica_check_interval,
+        replica_max_lag,
         mode,
         schemas: d.schemas.clone(),
         extra_search_path: d.extra_search_path.clone(),
@@ -692,6 +733,58 @@ mod tests {
             .server
             .trusted_proxies
             .is_empty());
+    }
+
+    #[test]
+    fn replicas_from_the_environment_and_the_file() {
+        let secret = ("PGRPC_JWT_SECRET", "12345678901234567890123456789012");
+        let c = load(
+            "",
+            &[
+                secret,
+                (
+                    "PGRPC_DB_REPLICA_URIS",
+                    "postgres://a@r1:5433/app?sslmode=disable, postgres://a@r2/app",
+                ),
+                ("PGRPC_DB_REPLICA_CHECK_INTERVAL", "0.25"),
+            ],
+        )
+        .expect("valid");
+        assert_eq!(c.db.replica_uris.len(), 2);
+        assert_eq!(c.db.replica_pool, c.db.pool_size, "default: db.pool");
+        assert_eq!(c.db.replica_check_interval, Duration::from_millis(250));
+        assert_eq!(c.db.replica_max_lag, Duration::from_secs(5));
+        let c = load(
+            "[db]\nreplica_uris = [\"postgres://a@r1/app\"]\nreplica_pool = 3\nreplica_max_lag = 1\n",
+            &[secret],
+        )
+        .expect("valid");
+        assert_eq!((c.db.replica_uris.len(), c.db.replica_pool), (1, 3));
+        assert_eq!(c.db.replica_max_lag, Duration::from_secs(1));
+        let e = load("", &[secret, ("PGRPC_DB_REPLICA_URIS", "postgres://a@[x/")])
+            .expect_err("a bad URI");
+        assert!(e.to_string().contains("db.replica_uris"), "{e}");
+        let e =
+            load("", &[secret, ("PGRPC_DB_REPLICA_CHECK_INTERVAL", "0")]).expect_err("no interval");
+        assert!(e.to_string().contains("db.replica_check_interval"), "{e}");
+        let c = load("", &[secret]).expect("valid");
+        assert!(c.db.replica_uris.is_empty(), "no replicas by default");
+    }
+
+    #[test]
+    fn dump_masks_replica_passwords() {
+        let (_, raw) = Config::from_toml(
+            "[db]\nuri = \"postgres://a@db/app\"\nreplica_uris = [\"postgres://a:hunter2@r1/app\", \"postgres://a:swordfish@r2/app\"]\n",
+            Path::new("t"),
+            Vec::new(),
+        )
+        .expect("valid");
+        let dump = raw.dump_masked();
+        assert!(
+            !dump.contains("hunter2") && !dump.contains("swordfish"),
+            "{dump}"
+        );
+        assert!(dump.contains("r1") && dump.contains("r2"), "{dump}");
     }
 
     #[test]

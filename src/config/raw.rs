@@ -136,6 +136,19 @@ pub struct RawDb {
     /// PgBouncer in transaction mode before 1.21.
     #[serde(deserialize_with = "lenient")]
     pub prepared_statements: bool,
+    /// Read replicas (streaming standbys) for read-only calls, each a URI
+    /// with the same options as `uri`; comma-separated in the environment.
+    #[serde(deserialize_with = "lenient_list")]
+    pub replica_uris: Vec<String>,
+    /// Pool size per replica; 0 = `pool`.
+    #[serde(deserialize_with = "lenient")]
+    pub replica_pool: usize,
+    /// Seconds between health checks of each replica (fractions allowed).
+    #[serde(deserialize_with = "lenient")]
+    pub replica_check_interval: f64,
+    /// Seconds of replay lag past which a replica leaves the rotation.
+    #[serde(deserialize_with = "lenient")]
+    pub replica_max_lag: f64,
 }
 
 impl Default for RawDb {
@@ -153,6 +166,10 @@ impl Default for RawDb {
             migrate_on_start: false,
             listen_uri: String::new(),
             prepared_statements: true,
+            replica_uris: Vec::new(),
+            replica_pool: 0,
+            replica_check_interval: 1.0,
+            replica_max_lag: 5.0,
         }
     }
 }
@@ -352,6 +369,13 @@ impl RawConfig {
             for key in ["uri", "admin_uri", "listen_uri"] {
                 if let Some(toml::Value::String(s)) = db.get_mut(key) {
                     *s = mask_uri_password(s);
+                }
+            }
+            if let Some(toml::Value::Array(uris)) = db.get_mut("replica_uris") {
+                for v in uris.iter_mut() {
+                    if let toml::Value::String(s) = v {
+                        *s = mask_uri_password(s);
+                    }
                 }
             }
         }

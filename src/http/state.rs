@@ -43,6 +43,9 @@ pub struct AppState {
     pub admission: Arc<Admission>,
     /// Sessions whose tokens are refused; filled by the listener.
     pub ended_sessions: Arc<EndedSessions>,
+    /// Read replicas (`db.replica_uris`), when configured (set before the
+    /// state is shared); each worker takes its view in `routes`.
+    pub replicas: Option<Arc<crate::db::replicas::ReplicaSet>>,
     /// `select "schema"."fn"()` for `db.pre_request`.
     pub(crate) pre_request_sql: Option<String>,
 }
@@ -64,6 +67,7 @@ impl AppState {
             cache: Arc::new(ArcSwapOption::empty()),
             jwt: Arc::new(ArcSwapOption::new(jwt)),
             jwks: None,
+            replicas: None,
             metrics: Arc::new(Metrics::new()),
             admission: Arc::new(Admission::default()),
             pre_request_sql,

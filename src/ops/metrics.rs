@@ -2,7 +2,8 @@
 //!
 //! Requests by function and status, a latency histogram, pool size,
 //! availability, waiters and timeouts, schema cache loads and load time, JWT
-//! cache hits and misses, and JWKS URL fetches and failed fetches. Values owned elsewhere (the pool, the JWT cache)
+//! cache hits and misses, JWKS URL fetches and failed fetches, and each read
+//! replica's health and lag (set by `db::replicas`' checks). Values owned elsewhere (the pool, the JWT cache)
 //! are read at scrape time. Serving them is `admin`'s job.
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -58,6 +59,16 @@ pub struct Metrics {
     jwt_seen: Mutex<(u64, u64)>,
     /// Requests answered since start (cheap to read, unlike the family).
     answered: AtomicU64,
+    /// 1 when the replica is in the rotation (`pgrpc_replica_up`).
+    replica_up: Family<ReplicaLabels, Gauge>,
+    /// Its replay lag at the last check (`pgrpc_replica_lag_seconds`).
+    replica_lag: Family<ReplicaLabels, Gauge<f64, AtomicU64>>,
+}
+
+/// Labels of the replica gauges: the replica's `host:port`, never credentials.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReplicaLabels {
+    replica: String,
 }
 
 impl Default for Metrics {
@@ -149,8 +160,22 @@ impl Metrics {
             "Ended sessions whose tokens are refused (jwt::revoked)",
             ended_sessions.clone(),
         );
+        let replica_up = Family::<ReplicaLabels, Gauge>::default();
+        registry.register(
+            "replica_up",
+            "1 when the read replica is in the rotation (reachable, in recovery, lag within db.replica_max_lag)",
+            replica_up.clone(),
+        );
+        let replica_lag = Family::<ReplicaLabels, Gauge<f64, AtomicU64>>::default();
+        registry.register(
+            "replica_lag_seconds",
+            "Replay lag of the read replica at its last health check (NaN: unreachable)",
+            replica_lag.clone(),
+        );
         Metrics {
             ended_sessions,
+            replica_up,
+            replica_lag,
             registry,
             jwks_fetches,
             jwks_failures,
@@ -196,6 +221,15 @@ impl Metrics {
         } else {
             self.jwks_failures.inc();
         }
+    }
+
+    /// What a replica's health check found (`replica` = its `host:port`).
+    pub fn replica(&self, replica: &str, up: bool, lag_seconds: f64) {
+        let labels = ReplicaLabels {
+            replica: replica.to_string(),
+        };
+        self.replica_up.get_or_create(&labels).set(i64::from(up));
+        self.replica_lag.get_or_create(&labels).set(lag_seconds);
     }
 
     /// Count one schema cache load.

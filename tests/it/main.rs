@@ -55,3 +55,5 @@ mod limits;
 // Slow, vanished and failing (issue 12).
 mod disconnect;
 mod outcome_unknown;
+// Read replicas with read-your-writes (issue 14).
+mod replicas;
