@@ -174,7 +174,7 @@ mod tests {
         );
         for bad in [&b"nope"[..], b"", b"1/2/3", b"\xff/1"] {
             let e = Error::from(parse_lsn(Some(bad)).expect_err("refused"));
-            assert_eq!(e.code(), "PGRST160");
+            assert_eq!(e.code(), "PGRST161");
             assert_eq!(e.status().as_u16(), 400);
         }
     }
