@@ -31,7 +31,7 @@ pub struct ReadRoute {
     pub min_lsn: Option<Lsn>,
 }
 
-/// `Pgrpc-Lsn` as sent: None when absent; an invalid value is PGRST160.
+/// `Pgrpc-Lsn` as sent: None when absent; an invalid value is PGRST161.
 pub fn parse_lsn(header: Option<&[u8]>) -> Result<Option<Lsn>, RequestError> {
     match header {
         None => Ok(None),
