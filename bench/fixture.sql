@@ -39,3 +39,12 @@ select 'floodvictim', 'floodvictim@example.com',
 where not exists (select from auth.users u where u.username = 'floodvictim');
 
 analyze auth.users;
+
+-- 1,000 ended sessions (once), so that the gateway's set of ended sessions is
+-- not empty and the token case pays for a real lookup of its sid (README, JWT,
+-- "Ended sessions"). Ended by UPDATE, as the seed does: that is what notifies.
+insert into auth.sessions (tokens_expire_at)
+select now() + interval '1 day' from generate_series(1, 1000)
+where not exists (select from auth.sessions s where s.end_reason = 'bench');
+update auth.sessions set ended_at = now(), end_reason = 'bench'
+ where user_id is null and ended_at is null;

@@ -128,6 +128,10 @@ pub enum RequestError {
     /// status (nginx's 499) is for the log line and the metrics.
     #[error("client closed the connection")]
     ClientClosed,
+    /// PGRST161: the `Pgrpc-Lsn` request header is not a WAL position
+    /// (`16/B374D848`), our own (read-your-writes over read replicas).
+    #[error("invalid Pgrpc-Lsn header")]
+    InvalidLsn,
     /// A token given as a claims-type argument was refused: bad input, so 400
     /// (not 401: the caller's own identity is not in question). Keeps the JWT code.
     #[error("invalid token argument {param}: {error}")]
@@ -337,6 +341,7 @@ impl Error {
                 RequestError::ClientClosed => {
                     StatusCode::from_u16(499).unwrap_or(StatusCode::BAD_REQUEST)
                 }
+                RequestError::InvalidLsn => StatusCode::BAD_REQUEST,
             },
             Error::SchemaCache(e) => match e {
                 SchemaCacheError::NotLoaded => StatusCode::SERVICE_UNAVAILABLE,
@@ -382,6 +387,7 @@ impl Error {
                 RequestError::PayloadTooLarge { .. } => "PGRST150",
                 RequestError::BodyTimeout { .. } => "PGRST154",
                 RequestError::ClientClosed => "PGRST157",
+                RequestError::InvalidLsn => "PGRST161",
                 RequestError::TokenArgument { error, .. } => error.code(),
             },
             Error::SchemaCache(e) => match e {
@@ -438,6 +444,7 @@ impl Error {
                 RequestError::ClientClosed => {
                     "The client closed the connection; the call was cancelled".into()
                 }
+                RequestError::InvalidLsn => "The Pgrpc-Lsn header is not a WAL position".into(),
                 // The JWT module's text for an empty token names the header.
                 RequestError::TokenArgument {
                     error: JwtError::Empty,
@@ -523,6 +530,9 @@ impl Error {
                     "The token given for parameter '{param}' was refused: {}",
                     error.reason()
                 )),
+                RequestError::InvalidLsn => Some(
+                    "Send back the Pgrpc-Lsn header of a write's response unchanged, e.g. 16/B374D848".into(),
+                ),
                 _ => None,
             },
             Error::SchemaCache(SchemaCacheError::NoRpc {

@@ -1,9 +1,9 @@
 //! Configuration: the TOML file plus environment overrides, validated once at start.
 //!
-//! Raw input (`RawConfig`, what the file and environment say) becomes a validated
+//! Raw input (`RawConfig` in `raw`, what the file and environment say) becomes a validated
 //! `Config` in one place, [`Config::load`], so the rest of the program never
 //! re-checks a port range or a role name. Environment overrides follow one
-//! mechanical rule, written once in [`apply_env`]: `PGRPC_` + section + `_` + key,
+//! mechanical rule, written once in [`apply_env`] (`env`): `PGRPC_` + section + `_` + key,
 //! upper-cased (`db.data_dir` ← `PGRPC_DB_DATA_DIR`, `routes` ← `PGRPC_ROUTES`).
 //! Values from the environment are strings; each typed field accepts either its
 //! native TOML type or a string it can parse (lists: comma-separated; tables: TOML
@@ -13,15 +13,15 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 use std::time::Duration;
 
-use serde::de::{self, Deserializer};
-use serde::{Deserialize, Serialize};
-
 mod db_uri;
+mod env;
+mod raw;
 
 pub use db_uri::{DbUri, RootCerts, SslMode, TlsOptions};
+pub use env::apply_env;
+pub use raw::{RawAdmin, RawConfig, RawDb, RawJwt, RawLog, RawServer};
 /// Minimum HMAC secret length in bytes. RFC 7518 §3.2 requires a key at least
 /// as long as the hash output (32 bytes for HS256); PostgREST enforces the same.
 pub const MIN_SECRET_BYTES: usize = 32;
@@ -71,262 +71,6 @@ fn key_error(key: &str, message: impl fmt::Display) -> ConfigError {
         key: key.to_string(),
         origin: String::new(),
         message: message.to_string(),
-    }
-}
-
-/// The config file and environment as given, before validation.
-#[derive(Debug, Default, Deserialize, Serialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct RawConfig {
-    /// `[server]`
-    pub server: RawServer,
-    /// `[db]`
-    pub db: RawDb,
-    /// `[jwt]`
-    pub jwt: RawJwt,
-    /// `[admin]`
-    pub admin: RawAdmin,
-    /// `[log]`
-    pub log: RawLog,
-    /// `[routes]`: extra paths mapped to function names of the first exposed schema.
-    #[serde(deserialize_with = "lenient_table")]
-    pub routes: BTreeMap<String, String>,
-}
-
-/// `[server]` as given.
-#[derive(Debug, Deserialize, Serialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct RawServer {
-    /// Address to listen on.
-    pub host: String,
-    /// TCP port.
-    #[serde(deserialize_with = "lenient")]
-    pub port: u16,
-    /// Largest accepted request body.
-    #[serde(deserialize_with = "lenient")]
-    pub max_body_bytes: usize,
-    /// HTTP worker threads; 0 = one per core.
-    #[serde(deserialize_with = "lenient")]
-    pub workers: usize,
-    /// Seconds to finish in-flight requests on shutdown.
-    #[serde(deserialize_with = "lenient")]
-    pub shutdown_timeout: u64,
-    /// Send `Server-Timing` with the stage durations.
-    #[serde(deserialize_with = "lenient")]
-    pub timing: bool,
-    /// Origins allowed by CORS; empty = any.
-    #[serde(deserialize_with = "lenient_list")]
-    pub cors_allowed_origins: Vec<String>,
-    /// Seconds for a request body to arrive in full, then 408.
-    #[serde(deserialize_with = "lenient")]
-    pub body_timeout: u64,
-    /// Seconds for a new connection's request line and headers to arrive.
-    #[serde(deserialize_with = "lenient")]
-    pub head_timeout: u64,
-    /// Seconds an idle keep-alive connection stays open; 0 = no keep-alive.
-    #[serde(deserialize_with = "lenient")]
-    pub keep_alive: u64,
-    /// Seconds the client gets to close a connection the server is closing.
-    #[serde(deserialize_with = "lenient")]
-    pub close_timeout: u64,
-    /// Open client connections per gateway, divided among the workers.
-    #[serde(deserialize_with = "lenient")]
-    pub max_connections: usize,
-    /// Connections the kernel queues while the gateway is at `max_connections`.
-    #[serde(deserialize_with = "lenient")]
-    pub backlog: u32,
-    /// Proxies (CIDRs or addresses) whose `Forwarded`/`X-Forwarded-For` is
-    /// believed; empty = the peer address is the client's.
-    #[serde(deserialize_with = "lenient_list")]
-    pub trusted_proxies: Vec<String>,
-}
-
-impl Default for RawServer {
-    fn default() -> Self {
-        RawServer {
-            host: "127.0.0.1".into(),
-            port: 3000,
-            max_body_bytes: 1024 * 1024,
-            workers: 0,
-            shutdown_timeout: 30,
-            timing: true,
-            cors_allowed_origins: Vec::new(),
-            body_timeout: 10,
-            head_timeout: 5,
-            keep_alive: 5,
-            close_timeout: 1,
-            max_connections: 10_000,
-            backlog: 2048,
-            trusted_proxies: Vec::new(),
-        }
-    }
-}
-
-/// `[db]` as given.
-#[derive(Debug, Deserialize, Serialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct RawDb {
-    /// External database for requests (as `authenticator`); unset = embedded cluster.
-    pub uri: String,
-    /// Owner connection for migrations in external mode.
-    pub admin_uri: String,
-    /// Data directory of the embedded cluster.
-    pub data_dir: String,
-    /// Exposed schemas; the first is the default.
-    #[serde(deserialize_with = "lenient_list")]
-    pub schemas: Vec<String>,
-    /// Schemas appended to `search_path` after the exposed one.
-    #[serde(deserialize_with = "lenient_list")]
-    pub extra_search_path: Vec<String>,
-    /// Role for requests without a token; empty = anonymous access disabled.
-    pub anon_role: String,
-    /// Pool size.
-    #[serde(deserialize_with = "lenient")]
-    pub pool: usize,
-    /// Seconds a request waits for a pooled connection before 504.
-    #[serde(deserialize_with = "lenient")]
-    pub pool_timeout: u64,
-    /// Function called in every request transaction before the target function.
-    pub pre_request: String,
-    /// Apply migrations and `sql/` at start in external mode.
-    #[serde(deserialize_with = "lenient")]
-    pub migrate_on_start: bool,
-    /// Direct connection for LISTEN and the schema cache (e.g. around
-    /// PgBouncer); empty = `uri`.
-    pub listen_uri: String,
-    /// Named (cached) prepared statements on request connections; off for
-    /// PgBouncer in transaction mode before 1.21.
-    #[serde(deserialize_with = "lenient")]
-    pub prepared_statements: bool,
-}
-
-impl Default for RawDb {
-    fn default() -> Self {
-        RawDb {
-            uri: String::new(),
-            admin_uri: String::new(),
-            data_dir: ".pgrpc/data".into(),
-            schemas: vec!["api".into()],
-            extra_search_path: vec!["public".into()],
-            anon_role: "web_anon".into(),
-            pool: 10,
-            pool_timeout: 10,
-            pre_request: String::new(),
-            migrate_on_start: false,
-            listen_uri: String::new(),
-            prepared_statements: true,
-        }
-    }
-}
-
-/// `[jwt]` as given.
-#[derive(Debug, Deserialize, Serialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct RawJwt {
-    /// HMAC secret (at least 32 bytes).
-    pub secret: String,
-    /// File holding the HMAC secret.
-    pub secret_file: String,
-    /// PEM public key for RS/PS/ES/EdDSA tokens.
-    pub public_key_file: String,
-    /// PEM private key used to sign outgoing tokens with an asymmetric algorithm.
-    pub private_key_file: String,
-    /// JWK Set file.
-    pub jwks_file: String,
-    /// Accepted algorithms; empty = HS256 with a secret, else the keys' own.
-    #[serde(deserialize_with = "lenient_list")]
-    pub algorithms: Vec<String>,
-    /// Reject tokens without `exp`.
-    #[serde(deserialize_with = "lenient")]
-    pub require_exp: bool,
-    /// Clock skew allowed on exp/nbf/iat, seconds.
-    #[serde(deserialize_with = "lenient")]
-    pub leeway: u64,
-    /// Required audience.
-    pub aud: String,
-    /// Required issuer.
-    pub iss: String,
-    /// Dotted path of the role claim.
-    pub role_claim: String,
-    /// Composite type (or domain over json) whose values are signed into tokens.
-    pub claims_type: String,
-    /// Lifetime given to signed tokens without `exp`, seconds.
-    #[serde(deserialize_with = "lenient")]
-    pub default_lifetime: u64,
-    /// Verified tokens kept in memory; 0 disables the cache.
-    #[serde(deserialize_with = "lenient")]
-    pub cache_max_entries: usize,
-    /// Cookie the token is read from when no `Authorization` header is sent; empty = off.
-    pub cookie_name: String,
-    /// URL of a JWK Set, fetched at start and refreshed; empty = off.
-    pub jwks_url: String,
-    /// Seconds between JWKS URL fetches (a shorter `Cache-Control: max-age` wins).
-    #[serde(deserialize_with = "lenient")]
-    pub jwks_refresh: u64,
-}
-
-impl Default for RawJwt {
-    fn default() -> Self {
-        RawJwt {
-            secret: String::new(),
-            secret_file: String::new(),
-            public_key_file: String::new(),
-            private_key_file: String::new(),
-            jwks_file: String::new(),
-            algorithms: Vec::new(),
-            require_exp: true,
-            leeway: 30,
-            aud: String::new(),
-            iss: String::new(),
-            role_claim: "role".into(),
-            claims_type: "auth.jwt_claims".into(),
-            default_lifetime: 3600,
-            cache_max_entries: DEFAULT_JWT_CACHE_ENTRIES,
-            cookie_name: String::new(),
-            jwks_url: String::new(),
-            jwks_refresh: 300,
-        }
-    }
-}
-
-/// `[admin]` as given.
-#[derive(Debug, Deserialize, Serialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct RawAdmin {
-    /// Admin server port; 0 = off; unset = 3001 with the embedded database,
-    /// off with an external one.
-    #[serde(deserialize_with = "lenient_option")]
-    pub port: Option<u16>,
-    /// Admin server address, separate from `server.host`: metrics and the
-    /// schema cache stay on loopback unless asked otherwise.
-    pub host: String,
-}
-
-impl Default for RawAdmin {
-    fn default() -> Self {
-        RawAdmin {
-            port: None,
-            host: "127.0.0.1".into(),
-        }
-    }
-}
-
-/// `[log]` as given.
-#[derive(Debug, Deserialize, Serialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct RawLog {
-    /// `error`, `warn`, `info`, `debug`, `trace`, or a tracing filter directive.
-    pub level: String,
-    /// `text` or `json`.
-    pub format: String,
-}
-
-impl Default for RawLog {
-    fn default() -> Self {
-        RawLog {
-            level: "info".into(),
-            format: "text".into(),
-        }
     }
 }
 
@@ -449,6 +193,14 @@ pub struct DbConfig {
     pub migrate_on_start: bool,
     /// Named prepared statements on request connections (`db.prepared_statements`).
     pub prepared_statements: bool,
+    /// Read replicas (`db.replica_uris`), in the order given.
+    pub replica_uris: Vec<DbUri>,
+    /// Connections per replica (`db.replica_pool`, default `db.pool`).
+    pub replica_pool: usize,
+    /// Time between a replica's health checks (`db.replica_check_interval`).
+    pub replica_check_interval: Duration,
+    /// Replay lag past which a replica is skipped (`db.replica_max_lag`).
+    pub replica_max_lag: Duration,
 }
 
 /// Validated `[jwt]`: where keys are, not the keys themselves (see `jwt`).
@@ -512,7 +264,7 @@ pub struct Config {
 }
 
 /// Where each value came from, so errors can name the environment variable.
-type Origins = BTreeMap<String, String>;
+pub(crate) type Origins = BTreeMap<String, String>;
 
 impl Config {
     /// Load `path` (if it exists, or if `required`), apply `env`, validate.
@@ -578,218 +330,14 @@ impl Config {
         Ok((config, raw))
     }
 
-    /// Check every value once; the only place that knows the rules.
+    /// Check every value once; the only place that knows the rules. One
+    /// function per section below; the cross-section rules are here.
     fn validate(raw: &RawConfig) -> Result<Config, ConfigError> {
-        let s = &raw.server;
-        if s.host.trim().is_empty() {
-            return Err(key_error("server.host", "must not be empty"));
-        }
-        if s.max_body_bytes == 0 {
-            return Err(key_error("server.max_body_bytes", "must be greater than 0"));
-        }
-        // Zero would mean "no deadline", the hole these keys close.
-        for (key, value) in [
-            ("server.body_timeout", s.body_timeout),
-            ("server.head_timeout", s.head_timeout),
-            ("server.close_timeout", s.close_timeout),
-        ] {
-            if value == 0 {
-                return Err(key_error(key, "must be at least 1 second"));
-            }
-        }
-        if s.max_connections == 0 {
-            return Err(key_error("server.max_connections", "must be at least 1"));
-        }
-        if s.backlog == 0 {
-            return Err(key_error("server.backlog", "must be at least 1"));
-        }
-        let server = ServerConfig {
-            host: s.host.trim().to_string(),
-            port: s.port,
-            max_body_bytes: s.max_body_bytes,
-            workers: if s.workers == 0 {
-                std::thread::available_parallelism().map_or(2, |n| n.get())
-            } else {
-                s.workers
-            },
-            shutdown_timeout: Duration::from_secs(s.shutdown_timeout),
-            timing: s.timing,
-            cors_allowed_origins: s.cors_allowed_origins.clone(),
-            body_timeout: Duration::from_secs(s.body_timeout),
-            head_timeout: Duration::from_secs(s.head_timeout),
-            keep_alive: Duration::from_secs(s.keep_alive),
-            close_timeout: Duration::from_secs(s.close_timeout),
-            max_connections: s.max_connections,
-            backlog: s.backlog,
-            trusted_proxies: s
-                .trusted_proxies
-                .iter()
-                .map(|e| {
-                    let e = e.trim();
-                    e.parse::<ipnet::IpNet>()
-                        .or_else(|_| e.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
-                        .map_err(|_| {
-                            key_error(
-                                "server.trusted_proxies",
-                                format!("{e:?} is not an address or a CIDR block"),
-                            )
-                        })
-                })
-                .collect::<Result<_, _>>()?,
-        };
-
-        let d = &raw.db;
-        let mode = if d.uri.trim().is_empty() {
-            if d.data_dir.trim().is_empty() {
-                return Err(key_error(
-                    "db.data_dir",
-                    "must not be empty when db.uri is unset",
-                ));
-            }
-            DbMode::Embedded {
-                data_dir: PathBuf::from(d.data_dir.trim()),
-            }
-        } else {
-            let parse = |key: &str, text: &str| {
-                DbUri::parse(text)
-                    .map_err(|e| key_error(key, format!("not a PostgreSQL connection string: {e}")))
-            };
-            let optional = |key: &str, text: &str| match text.trim() {
-                "" => Ok(None),
-                text => parse(key, text).map(Some),
-            };
-            DbMode::External {
-                uri: parse("db.uri", &d.uri)?,
-                admin_uri: optional("db.admin_uri", &d.admin_uri)?,
-                listen_uri: optional("db.listen_uri", &d.listen_uri)?,
-            }
-        };
-        if d.schemas.is_empty() {
-            return Err(key_error(
-                "db.schemas",
-                "at least one schema must be exposed",
-            ));
-        }
-        for name in d.schemas.iter().chain(&d.extra_search_path) {
-            check_identifier("db.schemas", name)?;
-        }
-        let anon_role = match d.anon_role.trim() {
-            "" => None,
-            role => {
-                check_identifier("db.anon_role", role)?;
-                Some(role.to_string())
-            }
-        };
-        if d.pool == 0 {
-            return Err(key_error("db.pool", "must be at least 1"));
-        }
-        let pre_request = match d.pre_request.trim() {
-            "" => None,
-            v => Some(QualifiedName::parse("db.pre_request", v)?),
-        };
-        let db = DbConfig {
-            mode,
-            schemas: d.schemas.clone(),
-            extra_search_path: d.extra_search_path.clone(),
-            anon_role,
-            pool_size: d.pool,
-            pool_timeout: Duration::from_secs(d.pool_timeout.max(1)),
-            pre_request,
-            migrate_on_start: d.migrate_on_start,
-            prepared_statements: d.prepared_statements,
-        };
-
-        let j = &raw.jwt;
-        let opt = |v: &str| Some(v.trim().to_string()).filter(|v| !v.is_empty());
-        let secret = opt(&j.secret);
-        if let Some(secret) = &secret {
-            if secret.len() < MIN_SECRET_BYTES {
-                return Err(key_error(
-                    "jwt.secret",
-                    format!(
-                        "must be at least {MIN_SECRET_BYTES} bytes, got {}",
-                        secret.len()
-                    ),
-                ));
-            }
-        }
-        if secret.is_some() && opt(&j.secret_file).is_some() {
-            return Err(key_error(
-                "jwt.secret_file",
-                "set either jwt.secret or jwt.secret_file, not both",
-            ));
-        }
-        let role_claim: Vec<String> = j.role_claim.split('.').map(str::to_string).collect();
-        if role_claim.iter().any(String::is_empty) {
-            return Err(key_error(
-                "jwt.role_claim",
-                "must be a dotted path of non-empty names",
-            ));
-        }
-        let cookie_name = opt(&j.cookie_name);
-        // RFC 6265 §4.1.1: a cookie name is an HTTP token (RFC 9110 §5.6.2).
-        if let Some(name) = &cookie_name {
-            let tchar = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
-            if !name.chars().all(tchar) {
-                return Err(key_error(
-                    "jwt.cookie_name",
-                    "must be a cookie name: letters, digits and !#$%&'*+-.^_`|~ only",
-                ));
-            }
-        }
-        let jwks_url = opt(&j.jwks_url).map(|u| jwks_url(&u)).transpose()?;
-        if jwks_url.is_some() && opt(&j.jwks_file).is_some() {
-            return Err(key_error(
-                "jwt.jwks_url",
-                "set either jwt.jwks_file or jwt.jwks_url, not both",
-            ));
-        }
-        if j.jwks_refresh == 0 {
-            return Err(key_error("jwt.jwks_refresh", "must be at least 1 second"));
-        }
-        let jwt = JwtConfig {
-            secret,
-            secret_file: opt(&j.secret_file).map(PathBuf::from),
-            public_key_file: opt(&j.public_key_file).map(PathBuf::from),
-            private_key_file: opt(&j.private_key_file).map(PathBuf::from),
-            jwks_file: opt(&j.jwks_file).map(PathBuf::from),
-            algorithms: j.algorithms.clone(),
-            require_exp: j.require_exp,
-            leeway: j.leeway,
-            aud: opt(&j.aud),
-            iss: opt(&j.iss),
-            role_claim,
-            claims_type: QualifiedName::parse("jwt.claims_type", j.claims_type.trim())?,
-            default_lifetime: j.default_lifetime.max(1),
-            cache_max_entries: j.cache_max_entries,
-            cookie_name,
-            jwks_url,
-            jwks_refresh: Duration::from_secs(j.jwks_refresh),
-        };
-
-        let log_format = match raw.log.format.trim() {
-            "text" | "" => LogFormat::Text,
-            "json" => LogFormat::Json,
-            other => {
-                return Err(key_error(
-                    "log.format",
-                    format!("expected \"text\" or \"json\", got {other:?}"),
-                ))
-            }
-        };
-
-        let mut routes = Vec::with_capacity(raw.routes.len());
-        for (path, function) in &raw.routes {
-            let key = format!("routes.{path:?}");
-            if !path.starts_with('/') || path.starts_with("/rpc/") || path == "/" {
-                return Err(key_error(
-                    &key,
-                    "a route path must start with `/` and must not shadow `/` or `/rpc/`",
-                ));
-            }
-            check_identifier(&key, function)?;
-            routes.push((path.clone(), function.clone()));
-        }
+        let server = server_config(&raw.server)?;
+        let db = db_config(&raw.db)?;
+        let jwt = jwt_config(&raw.jwt)?;
+        let log_format = log_format(&raw.log.format)?;
+        let routes = routes(&raw.routes)?;
 
         let admin_port = match (raw.admin.port, &db.mode) {
             (Some(0), _) | (None, DbMode::External { .. }) => None,
@@ -817,6 +365,267 @@ impl Config {
     pub fn is_embedded(&self) -> bool {
         matches!(self.db.mode, DbMode::Embedded { .. })
     }
+}
+
+/// The `[server]` section.
+fn server_config(s: &RawServer) -> Result<ServerConfig, ConfigError> {
+    if s.host.trim().is_empty() {
+        return Err(key_error("server.host", "must not be empty"));
+    }
+    if s.max_body_bytes == 0 {
+        return Err(key_error("server.max_body_bytes", "must be greater than 0"));
+    }
+    // Zero would mean "no deadline", the hole these keys close.
+    for (key, value) in [
+        ("server.body_timeout", s.body_timeout),
+        ("server.head_timeout", s.head_timeout),
+        ("server.close_timeout", s.close_timeout),
+    ] {
+        if value == 0 {
+            return Err(key_error(key, "must be at least 1 second"));
+        }
+    }
+    if s.max_connections == 0 {
+        return Err(key_error("server.max_connections", "must be at least 1"));
+    }
+    if s.backlog == 0 {
+        return Err(key_error("server.backlog", "must be at least 1"));
+    }
+    let server = ServerConfig {
+        host: s.host.trim().to_string(),
+        port: s.port,
+        max_body_bytes: s.max_body_bytes,
+        workers: if s.workers == 0 {
+            std::thread::available_parallelism().map_or(2, |n| n.get())
+        } else {
+            s.workers
+        },
+        shutdown_timeout: Duration::from_secs(s.shutdown_timeout),
+        timing: s.timing,
+        cors_allowed_origins: s.cors_allowed_origins.clone(),
+        body_timeout: Duration::from_secs(s.body_timeout),
+        head_timeout: Duration::from_secs(s.head_timeout),
+        keep_alive: Duration::from_secs(s.keep_alive),
+        close_timeout: Duration::from_secs(s.close_timeout),
+        max_connections: s.max_connections,
+        backlog: s.backlog,
+        trusted_proxies: s
+            .trusted_proxies
+            .iter()
+            .map(|e| {
+                let e = e.trim();
+                e.parse::<ipnet::IpNet>()
+                    .or_else(|_| e.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| {
+                        key_error(
+                            "server.trusted_proxies",
+                            format!("{e:?} is not an address or a CIDR block"),
+                        )
+                    })
+            })
+            .collect::<Result<_, _>>()?,
+    };
+    Ok(server)
+}
+
+/// The `[db]` section.
+fn db_config(d: &RawDb) -> Result<DbConfig, ConfigError> {
+    let mode = if d.uri.trim().is_empty() {
+        if d.data_dir.trim().is_empty() {
+            return Err(key_error(
+                "db.data_dir",
+                "must not be empty when db.uri is unset",
+            ));
+        }
+        DbMode::Embedded {
+            data_dir: PathBuf::from(d.data_dir.trim()),
+        }
+    } else {
+        let parse = |key: &str, text: &str| {
+            DbUri::parse(text)
+                .map_err(|e| key_error(key, format!("not a PostgreSQL connection string: {e}")))
+        };
+        let optional = |key: &str, text: &str| match text.trim() {
+            "" => Ok(None),
+            text => parse(key, text).map(Some),
+        };
+        DbMode::External {
+            uri: parse("db.uri", &d.uri)?,
+            admin_uri: optional("db.admin_uri", &d.admin_uri)?,
+            listen_uri: optional("db.listen_uri", &d.listen_uri)?,
+        }
+    };
+    if d.schemas.is_empty() {
+        return Err(key_error(
+            "db.schemas",
+            "at least one schema must be exposed",
+        ));
+    }
+    for name in d.schemas.iter().chain(&d.extra_search_path) {
+        check_identifier("db.schemas", name)?;
+    }
+    let anon_role = match d.anon_role.trim() {
+        "" => None,
+        role => {
+            check_identifier("db.anon_role", role)?;
+            Some(role.to_string())
+        }
+    };
+    if d.pool == 0 {
+        return Err(key_error("db.pool", "must be at least 1"));
+    }
+    let pre_request = match d.pre_request.trim() {
+        "" => None,
+        v => Some(QualifiedName::parse("db.pre_request", v)?),
+    };
+    let replica_uris = d
+        .replica_uris
+        .iter()
+        .map(|text| {
+            DbUri::parse(text).map_err(|e| {
+                key_error(
+                    "db.replica_uris",
+                    format!("not a PostgreSQL connection string: {e}"),
+                )
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let seconds = |key: &str, v: f64, min: f64| {
+        if v.is_finite() && (min..=3600.0).contains(&v) {
+            Ok(Duration::from_secs_f64(v))
+        } else {
+            Err(key_error(
+                key,
+                format!("must be between {min} and 3600 seconds"),
+            ))
+        }
+    };
+    let replica_check_interval =
+        seconds("db.replica_check_interval", d.replica_check_interval, 0.01)?;
+    let replica_max_lag = seconds("db.replica_max_lag", d.replica_max_lag, 0.0)?;
+    let db = DbConfig {
+        replica_pool: if d.replica_pool == 0 {
+            d.pool
+        } else {
+            d.replica_pool
+        },
+        replica_uris,
+        replica_check_interval,
+        replica_max_lag,
+        mode,
+        schemas: d.schemas.clone(),
+        extra_search_path: d.extra_search_path.clone(),
+        anon_role,
+        pool_size: d.pool,
+        pool_timeout: Duration::from_secs(d.pool_timeout.max(1)),
+        pre_request,
+        migrate_on_start: d.migrate_on_start,
+        prepared_statements: d.prepared_statements,
+    };
+    Ok(db)
+}
+
+/// The `[jwt]` section.
+fn jwt_config(j: &RawJwt) -> Result<JwtConfig, ConfigError> {
+    let opt = |v: &str| Some(v.trim().to_string()).filter(|v| !v.is_empty());
+    let secret = opt(&j.secret);
+    if let Some(secret) = &secret {
+        if secret.len() < MIN_SECRET_BYTES {
+            return Err(key_error(
+                "jwt.secret",
+                format!(
+                    "must be at least {MIN_SECRET_BYTES} bytes, got {}",
+                    secret.len()
+                ),
+            ));
+        }
+    }
+    if secret.is_some() && opt(&j.secret_file).is_some() {
+        return Err(key_error(
+            "jwt.secret_file",
+            "set either jwt.secret or jwt.secret_file, not both",
+        ));
+    }
+    let role_claim: Vec<String> = j.role_claim.split('.').map(str::to_string).collect();
+    if role_claim.iter().any(String::is_empty) {
+        return Err(key_error(
+            "jwt.role_claim",
+            "must be a dotted path of non-empty names",
+        ));
+    }
+    let cookie_name = opt(&j.cookie_name);
+    // RFC 6265 §4.1.1: a cookie name is an HTTP token (RFC 9110 §5.6.2).
+    if let Some(name) = &cookie_name {
+        let tchar = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
+        if !name.chars().all(tchar) {
+            return Err(key_error(
+                "jwt.cookie_name",
+                "must be a cookie name: letters, digits and !#$%&'*+-.^_`|~ only",
+            ));
+        }
+    }
+    let jwks_url = opt(&j.jwks_url).map(|u| jwks_url(&u)).transpose()?;
+    if jwks_url.is_some() && opt(&j.jwks_file).is_some() {
+        return Err(key_error(
+            "jwt.jwks_url",
+            "set either jwt.jwks_file or jwt.jwks_url, not both",
+        ));
+    }
+    if j.jwks_refresh == 0 {
+        return Err(key_error("jwt.jwks_refresh", "must be at least 1 second"));
+    }
+    let jwt = JwtConfig {
+        secret,
+        secret_file: opt(&j.secret_file).map(PathBuf::from),
+        public_key_file: opt(&j.public_key_file).map(PathBuf::from),
+        private_key_file: opt(&j.private_key_file).map(PathBuf::from),
+        jwks_file: opt(&j.jwks_file).map(PathBuf::from),
+        algorithms: j.algorithms.clone(),
+        require_exp: j.require_exp,
+        leeway: j.leeway,
+        aud: opt(&j.aud),
+        iss: opt(&j.iss),
+        role_claim,
+        claims_type: QualifiedName::parse("jwt.claims_type", j.claims_type.trim())?,
+        default_lifetime: j.default_lifetime.max(1),
+        cache_max_entries: j.cache_max_entries,
+        cookie_name,
+        jwks_url,
+        jwks_refresh: Duration::from_secs(j.jwks_refresh),
+    };
+    Ok(jwt)
+}
+
+/// `log.format`.
+fn log_format(format: &str) -> Result<LogFormat, ConfigError> {
+    let log_format = match format.trim() {
+        "text" | "" => LogFormat::Text,
+        "json" => LogFormat::Json,
+        other => {
+            return Err(key_error(
+                "log.format",
+                format!("expected \"text\" or \"json\", got {other:?}"),
+            ))
+        }
+    };
+    Ok(log_format)
+}
+
+/// `[routes]`: path → function, never shadowing `/` or `/rpc/`.
+fn routes(raw: &BTreeMap<String, String>) -> Result<Vec<(String, String)>, ConfigError> {
+    let mut routes = Vec::with_capacity(raw.len());
+    for (path, function) in raw {
+        let key = format!("routes.{path:?}");
+        if !path.starts_with('/') || path.starts_with("/rpc/") || path == "/" {
+            return Err(key_error(
+                &key,
+                "a route path must start with `/` and must not shadow `/` or `/rpc/`",
+            ));
+        }
+        check_identifier(&key, function)?;
+        routes.push((path.clone(), function.clone()));
+    }
+    Ok(routes)
 }
 
 /// `jwt.jwks_url`: keys decide who may act as whom, so they come over HTTPS
@@ -857,259 +666,6 @@ fn check_identifier(key: &str, value: &str) -> Result<(), ConfigError> {
         ));
     }
     Ok(())
-}
-
-/// PostgREST's environment names, read as aliases of ours so a team moving
-/// from PostgREST keeps its environment (PostgREST docs, references/configuration).
-/// `PGRPC_*` wins when both name the same key. Each entry: PostgREST variable,
-/// our key path, and how its value differs.
-const POSTGREST_ALIASES: &[(&str, &str, Alias)] = &[
-    ("PGRST_DB_URI", "db.uri", Alias::Same),
-    ("PGRST_DB_SCHEMAS", "db.schemas", Alias::Same),
-    ("PGRST_DB_SCHEMA", "db.schemas", Alias::Same),
-    ("PGRST_DB_ANON_ROLE", "db.anon_role", Alias::Same),
-    ("PGRST_DB_POOL", "db.pool", Alias::Same),
-    (
-        "PGRST_DB_POOL_ACQUISITION_TIMEOUT",
-        "db.pool_timeout",
-        Alias::Same,
-    ),
-    ("PGRST_DB_PRE_REQUEST", "db.pre_request", Alias::Same),
-    (
-        "PGRST_DB_PREPARED_STATEMENTS",
-        "db.prepared_statements",
-        Alias::Same,
-    ),
-    (
-        "PGRST_DB_EXTRA_SEARCH_PATH",
-        "db.extra_search_path",
-        Alias::Same,
-    ),
-    ("PGRST_JWT_SECRET", "jwt.secret", Alias::Secret),
-    ("PGRST_JWT_AUD", "jwt.aud", Alias::Same),
-    ("PGRST_JWT_ROLE_CLAIM_KEY", "jwt.role_claim", Alias::JsPath),
-    ("PGRST_SERVER_HOST", "server.host", Alias::Host),
-    ("PGRST_SERVER_PORT", "server.port", Alias::Same),
-    ("PGRST_SERVER_TIMING_ENABLED", "server.timing", Alias::Same),
-    (
-        "PGRST_SERVER_CORS_ALLOWED_ORIGINS",
-        "server.cors_allowed_origins",
-        Alias::Same,
-    ),
-    ("PGRST_ADMIN_SERVER_PORT", "admin.port", Alias::Same),
-    ("PGRST_LOG_LEVEL", "log.level", Alias::LogLevel),
-];
-
-/// How a PostgREST value maps onto ours.
-#[derive(Clone, Copy)]
-enum Alias {
-    /// Same meaning and syntax.
-    Same,
-    /// `@/path` names a file (`jwt.secret_file`); anything else is the secret.
-    Secret,
-    /// A JSPath like `.app_metadata.role` → `app_metadata.role`.
-    JsPath,
-    /// `*`, `*4`, `!4` → `0.0.0.0`; `*6`, `!6` → `::`.
-    Host,
-    /// `crit` → `error`.
-    LogLevel,
-}
-
-fn translate_alias(alias: Alias, key: &str, value: String) -> (String, String) {
-    match alias {
-        Alias::Same => (key.to_string(), value),
-        Alias::Secret => match value.strip_prefix('@') {
-            Some(path) => ("jwt.secret_file".to_string(), path.to_string()),
-            None => (key.to_string(), value),
-        },
-        Alias::JsPath => (
-            key.to_string(),
-            value
-                .trim()
-                .trim_start_matches('.')
-                .split('.')
-                .map(|part| part.trim_matches('"'))
-                .collect::<Vec<_>>()
-                .join("."),
-        ),
-        Alias::Host => {
-            let host = match value.trim() {
-                "*" | "*4" | "!4" => "0.0.0.0".to_string(),
-                "*6" | "!6" => "::".to_string(),
-                other => other.to_string(),
-            };
-            (key.to_string(), host)
-        }
-        Alias::LogLevel => {
-            let level = if value.trim() == "crit" {
-                "error".to_string()
-            } else {
-                value
-            };
-            (key.to_string(), level)
-        }
-    }
-}
-
-fn set_path(table: &mut toml::Table, path: &str, value: String) {
-    match path.split_once('.') {
-        Some((section, key)) => {
-            let entry = table
-                .entry(section.to_string())
-                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-            if let toml::Value::Table(t) = entry {
-                t.insert(key.to_string(), toml::Value::String(value));
-            }
-        }
-        None => {
-            table.insert(path.to_string(), toml::Value::String(value));
-        }
-    }
-}
-
-/// Overlay `PGRST_*` aliases, then `PGRPC_*` variables, onto the parsed file,
-/// as strings; returns which variable set each key. The rule for ours: strip
-/// the prefix, lower-case, the first `_` separates section from key
-/// (`DB_DATA_DIR` → `db.data_dir`); a name without `_` is a top-level key
-/// (`ROUTES` → `routes`).
-pub fn apply_env(
-    table: &mut toml::Table,
-    env: impl IntoIterator<Item = (String, String)>,
-) -> Origins {
-    let mut origins = Origins::new();
-    let mut ours = Vec::new();
-    for (name, value) in env {
-        if let Some(rest) = name.strip_prefix(ENV_PREFIX) {
-            let lower = rest.to_ascii_lowercase().replace('-', "_");
-            let path = match lower.split_once('_') {
-                Some((section, key)) => format!("{section}.{key}"),
-                None => lower,
-            };
-            ours.push((path, value, name));
-        } else if let Some((_, key, alias)) = POSTGREST_ALIASES.iter().find(|(n, _, _)| *n == name)
-        {
-            let (path, value) = translate_alias(*alias, key, value);
-            set_path(table, &path, value);
-            origins.insert(path, name);
-        }
-    }
-    for (path, value, name) in ours {
-        set_path(table, &path, value);
-        origins.insert(path, name);
-    }
-    origins
-}
-
-/// A native value, or a string to parse (how environment values arrive).
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum NativeOrText<T> {
-    Native(T),
-    Text(String),
-}
-
-fn lenient<'de, D, T>(d: D) -> Result<T, D::Error>
-where
-    D: Deserializer<'de>,
-    T: Deserialize<'de> + FromStr,
-    T::Err: fmt::Display,
-{
-    match NativeOrText::<T>::deserialize(d)? {
-        NativeOrText::Native(v) => Ok(v),
-        NativeOrText::Text(s) => s
-            .trim()
-            .parse()
-            .map_err(|e| de::Error::custom(format!("cannot parse {s:?}: {e}"))),
-    }
-}
-
-fn lenient_option<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
-where
-    D: Deserializer<'de>,
-    T: Deserialize<'de> + FromStr,
-    T::Err: fmt::Display,
-{
-    match NativeOrText::<T>::deserialize(d)? {
-        NativeOrText::Native(v) => Ok(Some(v)),
-        NativeOrText::Text(s) if s.trim().is_empty() => Ok(None),
-        NativeOrText::Text(s) => s
-            .trim()
-            .parse()
-            .map(Some)
-            .map_err(|e| de::Error::custom(format!("cannot parse {s:?}: {e}"))),
-    }
-}
-
-fn lenient_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
-    match NativeOrText::<Vec<String>>::deserialize(d)? {
-        NativeOrText::Native(v) => Ok(v),
-        NativeOrText::Text(s) => Ok(s
-            .split(',')
-            .map(str::trim)
-            .filter(|p| !p.is_empty())
-            .map(str::to_string)
-            .collect()),
-    }
-}
-
-fn lenient_table<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, String>, D::Error> {
-    match NativeOrText::<BTreeMap<String, String>>::deserialize(d)? {
-        NativeOrText::Native(v) => Ok(v),
-        NativeOrText::Text(s) => {
-            let doc: toml::Table = format!("t = {s}").parse().map_err(|e: toml::de::Error| {
-                de::Error::custom(format!("not a TOML inline table: {}", e.message()))
-            })?;
-            doc.get("t")
-                .cloned()
-                .ok_or_else(|| de::Error::custom("not a TOML inline table"))?
-                .try_into()
-                .map_err(|e: toml::de::Error| de::Error::custom(e.message().to_string()))
-        }
-    }
-}
-
-impl RawConfig {
-    /// The effective configuration as TOML, secrets masked (`pgrpc --dump-config`).
-    pub fn dump_masked(&self) -> String {
-        let mut copy: toml::Value =
-            toml::Value::try_from(self).unwrap_or(toml::Value::Table(Default::default()));
-        if let Some(jwt) = copy.get_mut("jwt").and_then(toml::Value::as_table_mut) {
-            if let Some(v) = jwt.get_mut("secret") {
-                if v.as_str().is_some_and(|s| !s.is_empty()) {
-                    *v = toml::Value::String("********".into());
-                }
-            }
-        }
-        if let Some(db) = copy.get_mut("db").and_then(toml::Value::as_table_mut) {
-            for key in ["uri", "admin_uri", "listen_uri"] {
-                if let Some(toml::Value::String(s)) = db.get_mut(key) {
-                    *s = mask_uri_password(s);
-                }
-            }
-        }
-        toml::to_string_pretty(&copy).unwrap_or_default()
-    }
-}
-
-/// Hide the password of a `postgres://user:pass@host/db` URI or a
-/// `password=...` key/value string.
-fn mask_uri_password(uri: &str) -> String {
-    if let Ok(mut url) = url::Url::parse(uri) {
-        if url.password().is_some() && url.set_password(Some("********")).is_ok() {
-            return url.to_string();
-        }
-        return uri.to_string();
-    }
-    uri.split_whitespace()
-        .map(|kv| {
-            if kv.starts_with("password=") {
-                "password=********".to_string()
-            } else {
-                kv.to_string()
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 #[cfg(test)]
@@ -1177,6 +733,58 @@ mod tests {
             .server
             .trusted_proxies
             .is_empty());
+    }
+
+    #[test]
+    fn replicas_from_the_environment_and_the_file() {
+        let secret = ("PGRPC_JWT_SECRET", "12345678901234567890123456789012");
+        let c = load(
+            "",
+            &[
+                secret,
+                (
+                    "PGRPC_DB_REPLICA_URIS",
+                    "postgres://a@r1:5433/app?sslmode=disable, postgres://a@r2/app",
+                ),
+                ("PGRPC_DB_REPLICA_CHECK_INTERVAL", "0.25"),
+            ],
+        )
+        .expect("valid");
+        assert_eq!(c.db.replica_uris.len(), 2);
+        assert_eq!(c.db.replica_pool, c.db.pool_size, "default: db.pool");
+        assert_eq!(c.db.replica_check_interval, Duration::from_millis(250));
+        assert_eq!(c.db.replica_max_lag, Duration::from_secs(5));
+        let c = load(
+            "[db]\nreplica_uris = [\"postgres://a@r1/app\"]\nreplica_pool = 3\nreplica_max_lag = 1\n",
+            &[secret],
+        )
+        .expect("valid");
+        assert_eq!((c.db.replica_uris.len(), c.db.replica_pool), (1, 3));
+        assert_eq!(c.db.replica_max_lag, Duration::from_secs(1));
+        let e = load("", &[secret, ("PGRPC_DB_REPLICA_URIS", "postgres://a@[x/")])
+            .expect_err("a bad URI");
+        assert!(e.to_string().contains("db.replica_uris"), "{e}");
+        let e =
+            load("", &[secret, ("PGRPC_DB_REPLICA_CHECK_INTERVAL", "0")]).expect_err("no interval");
+        assert!(e.to_string().contains("db.replica_check_interval"), "{e}");
+        let c = load("", &[secret]).expect("valid");
+        assert!(c.db.replica_uris.is_empty(), "no replicas by default");
+    }
+
+    #[test]
+    fn dump_masks_replica_passwords() {
+        let (_, raw) = Config::from_toml(
+            "[db]\nuri = \"postgres://a@db/app\"\nreplica_uris = [\"postgres://a:hunter2@r1/app\", \"postgres://a:swordfish@r2/app\"]\n",
+            Path::new("t"),
+            Vec::new(),
+        )
+        .expect("valid");
+        let dump = raw.dump_masked();
+        assert!(
+            !dump.contains("hunter2") && !dump.contains("swordfish"),
+            "{dump}"
+        );
+        assert!(dump.contains("r1") && dump.contains("r2"), "{dump}");
     }
 
     #[test]

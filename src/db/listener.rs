@@ -6,7 +6,9 @@
 //! and then swapped in (`ArcSwapOption::store`): requests see the old cache or
 //! the new one, never half of one; a failed load keeps the old cache and logs
 //! why. When the connection drops, it reconnects with backoff and reloads, since
-//! DDL may have happened meanwhile. Owns nothing else.
+//! DDL may have happened meanwhile. It also keeps the set of ended sessions
+//! (`session ended <sid> <exp>` on channel `pgrpc`, see [`super::sessions`]):
+//! loaded whole on every (re)connect, before the schema cache. Owns nothing else.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,7 +19,9 @@ use tokio_postgres::AsyncMessage;
 
 use crate::config::QualifiedName;
 use crate::db::schema_cache::SchemaCache;
+use crate::db::sessions;
 use crate::db::Target;
+use crate::jwt::revoked::EndedSessions;
 use crate::ops::metrics::Metrics;
 
 /// Channels the listener subscribes to (ours and PostgREST's).
@@ -48,6 +52,8 @@ pub struct CacheTarget {
     pub claims_type: QualifiedName,
     /// Where loads are counted.
     pub metrics: Arc<Metrics>,
+    /// The ended sessions the auth stage refuses.
+    pub ended_sessions: Arc<EndedSessions>,
 }
 
 impl CacheTarget {
@@ -119,14 +125,19 @@ async fn run(
         match connect(&cfg).await {
             Ok((client, mut notes)) => {
                 backoff = Duration::from_millis(100);
+                // LISTEN is in force before this load, so a session that ends
+                // meanwhile is in the load or in a notification after it.
+                sessions::reload(&client, &target.ended_sessions).await;
                 target.reload(&client).await;
                 loop {
                     tokio::select! {
                         note = notes.recv() => match note {
                             Some(payload) => {
                                 // Coalesce a burst (a migration's many DDL statements) into one reload.
+                                sessions::note(&target.ended_sessions, &payload);
                                 let (mut schema, mut config) = wants(&payload);
                                 while let Ok(more) = notes.try_recv() {
+                                    sessions::note(&target.ended_sessions, &more);
                                     let (s, c) = wants(&more);
                                     schema |= s;
                                     config |= c;

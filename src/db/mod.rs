@@ -10,7 +10,9 @@ pub mod embedded;
 pub mod listener;
 pub mod migrate;
 pub mod quote;
+pub mod replicas;
 pub mod schema_cache;
+pub mod sessions;
 pub mod tls;
 
 use std::sync::atomic::{AtomicUsize, Ordering};

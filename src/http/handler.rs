@@ -25,6 +25,7 @@ use futures_util::StreamExt;
 use tokio_postgres::types::{ToSql, Type};
 use tokio_util::sync::CancellationToken;
 
+use crate::db::replicas::WorkerReplicas;
 use crate::db::schema_cache::Routine;
 use crate::error::{AuthError, Error, RequestError, SchemaCacheError};
 use crate::http::disconnect;
@@ -36,7 +37,7 @@ use crate::pipeline::admit::client_addr;
 use crate::pipeline::auth::AuthContext;
 use crate::pipeline::execute::{self, TxRequest};
 use crate::pipeline::parse::{self, HttpInput};
-use crate::pipeline::{auth, csrf, plan, query, respond};
+use crate::pipeline::{auth, csrf, plan, query, respond, route};
 
 /// The function a configured route calls.
 pub(super) struct RouteTarget(pub(super) String);
@@ -118,6 +119,8 @@ pub(super) async fn not_found() -> Result<HttpResponse, Error> {
 #[derive(Default)]
 struct Trace {
     role: Option<String>,
+    /// The node that ran the transaction (`primary` or a replica's host:port).
+    node: Option<String>,
     /// (stage name, duration), in order.
     stages: Vec<(&'static str, Duration)>,
     last: Option<Instant>,
@@ -191,6 +194,7 @@ async fn handle(
         path = %req.path(),
         function = function.as_str(),
         role = trace.role.as_deref().unwrap_or("-"),
+        node = trace.node.as_deref().unwrap_or("-"),
         status = response.status().as_u16(),
         code = code.as_deref().unwrap_or(""),
         duration_ms = elapsed.as_secs_f64() * 1000.0,
@@ -223,6 +227,7 @@ fn authenticate(
         authorization,
         cookie,
         jwt.as_deref(),
+        &state.ended_sessions,
         state.config.db.anon_role.as_deref(),
     )?;
     if auth.via_cookie {
@@ -315,6 +320,7 @@ async fn call(
     )
     .await?;
     let mut rpc = parse::parse(function, &http_input(req, &bytes), &config.db.schemas)?;
+    let min_lsn = route::parse_lsn(req.headers().get(PGRPC_LSN).map(HeaderValue::as_bytes))?;
     trace.mark("parse");
     let cache = state.cache.load_full().ok_or(SchemaCacheError::NotLoaded)?;
     let plan = plan::plan(&rpc, &cache)?;
@@ -340,7 +346,12 @@ async fn call(
         std::mem::take(&mut rpc.payload.raw)
     } else {
         let verify = |jwt: Option<&Jwt>| {
-            auth::verify_token_arguments(&rpc.payload.raw, &plan.claims_args, jwt)
+            auth::verify_token_arguments(
+                &rpc.payload.raw,
+                &plan.claims_args,
+                jwt,
+                &state.ended_sessions,
+            )
         };
         match verify(jwt.as_deref()) {
             Err(e) if unknown_kid(&e) && refetched(state).await => {
@@ -387,24 +398,44 @@ async fn call(
         read_only: plan.read_only,
         singular: plan.singular,
         prepared: config.db.prepared_statements,
+        commit_lsn: state.replicas.is_some(),
     };
     let pool = pool.clone();
     // The task ends by itself (a hang-up cannot drop it half-way); a hang-up
     // seen on the socket asks it to cancel instead (http::disconnect). The
     // permit moves into the task: it is released when the transaction is
     // over, even when the client hung up meanwhile.
+    let replicas = req.app_data::<web::Data<WorkerReplicas>>().cloned();
+    let read = route::ReadRoute {
+        to_replica: !cache.primary_reads.contains(&plan.routine.oid),
+        min_lsn,
+    };
     let cancel = CancellationToken::new();
     let task_cancel = cancel.clone();
     let task = actix_web::rt::spawn(async move {
-        let outcome = execute::run(&pool, &tx, &task_cancel).await;
+        let done = route::run(
+            &pool,
+            replicas.as_ref().map(|r| r.get_ref()),
+            read,
+            &tx,
+            &task_cancel,
+        )
+        .await;
         drop(permit);
-        outcome
+        done
     });
-    let outcome = disconnect::finish_or_cancel(req.conn_data::<disconnect::Peer>(), task, &cancel)
-        .await
-        .map_err(|e| Error::Internal(format!("request task failed: {e}")))??;
+    let (outcome, node) =
+        disconnect::finish_or_cancel(req.conn_data::<disconnect::Peer>(), task, &cancel)
+            .await
+            .map_err(|e| Error::Internal(format!("request task failed: {e}")))?;
+    trace.node = Some(node);
+    let outcome = outcome?;
     trace.mark("transaction");
+    let lsn = outcome.lsn.clone();
     let mut response = respond::respond(&plan, outcome, jwt.as_deref())?;
+    if let Some(v) = lsn.and_then(|l| HeaderValue::from_str(&l).ok()) {
+        response.headers_mut().insert(PGRPC_LSN, v);
+    }
     if let Some(h) = rate_headers {
         for (name, value) in [("ratelimit-policy", h.policy), ("ratelimit", h.state)] {
             if let Ok(v) = HeaderValue::from_str(&value) {
@@ -454,6 +485,10 @@ fn metrics_label<'a>(function: &'a str, state: &AppState) -> &'a str {
 
 /// The metrics label of every call of a function the schema cache lacks.
 const UNKNOWN_FUNCTION: &str = "(unknown)";
+
+/// Read-your-writes over replicas: a write's WAL position, and a read's
+/// "at least this" (`pipeline::route`).
+const PGRPC_LSN: HeaderName = HeaderName::from_static("pgrpc-lsn");
 
 /// The pipeline for the OpenAPI document: auth and parse as for a call, then
 /// one catalog query for what the role may execute, then the pure builder.

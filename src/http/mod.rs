@@ -44,6 +44,9 @@ pub fn routes(state: web::Data<AppState>) -> impl FnOnce(&mut web::ServiceConfig
     move |cfg: &mut web::ServiceConfig| {
         let extra: Vec<(String, String)> = state.config.routes.clone();
         cfg.app_data(web::Data::new(WorkerPool(state.pools.assign())));
+        if let Some(replicas) = &state.replicas {
+            cfg.app_data(web::Data::new(replicas.assign()));
+        }
         cfg.app_data(web::Data::from(state.cors.clone()));
         cfg.app_data(state);
         cfg.service(

@@ -211,6 +211,7 @@ fn reload_config(source: &ConfigSource, state: &AppState, log: &LogHandle) {
         return;
     };
     state.jwt.store(Some(Arc::new(jwt)));
+    state.ended_sessions.set_leeway(config.jwt.leeway);
     state.cors.store(Arc::new(CorsPolicy {
         allowed_origins: config.server.cors_allowed_origins.clone(),
         allow_credentials: config.jwt.cookie_name.is_some(),
@@ -246,6 +247,31 @@ pub fn pools(
         config.server.workers,
         config.db.pool_timeout,
     )
+}
+
+/// The read replicas' pools (`db.replica_pool` connections each, per worker
+/// as for the primary), their connections started like the primary's.
+fn replica_set(config: &Config) -> Result<db::replicas::ReplicaSet, StartError> {
+    let default_path =
+        crate::pipeline::query::search_path(&config.db.schemas[0], &config.db.extra_search_path);
+    let targets = config
+        .db
+        .replica_uris
+        .iter()
+        .map(|uri| {
+            let mut t = target("db.replica_uris", uri)?;
+            if config.db.prepared_statements {
+                t.pg = db::with_search_path(t.pg, &default_path);
+            }
+            Ok(t)
+        })
+        .collect::<Result<Vec<_>, StartError>>()?;
+    Ok(db::replicas::ReplicaSet::new(
+        targets,
+        config.db.replica_pool,
+        config.server.workers,
+        config.db.pool_timeout,
+    ))
 }
 
 /// Run the gateway until SIGINT/SIGTERM.
@@ -338,11 +364,21 @@ async fn run_http(
         .await?;
         state.jwks = Some(jwks);
     }
+    if !config.db.replica_uris.is_empty() {
+        let replicas = Arc::new(replica_set(config)?);
+        replicas.spawn_checks(
+            config.db.replica_check_interval,
+            config.db.replica_max_lag,
+            state.metrics.clone(),
+        );
+        state.replicas = Some(replicas);
+    }
     let state = web::Data::new(state);
     if let Err(e) = state.load_schema_cache().await {
         // The listener keeps trying; meanwhile requests get 503 PGRST002.
         tracing::warn!(error = %e, "schema cache not loaded yet; retrying in the background");
     }
+    state.load_ended_sessions().await;
     let hook_state = state.clone();
     let hook: listener::ConfigHook = Arc::new(move || reload_config(&source, &hook_state, &log));
     let reloads = listener::spawn_with(&endpoints.listen, state.cache_target(), Some(hook));
@@ -350,7 +386,10 @@ async fn run_http(
     crate::ops::memory::spawn_trim_when_quiet(state.metrics.clone());
 
     // Client connections, pooled connections, listeners and a margin.
-    let descriptors = config.server.max_connections + config.db.pool_size + 64;
+    let descriptors = config.server.max_connections
+        + config.db.pool_size
+        + config.db.replica_pool * config.db.replica_uris.len()
+        + 64;
     crate::ops::limits::raise_open_files(u64::try_from(descriptors).unwrap_or(u64::MAX));
     let addr = format!("{}:{}", config.server.host, config.server.port);
     let data = state.clone();
@@ -404,6 +443,9 @@ async fn run_http(
     }
     tracing::info!("HTTP server stopped; closing the pools");
     pools.close();
+    if let Some(replicas) = &state.replicas {
+        replicas.close();
+    }
     outcome.map_err(|source| StartError::Bind { addr, source })
 }
 

@@ -1,6 +1,6 @@
 //! The state every worker shares: configuration, pools, the schema cache, the
-//! JWT verifier, the CORS policy and the metrics, each swappable where a
-//! reload can change it. Owns no request logic.
+//! JWT verifier, the ended sessions, the CORS policy and the metrics, each
+//! swappable where a reload can change it. Owns no request logic.
 
 use std::sync::Arc;
 
@@ -13,6 +13,7 @@ use crate::db::Pools;
 use crate::error::Error;
 use crate::http::cors::CorsPolicy;
 use crate::jwt::jwks::Jwks;
+use crate::jwt::revoked::EndedSessions;
 use crate::jwt::Jwt;
 use crate::ops::metrics::{Metrics, Readings};
 use crate::pipeline::admit::Admission;
@@ -40,6 +41,11 @@ pub struct AppState {
     /// Per-function admission state (declared concurrency and rate limits),
     /// shared by every worker so a limit holds per gateway.
     pub admission: Arc<Admission>,
+    /// Sessions whose tokens are refused; filled by the listener.
+    pub ended_sessions: Arc<EndedSessions>,
+    /// Read replicas (`db.replica_uris`), when configured (set before the
+    /// state is shared); each worker takes its view in `routes`.
+    pub replicas: Option<Arc<crate::db::replicas::ReplicaSet>>,
     /// `select "schema"."fn"()` for `db.pre_request`.
     pub(crate) pre_request_sql: Option<String>,
 }
@@ -52,13 +58,16 @@ impl AppState {
             allowed_origins: config.server.cors_allowed_origins.clone(),
             allow_credentials: config.jwt.cookie_name.is_some(),
         }));
+        let ended_sessions = Arc::new(EndedSessions::new(config.jwt.leeway));
         AppState {
+            ended_sessions,
             cors,
             config,
             pools: pools.into(),
             cache: Arc::new(ArcSwapOption::empty()),
             jwt: Arc::new(ArcSwapOption::new(jwt)),
             jwks: None,
+            replicas: None,
             metrics: Arc::new(Metrics::new()),
             admission: Arc::new(Admission::default()),
             pre_request_sql,
@@ -73,6 +82,7 @@ impl AppState {
             pool_available: pool.available,
             pool_waiting: pool.waiting,
             jwt_cache: self.jwt.load().as_deref().map(Jwt::cache_stats),
+            ended_sessions: self.ended_sessions.len(),
         }
     }
 
@@ -83,6 +93,21 @@ impl AppState {
             schemas: self.config.db.schemas.clone(),
             claims_type: self.config.jwt.claims_type.clone(),
             metrics: self.metrics.clone(),
+            ended_sessions: self.ended_sessions.clone(),
+        }
+    }
+
+    /// Load the ended sessions once on the service connection (start-up, so
+    /// that the first request already refuses them; the listener loads them
+    /// again whenever it connects). Logs a failure; the listener retries.
+    pub async fn load_ended_sessions(&self) {
+        match self.pools.service().get().await {
+            Ok(client) => {
+                crate::db::sessions::reload(&client, &self.ended_sessions).await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "ended sessions not loaded yet; the listener will")
+            }
         }
     }
 

@@ -7,22 +7,29 @@
 //! registered time/audience/issuer claims of RFC 7519 §4.1 are checked, and
 //! where claims are serialized canonically before signing.
 //!
-//! It owns: key loading from bytes (HMAC secret, PEM public/private keys, a
-//! JWK Set), algorithm pinning, signature verification, claim validation with
-//! PostgREST's error codes and texts (`PGRST300`/`PGRST301`/`PGRST303`, see
-//! PostgREST `src/PostgREST/Error.hs`), the role claim lookup, and a bounded
-//! cache of verified tokens.
+//! It owns (this file): the verifier and signer ([`Jwt`]), algorithm pinning,
+//! signature verification, claim validation, the role claim lookup, and a
+//! bounded cache of verified tokens. Its children: `material` turns bytes into
+//! keys (HMAC secret, PEM public/private keys, a JWK Set); `errors` holds the
+//! configuration and token errors with PostgREST's codes and texts
+//! (`PGRST300`/`PGRST301`/`PGRST303`, PostgREST `src/PostgREST/Error.hs`);
+//! [`refusal`] says in words why a token was refused; [`keys`] finds the key
+//! material in the configuration; [`jwks`] fetches and refreshes a JWKS URL;
+//! [`revoked`] is the set of ended sessions.
 //!
 //! It does not own: reading key files or the config file (the `config` module
 //! passes bytes in), choosing HTTP statuses (the HTTP layer answers header
 //! failures with 401 and token-valued parameter failures with 400), or
 //! switching the database role (the execute stage).
 
+mod errors;
 pub mod jwks;
 pub mod keys;
+mod material;
 #[cfg(test)]
 mod proptests;
 pub mod refusal;
+pub mod revoked;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -33,15 +40,14 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use jsonwebtoken::jwk::{
-    AlgorithmParameters, EllipticCurve, Jwk, JwkSet, KeyOperations, PublicKeyUse,
-};
 use jsonwebtoken::{AlgorithmFamily, DecodingKey, EncodingKey};
 use serde_json::{Map, Value};
 
 use crate::config::{DEFAULT_JWT_CACHE_ENTRIES, MIN_SECRET_BYTES as MIN_SECRET_LEN};
 
+pub use errors::{JwtConfigError, JwtError};
 pub use jsonwebtoken::Algorithm;
+use material::{check_pair, load_jwks, load_private_pem, load_public_pem};
 
 /// The claims (payload) of a JWT: a JSON object (RFC 7519 §7.2 step 10).
 pub type Claims = Map<String, Value>;
@@ -130,186 +136,6 @@ impl fmt::Debug for JwtSettings {
             .field("default_lifetime", &self.default_lifetime)
             .field("cache_max_entries", &self.cache_max_entries)
             .finish()
-    }
-}
-
-/// A JWT configuration that cannot work; `Display` names the config key.
-#[derive(Debug, thiserror::Error)]
-pub enum JwtConfigError {
-    /// The HMAC secret is shorter than RFC 7518 §3.2 allows.
-    #[error("jwt.secret must be at least {MIN_SECRET_LEN} bytes long, got {0}")]
-    SecretTooShort(usize),
-    /// The public key PEM is unreadable or of an unsupported kind.
-    #[error("jwt.public_key_file: {0}")]
-    PublicKey(String),
-    /// The private key PEM is unreadable or of an unsupported kind.
-    #[error("jwt.private_key_file: {0}")]
-    PrivateKey(String),
-    /// The JWK Set is unreadable, holds an invalid key, or no usable key.
-    #[error("jwt.jwks_file: {0}")]
-    Jwks(String),
-    /// An HS* algorithm is pinned but there is no HMAC secret to verify it with.
-    #[error("jwt.algorithms: {0} is listed but jwt.secret is not set (nor an 'oct' key in jwt.jwks_file)")]
-    HmacWithoutSecret(String),
-    /// A public-key algorithm is pinned but no configured key can verify it.
-    #[error("jwt.algorithms: {0} is listed but no key in jwt.public_key_file, jwt.private_key_file or jwt.jwks_file can verify it")]
-    AlgorithmWithoutKey(String),
-    /// The private key does not belong to the public key.
-    #[error("jwt.private_key_file does not match jwt.public_key_file: a signature made with the private key fails verification with the public key")]
-    KeyMismatch,
-    /// The role claim path is empty.
-    #[error("jwt.role_claim must name at least one key")]
-    EmptyRoleClaim,
-}
-
-/// Why a token was rejected or could not be signed.
-///
-/// Codes and messages follow PostgREST (`src/PostgREST/Error.hs`): `PGRST300`
-/// for a server without keys, `PGRST301` for decoding, algorithm, key and
-/// signature problems, `PGRST303` for claims problems.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum JwtError {
-    /// A token arrived but no verification key is configured.
-    #[error("Server lacks JWT secret")]
-    NoVerificationKey,
-    /// A function returned claims to sign but no secret or private key is configured.
-    #[error("Server lacks JWT secret")]
-    NoSigningKey,
-    /// The token is empty (e.g. `Authorization: Bearer ` with nothing after it).
-    #[error("Empty JWT is sent in Authorization header")]
-    Empty,
-    /// The token is not three dot-separated parts (RFC 7515 §7.1 compact form).
-    #[error("Expected 3 parts in JWT; got {0}")]
-    WrongParts(usize),
-    /// A part is not base64url or not JSON; the text says which.
-    #[error("JWT couldn't be decoded")]
-    Decode(&'static str),
-    /// The header's `alg` is missing, `none`, unknown or not pinned.
-    #[error("Wrong or unsupported encoding algorithm")]
-    UnsupportedAlgorithm {
-        /// The header's `alg`, when it is a string.
-        alg: Option<String>,
-        /// The pinned algorithms, comma-separated.
-        allowed: String,
-    },
-    /// The header has a `crit` parameter; RFC 7515 §4.1.11 requires rejecting
-    /// extensions we do not understand, and we understand none.
-    #[error("JWT header lists critical extensions that are not supported")]
-    UnsupportedCritical(String),
-    /// No configured key fits the token's `kid` and `alg`.
-    #[error("No suitable key or wrong key type")]
-    NoSuitableKey(String),
-    /// The token names a `kid` that no configured key has (and no key
-    /// without a `kid` fits): PostgREST's text, but a JWKS URL refetches on it.
-    #[error("No suitable key or wrong key type")]
-    UnknownKid(String),
-    /// The signature does not verify: tampered token or wrong key.
-    #[error("JWT cryptographic operation failed")]
-    InvalidSignature,
-    /// The decoded payload is JSON but not an object (RFC 7519 §7.2 step 10).
-    #[error("The JWT payload is not a JSON object")]
-    PayloadNotObject,
-    /// `exp` is in the past by more than the leeway (RFC 7519 §4.1.4).
-    #[error("JWT expired")]
-    Expired {
-        /// The `exp` claim, Unix seconds (rounded down).
-        exp: i64,
-    },
-    /// `nbf` is in the future by more than the leeway (RFC 7519 §4.1.5).
-    #[error("JWT not yet valid")]
-    NotYetValid {
-        /// The `nbf` claim, Unix seconds (rounded down).
-        nbf: i64,
-    },
-    /// `iat` is in the future by more than the leeway (RFC 7519 §4.1.6).
-    #[error("JWT issued at future")]
-    IssuedInFuture {
-        /// The `iat` claim, Unix seconds (rounded down).
-        iat: i64,
-    },
-    /// `exp` is required (`jwt.require_exp`) but absent.
-    #[error("JWT has no 'exp' claim")]
-    MissingExp,
-    /// `exp`, `nbf` or `iat` is not a NumericDate (RFC 7519 §2).
-    #[error("The JWT '{0}' claim must be a number")]
-    ClaimNotNumber(&'static str),
-    /// `aud` is neither a string nor an array of strings (RFC 7519 §4.1.3).
-    #[error("The JWT 'aud' claim must be a string or an array of strings")]
-    AudienceNotString,
-    /// `aud` does not contain the configured audience.
-    #[error("JWT not in audience")]
-    NotInAudience,
-    /// `iss` is missing or differs from the configured issuer (RFC 7519 §4.1.1).
-    #[error("JWT issuer is not accepted")]
-    IssuerNotAccepted,
-    /// The value at the role claim path is not a non-empty string.
-    #[error("The JWT role claim must be a non-empty string")]
-    RoleNotString(String),
-    /// Signing failed inside the crypto library (the key was validated at start).
-    #[error("JWT cryptographic operation failed")]
-    SigningFailed(String),
-}
-
-impl JwtError {
-    /// The PostgREST error code.
-    pub fn code(&self) -> &'static str {
-        match self {
-            JwtError::NoVerificationKey | JwtError::NoSigningKey | JwtError::SigningFailed(_) => {
-                "PGRST300"
-            }
-            JwtError::Empty
-            | JwtError::WrongParts(_)
-            | JwtError::Decode(_)
-            | JwtError::UnsupportedAlgorithm { .. }
-            | JwtError::UnsupportedCritical(_)
-            | JwtError::NoSuitableKey(_)
-            | JwtError::UnknownKid(_)
-            | JwtError::InvalidSignature
-            | JwtError::PayloadNotObject => "PGRST301",
-            JwtError::Expired { .. }
-            | JwtError::NotYetValid { .. }
-            | JwtError::IssuedInFuture { .. }
-            | JwtError::MissingExp
-            | JwtError::ClaimNotNumber(_)
-            | JwtError::AudienceNotString
-            | JwtError::NotInAudience
-            | JwtError::IssuerNotAccepted
-            | JwtError::RoleNotString(_) => "PGRST303",
-        }
-    }
-
-    /// The client-facing message (PostgREST's text where it has one).
-    pub fn message(&self) -> String {
-        self.to_string()
-    }
-
-    /// Extra detail for the client, when there is something useful to say.
-    pub fn details(&self) -> Option<String> {
-        match self {
-            JwtError::NoVerificationKey => Some(
-                "Set jwt.secret, jwt.public_key_file, jwt.private_key_file or jwt.jwks_file"
-                    .to_owned(),
-            ),
-            JwtError::NoSigningKey => {
-                Some("Set jwt.secret or jwt.private_key_file to sign tokens".to_owned())
-            }
-            JwtError::Decode(what) => Some((*what).to_owned()),
-            JwtError::UnsupportedAlgorithm { alg, allowed } => Some(match alg {
-                Some(alg) => format!("The JWT uses '{alg}'; accepted: {allowed}"),
-                None => format!("The JWT header has no 'alg'; accepted: {allowed}"),
-            }),
-            JwtError::UnsupportedCritical(crit) => Some(format!("crit: {crit}")),
-            JwtError::NoSuitableKey(why) | JwtError::UnknownKid(why) => Some(why.clone()),
-            JwtError::RoleNotString(path) => Some(format!("Role claim path: {path}")),
-            JwtError::SigningFailed(why) => Some(why.clone()),
-            _ => None,
-        }
-    }
-
-    /// True when the fault is the server's configuration, not the client's
-    /// token: PostgREST answers `PGRST300` with 500.
-    pub fn is_server_error(&self) -> bool {
-        self.code() == "PGRST300"
     }
 }
 
@@ -927,262 +753,6 @@ fn sorted(value: Value) -> Value {
         Value::Array(items) => Value::Array(items.into_iter().map(sorted).collect()),
         other => other,
     }
-}
-
-/// The label of the first PEM block (`PUBLIC KEY`, `RSA PRIVATE KEY`, ...).
-fn pem_label(pem: &[u8]) -> Option<&str> {
-    const BEGIN: &str = "-----BEGIN ";
-    let text = std::str::from_utf8(pem).ok()?;
-    let rest = &text[text.find(BEGIN)? + BEGIN.len()..];
-    Some(&rest[..rest.find("-----")?])
-}
-
-/// The natural algorithms of a key family; EC keys are narrowed by curve.
-fn family_algorithms(family: AlgorithmFamily) -> Vec<Algorithm> {
-    family.algorithms().to_vec()
-}
-
-/// Algorithm for an EC curve: RFC 7518 §3.4 ties ES256 to P-256 and ES384 to P-384.
-fn ec_algorithm(curve: &EllipticCurve) -> Option<Algorithm> {
-    match curve {
-        EllipticCurve::P256 => Some(Algorithm::ES256),
-        EllipticCurve::P384 => Some(Algorithm::ES384),
-        _ => None,
-    }
-}
-
-/// A verification key checked the way the verifier will use it: RSA keys
-/// parsed and at least 2048 bits, EC points on a supported curve, Ed25519
-/// keys 32 bytes. Returns the key's natural algorithms and default.
-fn checked_public_key(key: &DecodingKey) -> Result<(Vec<Algorithm>, Algorithm), String> {
-    let jwk = Jwk::from_decoding_key(key, None).map_err(|e| format!("invalid key: {e}"))?;
-    public_jwk_algorithms(&jwk)
-}
-
-fn public_jwk_algorithms(jwk: &Jwk) -> Result<(Vec<Algorithm>, Algorithm), String> {
-    match &jwk.algorithm {
-        AlgorithmParameters::RSA(rsa) => {
-            let n = URL_SAFE_NO_PAD
-                .decode(&rsa.n)
-                .map_err(|_| "the RSA modulus 'n' is not base64url".to_owned())?;
-            let significant = n.iter().skip_while(|b| **b == 0).count();
-            if significant < MIN_RSA_MODULUS_LEN {
-                return Err(format!(
-                    "the RSA key has {} bits; RFC 7518 §3.3 requires at least 2048",
-                    significant * 8
-                ));
-            }
-            Ok((family_algorithms(AlgorithmFamily::Rsa), Algorithm::RS256))
-        }
-        AlgorithmParameters::EllipticCurve(ec) => {
-            let alg = ec_algorithm(&ec.curve)
-                .ok_or_else(|| format!("unsupported EC curve {:?}", ec.curve))?;
-            Ok((vec![alg], alg))
-        }
-        AlgorithmParameters::OctetKeyPair(okp) => match okp.curve {
-            EllipticCurve::Ed25519 => Ok((vec![Algorithm::EdDSA], Algorithm::EdDSA)),
-            ref other => Err(format!("unsupported OKP curve {other:?}")),
-        },
-        AlgorithmParameters::OctetKey(_) => {
-            Ok((family_algorithms(AlgorithmFamily::Hmac), Algorithm::HS256))
-        }
-        _ => Err("unsupported key type".to_owned()),
-    }
-}
-
-/// A public key PEM (SPKI `PUBLIC KEY` or PKCS#1 `RSA PUBLIC KEY`); the
-/// family is inferred from the key itself.
-fn load_public_pem(pem: &[u8]) -> Result<VerifyKey, String> {
-    match pem_label(pem) {
-        Some("PUBLIC KEY" | "RSA PUBLIC KEY") => {}
-        Some(label) if label.contains("PRIVATE KEY") => {
-            return Err("holds a private key; give its public half (`openssl pkey -in key.pem -pubout`)".to_owned())
-        }
-        Some("CERTIFICATE") => {
-            return Err("holds a certificate; extract its public key (`openssl x509 -in cert.pem -pubkey -noout`)".to_owned())
-        }
-        Some(label) => return Err(format!("unsupported PEM block '{label}'")),
-        None => return Err("not a PEM file (no '-----BEGIN' line)".to_owned()),
-    }
-    let key = DecodingKey::from_rsa_pem(pem)
-        .or_else(|_| DecodingKey::from_ec_pem(pem))
-        .or_else(|_| DecodingKey::from_ed_pem(pem))
-        .map_err(|_| "not an RSA, EC (P-256/P-384) or Ed25519 public key".to_owned())?;
-    let (algorithms, default_algorithm) = checked_public_key(&key)?;
-    Ok(VerifyKey {
-        kid: None,
-        algorithms,
-        default_algorithm,
-        key,
-    })
-}
-
-/// A loaded private key and its public half.
-struct PrivateKey {
-    key: EncodingKey,
-    /// The public half, as a verification key with the private key's algorithms.
-    public: VerifyKey,
-}
-
-/// A private key PEM: PKCS#8 `PRIVATE KEY` (RSA, EC, Ed25519) or PKCS#1
-/// `RSA PRIVATE KEY`, which is what jsonwebtoken can sign with.
-fn load_private_pem(pem: &[u8]) -> Result<PrivateKey, String> {
-    match pem_label(pem) {
-        Some("PRIVATE KEY" | "RSA PRIVATE KEY") => {}
-        Some("EC PRIVATE KEY") => return Err(
-            "is a SEC1 EC key; convert it to PKCS#8 (`openssl pkcs8 -topk8 -nocrypt -in key.pem`)"
-                .to_owned(),
-        ),
-        Some("ENCRYPTED PRIVATE KEY") => {
-            return Err("is encrypted; decrypt it (`openssl pkey -in key.pem`)".to_owned())
-        }
-        Some(label) if label.contains("PUBLIC KEY") => {
-            return Err("holds a public key; give the private key".to_owned())
-        }
-        Some(label) => return Err(format!("unsupported PEM block '{label}'")),
-        None => return Err("not a PEM file (no '-----BEGIN' line)".to_owned()),
-    }
-    // The public half is derived through a JWK: that also parses the key, so
-    // a broken key fails here at start instead of at the first signature.
-    let (key, jwk) = if let Ok(key) = EncodingKey::from_rsa_pem(pem) {
-        let jwk = Jwk::from_encoding_key(&key, Algorithm::RS256)
-            .map_err(|e| format!("invalid RSA private key: {e}"))?;
-        (key, jwk)
-    } else if let Ok(key) = EncodingKey::from_ec_pem(pem) {
-        let jwk = Jwk::from_encoding_key(&key, Algorithm::ES256)
-            .or_else(|_| Jwk::from_encoding_key(&key, Algorithm::ES384))
-            .map_err(|_| {
-                "invalid EC private key (only P-256 and P-384 are supported)".to_owned()
-            })?;
-        (key, jwk)
-    } else if let Ok(key) = EncodingKey::from_ed_pem(pem) {
-        let jwk = Jwk::from_encoding_key(&key, Algorithm::EdDSA)
-            .map_err(|_| "invalid Ed25519 private key".to_owned())?;
-        (key, jwk)
-    } else {
-        return Err("not an RSA, EC (P-256/P-384) or Ed25519 private key".to_owned());
-    };
-    let (algorithms, default_algorithm) = public_jwk_algorithms(&jwk)?;
-    let public = DecodingKey::from_jwk(&jwk).map_err(|e| format!("invalid key: {e}"))?;
-    Ok(PrivateKey {
-        key,
-        public: VerifyKey {
-            kid: None,
-            algorithms,
-            default_algorithm,
-            key: public,
-        },
-    })
-}
-
-/// Sign a probe with the private key and verify it with the public key, so a
-/// mismatched pair fails at start rather than on every signed token.
-fn check_pair(private: &PrivateKey, public: &VerifyKey) -> Result<(), JwtConfigError> {
-    let alg = private.public.default_algorithm;
-    if !public.algorithms.contains(&alg) {
-        return Err(JwtConfigError::KeyMismatch);
-    }
-    let probe = b"pgrpc key pair check";
-    let signature = jsonwebtoken::crypto::sign(probe, &private.key, alg)
-        .map_err(|e| JwtConfigError::PrivateKey(format!("cannot sign: {e}")))?;
-    match jsonwebtoken::crypto::verify(&signature, probe, &public.key, alg) {
-        Ok(true) => Ok(()),
-        _ => Err(JwtConfigError::KeyMismatch),
-    }
-}
-
-/// A JWK Set (RFC 7517 §5), or a single JWK as PostgREST also accepts.
-/// Keys meant for encryption (`use: enc`, `key_ops` without `verify`, or an
-/// encryption `alg`) and key types jsonwebtoken cannot verify are skipped.
-fn load_jwks(json: &str) -> Result<Vec<VerifyKey>, String> {
-    let value: Value = serde_json::from_str(json).map_err(|e| format!("not valid JSON: {e}"))?;
-    let set: JwkSet = if value.get("keys").is_some() {
-        serde_json::from_value(value).map_err(|e| format!("not a JWK Set: {e}"))?
-    } else {
-        let jwk: Jwk = serde_json::from_value(value).map_err(|e| format!("not a JWK: {e}"))?;
-        JwkSet { keys: vec![jwk] }
-    };
-
-    let mut keys = Vec::new();
-    for (index, jwk) in set.keys.iter().enumerate() {
-        let label = match &jwk.common.key_id {
-            Some(kid) => format!("key '{kid}'"),
-            None => format!("key #{index}"),
-        };
-        if jwk.common.public_key_use == Some(PublicKeyUse::Encryption)
-            || jwk
-                .common
-                .key_operations
-                .as_ref()
-                .is_some_and(|ops| !ops.contains(&KeyOperations::Verify))
-        {
-            tracing::debug!(key = %label, "jwt.jwks_file: skipping a key not meant for verification");
-            continue;
-        }
-        let key = match DecodingKey::from_jwk(jwk) {
-            Ok(key) => key,
-            Err(_) if matches!(jwk.algorithm, AlgorithmParameters::Other(_)) => {
-                tracing::warn!(key = %label, "jwt.jwks_file: skipping a key of unsupported type");
-                continue;
-            }
-            Err(e) => return Err(format!("{label}: {e}")),
-        };
-        let (mut algorithms, mut default_algorithm) = match &jwk.algorithm {
-            AlgorithmParameters::OctetKey(_) => {
-                let len = key.try_get_as_bytes().map(<[u8]>::len).unwrap_or(0);
-                if len < MIN_SECRET_LEN {
-                    return Err(format!(
-                        "{label}: an 'oct' key must be at least {MIN_SECRET_LEN} bytes, got {len}"
-                    ));
-                }
-                public_jwk_algorithms(jwk)
-            }
-            AlgorithmParameters::EllipticCurve(ec) if ec_algorithm(&ec.curve).is_none() => {
-                tracing::warn!(key = %label, curve = ?ec.curve, "jwt.jwks_file: skipping a key on an unsupported curve");
-                continue;
-            }
-            _ => checked_public_key(&key),
-        }
-        .map_err(|e| format!("{label}: {e}"))?;
-        // An EC key's coordinates must be for the curve it names.
-        if let AlgorithmParameters::EllipticCurve(ec) = &jwk.algorithm {
-            if ec_algorithm(&ec.curve) != Some(default_algorithm) {
-                return Err(format!(
-                    "{label}: the point does not match crv {:?}",
-                    ec.curve
-                ));
-            }
-        }
-        // RFC 7517 §4.4: `alg` names the one algorithm the key is for.
-        if let Some(key_alg) = jwk.common.key_algorithm {
-            match Algorithm::try_from(key_alg) {
-                Ok(alg) if algorithms.contains(&alg) => {
-                    algorithms = vec![alg];
-                    default_algorithm = alg;
-                }
-                Ok(alg) => {
-                    return Err(format!(
-                        "{label}: alg {} does not fit its key type",
-                        alg_name(alg)
-                    ))
-                }
-                Err(_) => {
-                    tracing::debug!(key = %label, alg = %key_alg, "jwt.jwks_file: skipping a key with a non-signature alg");
-                    continue;
-                }
-            }
-        }
-        keys.push(VerifyKey {
-            kid: jwk.common.key_id.clone(),
-            algorithms,
-            default_algorithm,
-            key,
-        });
-    }
-    if keys.is_empty() {
-        return Err("no key usable for signature verification".to_owned());
-    }
-    Ok(keys)
 }
 
 #[cfg(test)]

@@ -34,11 +34,14 @@ pub enum Check {
     Claims,
     /// The gateway has no key to check it with (its configuration, not the token).
     Server,
+    /// Its session has ended (a logout, a changed password, a revoke).
+    SessionEnded,
 }
 
 impl Check {
     /// The name in the `details` text: `malformed`, `algorithm`,
-    /// `unknown_key`, `signature`, `expired`, `not_yet_valid`, `claims`, `server`.
+    /// `unknown_key`, `signature`, `expired`, `not_yet_valid`, `claims`,
+    /// `server`, `ended_session`.
     pub fn name(self) -> &'static str {
         match self {
             Check::Malformed => "malformed",
@@ -49,6 +52,7 @@ impl Check {
             Check::NotYetValid => "not_yet_valid",
             Check::Claims => "claims",
             Check::Server => "server",
+            Check::SessionEnded => "ended_session",
         }
     }
 }
@@ -76,6 +80,7 @@ impl JwtError {
             JwtError::NoVerificationKey | JwtError::NoSigningKey | JwtError::SigningFailed(_) => {
                 Check::Server
             }
+            JwtError::SessionEnded => Check::SessionEnded,
         }
     }
 

@@ -2,7 +2,8 @@
 //!
 //! Requests by function and status, a latency histogram, pool size,
 //! availability, waiters and timeouts, schema cache loads and load time, JWT
-//! cache hits and misses, and JWKS URL fetches and failed fetches. Values owned elsewhere (the pool, the JWT cache)
+//! cache hits and misses, JWKS URL fetches and failed fetches, and each read
+//! replica's health and lag (set by `db::replicas`' checks). Values owned elsewhere (the pool, the JWT cache)
 //! are read at scrape time. Serving them is `admin`'s job.
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -27,6 +28,8 @@ pub struct Readings {
     pub pool_waiting: usize,
     /// JWT cache (hits, misses) since start; None without a JWT verifier.
     pub jwt_cache: Option<(u64, u64)>,
+    /// Ended sessions the gateway refuses now.
+    pub ended_sessions: usize,
 }
 
 /// Labels of the request counter.
@@ -51,10 +54,21 @@ pub struct Metrics {
     jwt_misses: Counter,
     jwks_fetches: Counter,
     jwks_failures: Counter,
+    ended_sessions: Gauge,
     /// JWT cache totals already added to the counters.
     jwt_seen: Mutex<(u64, u64)>,
     /// Requests answered since start (cheap to read, unlike the family).
     answered: AtomicU64,
+    /// 1 when the replica is in the rotation (`pgrpc_replica_up`).
+    replica_up: Family<ReplicaLabels, Gauge>,
+    /// Its replay lag at the last check (`pgrpc_replica_lag_seconds`).
+    replica_lag: Family<ReplicaLabels, Gauge<f64, AtomicU64>>,
+}
+
+/// Labels of the replica gauges: the replica's `host:port`, never credentials.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReplicaLabels {
+    replica: String,
 }
 
 impl Default for Metrics {
@@ -140,7 +154,28 @@ impl Metrics {
             "JWKS URL fetches that failed (the last good keys stay in use)",
             jwks_failures.clone(),
         );
+        let ended_sessions = Gauge::default();
+        registry.register(
+            "ended_sessions",
+            "Ended sessions whose tokens are refused (jwt::revoked)",
+            ended_sessions.clone(),
+        );
+        let replica_up = Family::<ReplicaLabels, Gauge>::default();
+        registry.register(
+            "replica_up",
+            "1 when the read replica is in the rotation (reachable, in recovery, lag within db.replica_max_lag)",
+            replica_up.clone(),
+        );
+        let replica_lag = Family::<ReplicaLabels, Gauge<f64, AtomicU64>>::default();
+        registry.register(
+            "replica_lag_seconds",
+            "Replay lag of the read replica at its last health check (NaN: unreachable)",
+            replica_lag.clone(),
+        );
         Metrics {
+            ended_sessions,
+            replica_up,
+            replica_lag,
             registry,
             jwks_fetches,
             jwks_failures,
@@ -188,6 +223,15 @@ impl Metrics {
         }
     }
 
+    /// What a replica's health check found (`replica` = its `host:port`).
+    pub fn replica(&self, replica: &str, up: bool, lag_seconds: f64) {
+        let labels = ReplicaLabels {
+            replica: replica.to_string(),
+        };
+        self.replica_up.get_or_create(&labels).set(i64::from(up));
+        self.replica_lag.get_or_create(&labels).set(lag_seconds);
+    }
+
     /// Count one schema cache load.
     pub fn schema_loaded(&self, seconds: f64) {
         self.schema_loads.inc();
@@ -203,6 +247,8 @@ impl Metrics {
             .set(i64::try_from(now.pool_available).unwrap_or(i64::MAX));
         self.pool_waiting
             .set(i64::try_from(now.pool_waiting).unwrap_or(i64::MAX));
+        self.ended_sessions
+            .set(i64::try_from(now.ended_sessions).unwrap_or(i64::MAX));
         if let (Some((hits, misses)), Ok(mut seen)) = (now.jwt_cache, self.jwt_seen.lock()) {
             self.jwt_hits.inc_by(hits.saturating_sub(seen.0));
             self.jwt_misses.inc_by(misses.saturating_sub(seen.1));

@@ -6,15 +6,18 @@
 //! as PostgREST ignores them. With `jwt.cookie_name` set and no `Authorization`
 //! header at all, the token is the value of that cookie (the HTTP layer hands
 //! it over as text); an empty cookie is no token. No token → the anonymous
-//! role. This module does not decide whether the role may act: PostgreSQL
-//! does, when the role is set; nor whether a cookie-borne request may write:
-//! [`super::csrf`] does.
+//! role. A verified token (from the cache or not) whose `sid` names an ended
+//! session is refused here, on every request, by a lookup in memory
+//! ([`EndedSessions`]). This module does not decide whether the role may act:
+//! PostgreSQL does, when the role is set; nor whether a cookie-borne request
+//! may write: [`super::csrf`] does.
 
 use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
 use crate::error::{AuthError, Error, RequestError};
+use crate::jwt::revoked::EndedSessions;
 use crate::jwt::{Jwt, JwtError};
 use crate::pipeline::plan::ClaimsArg;
 
@@ -71,6 +74,7 @@ pub fn authenticate(
     authorization: Option<&str>,
     cookie: Option<&str>,
     jwt: Option<&Jwt>,
+    ended: &EndedSessions,
     anon_role: Option<&str>,
 ) -> Result<AuthContext, Error> {
     let anonymous = || -> Result<AuthContext, Error> {
@@ -97,6 +101,7 @@ pub fn authenticate(
     }
     let jwt = jwt.ok_or(AuthError::SecretMissing)?;
     let claims: Arc<Map<String, Value>> = jwt.verify(token).map_err(AuthError::Invalid)?;
+    ended.check(&claims).map_err(AuthError::Invalid)?;
     let role = match jwt.role(&claims).map_err(AuthError::Invalid)? {
         Some(role) => role.to_string(),
         None => {
@@ -116,10 +121,19 @@ pub fn authenticate(
 /// Replace each token of a claims-type argument (or each element of an array
 /// of them) by its verified claims, so the function receives claims and never
 /// the key. A refused token is the caller's bad input: 400 with the reason.
+///
+/// The one step of this stage that runs after the plan, on purpose: which
+/// arguments hold tokens is known only once overload resolution has chosen
+/// the function (a parameter's type is the catalog's, not the request's). It
+/// is still before any connection is taken. It reads the payload text once
+/// more only when the chosen function has such a parameter (the seed's
+/// `verify_token`, `refresh_token`); every other call passes its body through
+/// untouched.
 pub fn verify_token_arguments(
     payload: &str,
     params: &[ClaimsArg],
     jwt: Option<&Jwt>,
+    ended: &EndedSessions,
 ) -> Result<String, Error> {
     let mut args: Map<String, Value> = serde_json::from_str(payload)
         .map_err(|e| Error::Internal(format!("payload re-parse: {e}")))?;
@@ -132,20 +146,25 @@ pub fn verify_token_arguments(
                 Value::Null => {}
                 Value::Array(items) => {
                     for item in items.iter_mut() {
-                        verify_one(item, &param.name, jwt)?;
+                        verify_one(item, &param.name, jwt, ended)?;
                     }
                 }
                 _ => return Err(not_a_token(&param.name)),
             }
         } else {
-            verify_one(value, &param.name, jwt)?;
+            verify_one(value, &param.name, jwt, ended)?;
         }
     }
     Ok(Value::Object(args).to_string())
 }
 
 /// One token → its claims object, in place; `null` stays `null`.
-fn verify_one(value: &mut Value, param: &str, jwt: Option<&Jwt>) -> Result<(), Error> {
+fn verify_one(
+    value: &mut Value,
+    param: &str,
+    jwt: Option<&Jwt>,
+    ended: &EndedSessions,
+) -> Result<(), Error> {
     let refuse = |error: JwtError| -> Error {
         RequestError::TokenArgument {
             param: param.to_string(),
@@ -161,7 +180,9 @@ fn verify_one(value: &mut Value, param: &str, jwt: Option<&Jwt>) -> Result<(), E
                 return Err(refuse(JwtError::Empty));
             }
             let jwt = jwt.ok_or(AuthError::SecretMissing)?;
-            jwt.verify(token).map_err(refuse)?
+            let claims = jwt.verify(token).map_err(refuse)?;
+            ended.check(&claims).map_err(refuse)?;
+            claims
         }
         _ => return Err(not_a_token(param)),
     };
@@ -275,16 +296,19 @@ mod tests {
             b"reallyreallyreallyreallyverysafe",
         ))
         .expect("jwt");
+        let ended = EndedSessions::new(30);
         let mut claims = Map::new();
         claims.insert("role".into(), Value::from("app_user"));
         let token = jwt.sign(claims).expect("sign");
-        let a = authenticate(None, Some(&token), Some(&jwt), Some("web_anon")).expect("cookie");
+        let a =
+            authenticate(None, Some(&token), Some(&jwt), &ended, Some("web_anon")).expect("cookie");
         assert_eq!((a.role.as_str(), a.via_cookie), ("app_user", true));
         // The header wins, even one that is not ours.
         let a = authenticate(
             Some("Basic dXNlcg=="),
             Some(&token),
             Some(&jwt),
+            &ended,
             Some("web_anon"),
         )
         .expect("basic");
@@ -293,23 +317,27 @@ mod tests {
             Some(&format!("Bearer {token}")),
             Some("garbage"),
             Some(&jwt),
+            &ended,
             Some("web_anon"),
         )
         .expect("header");
         assert_eq!((a.role.as_str(), a.via_cookie), ("app_user", false));
         // A cleared cookie is anonymous; a bad one is refused like a bad header.
-        let a = authenticate(None, Some(" "), Some(&jwt), Some("web_anon")).expect("cleared");
+        let a =
+            authenticate(None, Some(" "), Some(&jwt), &ended, Some("web_anon")).expect("cleared");
         assert_eq!((a.role.as_str(), a.via_cookie), ("web_anon", false));
-        let e = authenticate(None, Some("a.b.c"), Some(&jwt), Some("web_anon")).expect_err("bad");
+        let e = authenticate(None, Some("a.b.c"), Some(&jwt), &ended, Some("web_anon"))
+            .expect_err("bad");
         assert_eq!(e.status().as_u16(), 401);
     }
 
     #[test]
     fn no_header_is_anonymous_or_401() {
-        let a = authenticate(None, None, None, Some("web_anon")).expect("anon");
+        let ended = EndedSessions::new(30);
+        let a = authenticate(None, None, None, &ended, Some("web_anon")).expect("anon");
         assert_eq!(a.role, "web_anon");
         assert_eq!(a.claims_json, r#"{"role":"web_anon"}"#);
-        let e = authenticate(None, None, None, None).expect_err("401");
+        let e = authenticate(None, None, None, &ended, None).expect_err("401");
         assert_eq!(e.code(), "PGRST302");
         assert_eq!(e.status().as_u16(), 401);
     }

@@ -82,6 +82,9 @@ pub struct TxRequest {
     /// transaction mode can carry (a named one may be prepared on one server
     /// connection and executed on another).
     pub prepared: bool,
+    /// Read-your-writes over replicas: after a committed write, ask for the
+    /// WAL position (`Outcome::lsn`). Only when replicas are configured.
+    pub commit_lsn: bool,
 }
 
 /// What the call statement returned.
@@ -99,6 +102,8 @@ pub struct Outcome {
     pub error: Option<String>,
     /// Rows before `limit`/`offset`, when a count was asked for.
     pub total: Option<i64>,
+    /// `pg_current_wal_insert_lsn()` after COMMIT, when `commit_lsn` asked.
+    pub lsn: Option<String>,
 }
 
 /// A parameter sent in text format with the type left to the server
@@ -475,6 +480,12 @@ async fn attempt(
         r
     };
     let commit = OptionFuture::from((!tx.singular).then(|| client.batch_execute("COMMIT")));
+    // After COMMIT, in the same pipeline (no extra round trip): the insert
+    // position then covers the commit record (PostgreSQL's WAIT FOR LSN
+    // docs: the position must be taken after the commit, not before).
+    let want_lsn = tx.commit_lsn && !tx.read_only;
+    let lsn =
+        OptionFuture::from((want_lsn && !tx.singular).then(|| client.query_typed(LSN_SQL, &[])));
 
     if cancel.is_cancelled() {
         // Nothing of the transaction was sent.
@@ -486,8 +497,8 @@ async fn attempt(
         return Err(Error::from(DbError::Connection("the connection closed".into())).into());
     }
     let pipeline =
-        async { futures_util::join!(begin, setup, settings, propagate, pre, call, commit) };
-    let (r_begin, r_setup, r_settings, r_propagate, r_pre, r_call, r_commit) =
+        async { futures_util::join!(begin, setup, settings, propagate, pre, call, commit, lsn) };
+    let (r_begin, r_setup, r_settings, r_propagate, r_pre, r_call, r_commit, r_lsn) =
         unless_cancelled(pipeline, client, &call_done, cancel).await;
     // A FATAL or a lost connection ends this connection: the caller keeps it
     // out of the pool even before tokio-postgres has read the close, or the
@@ -549,7 +560,8 @@ async fn attempt(
     let row = rows
         .first()
         .ok_or_else(|| Error::Internal("the call statement returned no row".into()))?;
-    let outcome = Outcome {
+    let mut outcome = Outcome {
+        lsn: r_lsn.and_then(|r| first_text(r.ok())),
         body: row.try_get(0).map_err(|e| Error::from_pg(&e, authed))?,
         rows: row.try_get(1).map_err(|e| Error::from_pg(&e, authed))?,
         headers: row.try_get(2).map_err(|e| Error::from_pg(&e, authed))?,
@@ -569,8 +581,19 @@ async fn attempt(
             .batch_execute("COMMIT")
             .await
             .map_err(|e| commit_failure(&e, authed))?;
+        if want_lsn {
+            outcome.lsn = first_text(client.query_typed(LSN_SQL, &[]).await.ok());
+        }
     }
     Ok(outcome)
+}
+
+/// The WAL position after a commit, as text (`16/B374D848`).
+const LSN_SQL: &str = "select pg_current_wal_insert_lsn()::text";
+
+/// The first column of the first row, as text.
+fn first_text(rows: Option<Vec<tokio_postgres::Row>>) -> Option<String> {
+    rows?.first()?.try_get(0).ok()
 }
 
 #[cfg(test)]

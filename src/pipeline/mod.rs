@@ -18,6 +18,7 @@ pub mod parse;
 pub mod plan;
 pub mod query;
 pub mod respond;
+pub mod route;
 
 #[cfg(test)]
 mod proptests;

@@ -39,6 +39,9 @@ mod seed_rules;
 mod seed_sessions;
 mod seed_tokens;
 
+// Sessions refused by the gateway (issue 15).
+mod sessions_gateway;
+
 // Robustness (issue 12).
 mod admin_host;
 mod deadlines;
@@ -53,6 +56,8 @@ mod limits;
 // Slow, vanished and failing (issue 12).
 mod disconnect;
 mod outcome_unknown;
+// Read replicas with read-your-writes (issue 14).
+mod replicas;
 // Citus (issue 16): run with PGRPC_TEST_CITUS=1.
 mod citus_bench;
 mod citus_delegation;

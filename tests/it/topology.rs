@@ -57,6 +57,8 @@ pub struct TcpCluster {
     pub port: u16,
     /// Holds data/, the hba file and whatever the test writes there.
     _dir: tempfile::TempDir,
+    /// How it was started, for [`TcpCluster::restart`].
+    settings: Vec<(String, String)>,
 }
 
 impl TcpCluster {
@@ -76,14 +78,26 @@ impl TcpCluster {
             data_dir: dir.path().join("data"),
             port,
             fast: true,
-            settings: all,
+            settings: all.clone(),
         };
         let cluster = Cluster::start(&spec).expect("start the extra cluster");
         TcpCluster {
             cluster,
             port,
             _dir: dir,
+            settings: all,
         }
+    }
+
+    /// Start it again after `cluster.stop()`, on the same data and port.
+    pub fn restart(&mut self) {
+        let spec = ClusterSpec {
+            data_dir: self._dir.path().join("data"),
+            port: self.port,
+            fast: true,
+            settings: self.settings.clone(),
+        };
+        self.cluster = Cluster::start(&spec).expect("restart the extra cluster");
     }
 
     /// A directory the cluster's OS user can read, for its files.
@@ -385,6 +399,17 @@ impl Drop for Bouncer {
 /// `cluster_name = name`, which is the name `synchronous_standby_names`
 /// matches.
 pub fn start_standby(primary: &TcpCluster, name: &str, hba: &str) -> TcpCluster {
+    start_standby_with(primary, name, hba, &[])
+}
+
+/// [`start_standby`] with extra server `settings` (a replica that applies
+/// WAL late: `recovery_min_apply_delay`).
+pub fn start_standby_with(
+    primary: &TcpCluster,
+    name: &str,
+    hba: &str,
+    settings: &[(&str, String)],
+) -> TcpCluster {
     let dir = TcpCluster::dir_for();
     let data = dir.path().join("data");
     std::fs::create_dir(&data).expect("mkdir");
@@ -417,5 +442,7 @@ pub fn start_standby(primary: &TcpCluster, name: &str, hba: &str) -> TcpCluster 
         "pg_basebackup: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    TcpCluster::start(dir, hba, &[("cluster_name", name.to_string())])
+    let mut all = vec![("cluster_name", name.to_string())];
+    all.extend(settings.iter().cloned());
+    TcpCluster::start(dir, hba, &all)
 }

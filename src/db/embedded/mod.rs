@@ -16,9 +16,13 @@
 //!
 //! PostgreSQL refuses to run as root, so when the gateway runs as root the
 //! cluster belongs to, and runs as, the `postgres` OS user.
+//!
+//! Children: `binaries` finds the server binaries; `processes` holds the OS
+//! account, `postmaster.pid` and the pid checks. This file is the life cycle
+//! itself (start, reuse, wait, stop), one sequence, hence longer than most.
 
 use std::collections::BTreeSet;
-use std::ffi::{CString, OsString};
+use std::ffi::OsString;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom};
 use std::os::unix::ffi::OsStrExt;
@@ -31,6 +35,12 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use tracing::{info, warn};
+
+mod binaries;
+mod processes;
+
+use binaries::{candidate_dirs, no_binaries_message, resolve_bindir, server_version, version_key};
+use processes::{is_postmaster_of, looks_like_postmaster, pid_alive, send_signal, Owner, PidFile};
 
 /// Oldest PostgreSQL major version the gateway supports.
 const MIN_MAJOR: u32 = 15;
@@ -189,230 +199,11 @@ pub enum EmbeddedError {
     },
 }
 
-/// Builds the one-paragraph [`EmbeddedError::NoBinaries`] message.
-fn no_binaries_message(searched: &[PathBuf], too_old: &[(PathBuf, String)]) -> String {
-    let mut msg = format!(
-        "No PostgreSQL {MIN_MAJOR} or newer server binaries (initdb and postgres) were found, \
-         and pgrpc needs them to run its embedded database."
-    );
-    if !too_old.is_empty() {
-        let old: Vec<String> = too_old
-            .iter()
-            .map(|(dir, version)| format!("{version} in {}", dir.display()))
-            .collect();
-        msg.push_str(&format!(" Too old: {}.", old.join(", ")));
-    }
-    if !searched.is_empty() {
-        let dirs: Vec<String> = searched.iter().map(|d| d.display().to_string()).collect();
-        msg.push_str(&format!(" Searched: {}.", dirs.join(", ")));
-    }
-    msg.push_str(
-        " Install them with `apt-get install postgresql` on Debian or Ubuntu, \
-         `dnf install postgresql-server` on Fedora or RHEL, or `brew install postgresql@16` \
-         on macOS (and make sure `pg_config` or the server's bin directory is on PATH), \
-         or set `db.uri` to use an existing PostgreSQL server instead.",
-    );
-    msg
-}
-
-/// The OS account the cluster runs as when pgrpc itself runs as root.
-#[derive(Debug, Clone, Copy)]
-struct Owner {
-    uid: u32,
-    gid: u32,
-}
-
-impl Owner {
-    /// `None` when we are an ordinary user (the cluster then runs as us);
-    /// the `postgres` account when we are root.
-    fn for_current_process() -> Result<Option<Owner>, EmbeddedError> {
-        // SAFETY: geteuid has no preconditions and cannot fail.
-        if unsafe { libc::geteuid() } != 0 {
-            return Ok(None);
-        }
-        lookup_user(PG_USER)
-            .map(Some)
-            .ok_or(EmbeddedError::NoPostgresUser)
-    }
-
-    /// Makes `cmd` run as this account. std drops supplementary groups itself
-    /// when `uid` is set while running as root.
-    fn apply(owner: Option<Owner>, cmd: &mut Command) {
-        if let Some(o) = owner {
-            cmd.uid(o.uid).gid(o.gid);
-        }
-    }
-
-    /// Gives `path` to this account (no-op for an ordinary user).
-    fn chown(owner: Option<Owner>, path: &Path) -> Result<(), EmbeddedError> {
-        if let Some(o) = owner {
-            std::os::unix::fs::chown(path, Some(o.uid), Some(o.gid))
-                .map_err(|e| io_err("change the owner of", path, e))?;
-        }
-        Ok(())
-    }
-}
-
-/// Looks up an OS user's uid and gid. Uses `getpwnam_r` rather than
-/// `getpwnam` because the latter returns a static buffer, and tests start
-/// clusters from several threads at once.
-fn lookup_user(name: &str) -> Option<Owner> {
-    let cname = CString::new(name).ok()?;
-    let mut buf: Vec<libc::c_char> = vec![0; 16 * 1024];
-    // SAFETY: passwd is a plain C struct; all-zero is a valid (empty) value.
-    let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
-    let mut result: *mut libc::passwd = std::ptr::null_mut();
-    // SAFETY: every pointer is valid for the duration of the call and buf.len()
-    // is the true size of buf; the strings in pwd point into buf, which we do
-    // not read after it is dropped.
-    let rc = unsafe {
-        libc::getpwnam_r(
-            cname.as_ptr(),
-            &mut pwd,
-            buf.as_mut_ptr(),
-            buf.len(),
-            &mut result,
-        )
-    };
-    if rc != 0 || result.is_null() {
-        return None;
-    }
-    Some(Owner {
-        uid: pwd.pw_uid,
-        gid: pwd.pw_gid,
-    })
-}
-
 fn io_err(action: &'static str, path: &Path, source: io::Error) -> EmbeddedError {
     EmbeddedError::Io {
         action,
         path: path.to_path_buf(),
         source,
-    }
-}
-
-/// The lines of `postmaster.pid` we use. Layout (PostgreSQL `miscadmin.h`,
-/// `LOCK_FILE_LINE_*`): 1 pid, 2 data dir, 3 start time, 4 port, 5 first
-/// socket dir, 6 first listen address, 7 shared memory key, 8 postmaster status.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct PidFile {
-    pid: i32,
-    data_dir: Option<PathBuf>,
-    port: Option<u16>,
-    socket_dir: Option<PathBuf>,
-    status: Option<String>,
-}
-
-impl PidFile {
-    /// Parses the lock file text; `None` when line 1 is not (yet) a pid, which
-    /// happens while the postmaster is still writing the file.
-    fn parse(text: &str) -> Option<PidFile> {
-        let lines: Vec<&str> = text.lines().collect();
-        let pid: i32 = lines.first()?.trim().parse().ok()?;
-        if pid <= 0 {
-            return None;
-        }
-        let field = |n: usize| lines.get(n - 1).map(|l| l.trim()).filter(|l| !l.is_empty());
-        Some(PidFile {
-            pid,
-            data_dir: field(2).map(PathBuf::from),
-            port: field(4).and_then(|p| p.parse().ok()),
-            socket_dir: field(5).map(PathBuf::from),
-            status: field(8).map(str::to_owned),
-        })
-    }
-
-    /// Reads `<data_dir>/postmaster.pid`; `Ok(None)` when absent or half-written.
-    fn read(data_dir: &Path) -> Result<Option<PidFile>, EmbeddedError> {
-        let path = data_dir.join("postmaster.pid");
-        match fs::read_to_string(&path) {
-            Ok(text) => Ok(PidFile::parse(&text)),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(io_err("read", &path, e)),
-        }
-    }
-
-    fn is_ready(&self) -> bool {
-        // PM_STATUS_READY, padded with spaces in the file.
-        self.status.as_deref() == Some("ready")
-    }
-}
-
-/// True when `pid` names a live process (a zombie counts as dead). EPERM means
-/// it exists but belongs to another user, which is how pg_ctl reads it too.
-fn pid_alive(pid: i32) -> bool {
-    if pid <= 0 {
-        // kill(0 or negative) would address a whole process group.
-        return false;
-    }
-    // SAFETY: signal 0 only checks for existence and permission.
-    let rc = unsafe { libc::kill(pid, 0) };
-    let alive = rc == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
-    alive && !is_zombie(pid)
-}
-
-/// A postmaster that exited but was not yet reaped by its parent (e.g. one
-/// started by another `Cluster` in this process) still answers kill(pid, 0).
-fn is_zombie(pid: i32) -> bool {
-    let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return false;
-    };
-    // Format: "pid (comm) S ..."; comm may contain spaces, so split at the last ')'.
-    stat.rsplit_once(')')
-        .and_then(|(_, rest)| rest.split_whitespace().next())
-        .is_some_and(|state| state == "Z")
-}
-
-/// Guards against a recycled pid: a postmaster.pid left by a crash may name a
-/// pid that now belongs to an unrelated process. Where /proc is unavailable we
-/// cannot tell, and trust kill(pid, 0) as pg_ctl does.
-fn looks_like_postmaster(pid: i32) -> bool {
-    match fs::read_to_string(format!("/proc/{pid}/comm")) {
-        Ok(comm) => matches!(comm.trim(), "postgres" | "postmaster"),
-        Err(_) => true,
-    }
-}
-
-/// True when `pid` is a postmaster serving `data_dir` (canonical): a
-/// `postgres` process, not a backend (they retitle themselves `postgres: …`),
-/// whose working directory is the data directory (the postmaster chdirs
-/// there). Where /proc cannot tell, the pid file's own data-directory line,
-/// already checked by the caller, is trusted as pg_ctl does.
-fn is_postmaster_of(pid: i32, data_dir: &Path) -> bool {
-    if !pid_alive(pid) || !looks_like_postmaster(pid) {
-        return false;
-    }
-    let proc = PathBuf::from(format!("/proc/{pid}"));
-    if let Ok(cmdline) = fs::read(proc.join("cmdline")) {
-        if cmdline.starts_with(b"postgres:") {
-            return false;
-        }
-    }
-    match fs::read_link(proc.join("cwd")) {
-        Ok(cwd) => cwd == data_dir,
-        Err(_) => true,
-    }
-}
-
-/// Sends `sig` to `pid`, never to a process group.
-fn send_signal(pid: i32, sig: libc::c_int) -> io::Result<()> {
-    if pid <= 0 {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("refusing to signal pid {pid}"),
-        ));
-    }
-    // SAFETY: pid is a positive process id; no memory is involved.
-    if unsafe { libc::kill(pid, sig) } == 0 {
-        Ok(())
-    } else {
-        let e = io::Error::last_os_error();
-        // Already gone is what we want.
-        if e.raw_os_error() == Some(libc::ESRCH) {
-            Ok(())
-        } else {
-            Err(e)
-        }
     }
 }
 
@@ -662,109 +453,6 @@ fn wait_ready(
         }
         thread::sleep(POLL);
     }
-}
-
-/// Parses the major version from `postgres --version` output such as
-/// "postgres (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)" or
-/// "postgres (PostgreSQL) 17beta1". Returns (major, full version text).
-fn parse_version(output: &str) -> Option<(u32, String)> {
-    let line = output.lines().next()?;
-    let after = match line.find("(PostgreSQL)") {
-        Some(i) => &line[i + "(PostgreSQL)".len()..],
-        None => line,
-    };
-    let version = after.split_whitespace().next()?;
-    let digits: String = version.chars().take_while(char::is_ascii_digit).collect();
-    let major = digits.parse().ok()?;
-    Some((major, version.to_owned()))
-}
-
-/// Numeric components of a version, so "15.18" sorts above "15.2".
-fn version_key(version: &str) -> Vec<u32> {
-    version
-        .split(|c: char| !c.is_ascii_digit())
-        .filter(|s| !s.is_empty())
-        .filter_map(|s| s.parse().ok())
-        .collect()
-}
-
-/// Directories that may hold PostgreSQL server binaries, best guesses first.
-fn candidate_dirs() -> Vec<PathBuf> {
-    let mut dirs = Vec::new();
-    if let Ok(out) = Command::new("pg_config")
-        .arg("--bindir")
-        .stdin(Stdio::null())
-        .stderr(Stdio::null())
-        .output()
-    {
-        if out.status.success() {
-            let text = String::from_utf8_lossy(&out.stdout);
-            let dir = text.trim();
-            if !dir.is_empty() {
-                dirs.push(PathBuf::from(dir));
-            }
-        }
-    }
-    if let Some(path) = std::env::var_os("PATH") {
-        dirs.extend(std::env::split_paths(&path).filter(|d| d.is_absolute()));
-    }
-    // Debian/Ubuntu keep every major version side by side here.
-    dirs.extend(glob_bindirs(Path::new("/usr/lib/postgresql"), "", "bin"));
-    // Also the layouts of the PGDG RPMs and Homebrew (keg-only, so not on PATH).
-    dirs.extend(glob_bindirs(Path::new("/usr"), "pgsql-", "bin"));
-    dirs.extend(glob_bindirs(
-        Path::new("/opt/homebrew/opt"),
-        "postgresql@",
-        "bin",
-    ));
-    dirs.extend(glob_bindirs(
-        Path::new("/usr/local/opt"),
-        "postgresql@",
-        "bin",
-    ));
-    dirs
-}
-
-/// `<root>/<prefix>*/<leaf>` for every entry of `root`, in name order.
-fn glob_bindirs(root: &Path, prefix: &str, leaf: &str) -> Vec<PathBuf> {
-    let Ok(entries) = fs::read_dir(root) else {
-        return Vec::new();
-    };
-    let mut found: Vec<PathBuf> = entries
-        .filter_map(Result::ok)
-        .filter(|e| e.file_name().as_bytes().starts_with(prefix.as_bytes()))
-        .map(|e| e.path().join(leaf))
-        .filter(|p| p.is_dir())
-        .collect();
-    found.sort();
-    found
-}
-
-/// The real directory of a usable installation found through `dir`: the
-/// directory `postgres` resolves to (so symlinks such as /usr/local/bin/postgres
-/// collapse onto /usr/lib/postgresql/15/bin), provided `initdb` is there too.
-fn resolve_bindir(dir: &Path) -> Option<PathBuf> {
-    if !dir.join("initdb").is_file() || !dir.join("postgres").is_file() {
-        return None;
-    }
-    let real = fs::canonicalize(dir.join("postgres")).ok()?;
-    let real_dir = real.parent()?.to_path_buf();
-    real_dir.join("initdb").is_file().then_some(real_dir)
-}
-
-/// `postgres --version` of the installation in `bindir`.
-fn server_version(bindir: &Path) -> Option<(u32, String)> {
-    // --version is answered before PostgreSQL's refusal to run as root.
-    let out = Command::new(bindir.join("postgres"))
-        .arg("--version")
-        .stdin(Stdio::null())
-        .stderr(Stdio::null())
-        .output()
-        .ok()?;
-    if !out.status.success() {
-        return None;
-    }
-    parse_version(&String::from_utf8_lossy(&out.stdout))
 }
 
 /// Quotes `s` for a POSIX shell when it holds anything beyond a safe set.
@@ -1242,6 +930,7 @@ fn log_path(data_dir: &Path) -> PathBuf {
 
 #[cfg(test)]
 mod tests {
+    use super::binaries::parse_version;
     use super::*;
     use std::sync::atomic::{AtomicU16, Ordering};
 

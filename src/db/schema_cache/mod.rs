@@ -11,7 +11,7 @@
 
 pub mod limits;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -27,6 +27,7 @@ const CLAIMS_CONTAINERS_SQL: &str = include_str!("claims_containers.sql");
 const ROLE_SETTINGS_SQL: &str = include_str!("role_settings.sql");
 const CITUS_SQL: &str = include_str!("citus.sql");
 const DISTRIBUTED_SQL: &str = include_str!("distributed.sql");
+const READ_FROM_SQL: &str = include_str!("read_from.sql");
 
 /// Type OIDs of `json` and `jsonb` (fixed in `pg_type.dat`).
 pub const JSON_OID: u32 = 114;
@@ -201,6 +202,10 @@ pub struct SchemaCache {
     /// Declared admission limits (`pgrpc.*` function settings), by
     /// `pg_proc.oid`; only functions that declare one are here.
     pub limits: HashMap<i64, Arc<Limits>>,
+    /// OIDs of the functions whose reads are pinned to the primary
+    /// (`set pgrpc.read_from = 'primary'`, `read_from.sql`).
+    #[serde(skip)]
+    pub primary_reads: HashSet<i64>,
     /// When it was loaded.
     #[serde(skip)]
     pub loaded_at: SystemTime,
@@ -455,6 +460,10 @@ impl SchemaCache {
             .into_iter()
             .map(|(role, settings)| (role, RoleSettings::from(settings)))
             .collect();
+        let mut primary_reads = HashSet::new();
+        for row in client.query(READ_FROM_SQL, &[&schemas]).await? {
+            primary_reads.insert(row.try_get::<_, i64>(0)?);
+        }
         Ok(SchemaCache {
             functions,
             claims_type: claims,
@@ -462,6 +471,7 @@ impl SchemaCache {
             role_settings,
             citus,
             limits,
+            primary_reads,
             loaded_at: SystemTime::now(),
             load_time: started.elapsed(),
         })
@@ -527,6 +537,7 @@ impl SchemaCache {
             role_settings: HashMap::new(),
             citus: false,
             limits: HashMap::new(),
+            primary_reads: HashSet::new(),
             loaded_at: SystemTime::now(),
             load_time: Duration::ZERO,
         }
