@@ -190,14 +190,21 @@ fn wants(payload: &str) -> (bool, bool) {
     }
 }
 
+/// `application_name` of the listener's connection.
+pub const LISTENER_NAME: &str = "pgrpc listener";
+
 /// Connect, LISTEN, and forward notifications to a channel that closes when
 /// the connection ends.
 async fn connect(
     cfg: &Target,
 ) -> Result<(tokio_postgres::Client, mpsc::UnboundedReceiver<String>), tokio_postgres::Error> {
     let (tx, rx) = mpsc::unbounded_channel();
+    // Named, so a DBA can tell it from the request connections in
+    // pg_stat_activity (it is the one that stays idle in LISTEN).
+    let mut cfg = cfg.clone();
+    cfg.pg.application_name(LISTENER_NAME);
     // The channel closes when the connection's task ends (it owns `tx`).
-    let client = crate::db::connect_forwarding(cfg, move |message| {
+    let client = crate::db::connect_forwarding(&cfg, move |message| {
         if let AsyncMessage::Notification(n) = message {
             let _ = tx.send(n.payload().to_string());
         }

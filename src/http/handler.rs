@@ -297,7 +297,9 @@ fn http_input<'a>(req: &'a HttpRequest, body: &'a [u8]) -> HttpInput<'a> {
     }
 }
 
-/// The pipeline for one call.
+/// The pipeline for one call: auth → body → parse → plan → admit → token
+/// arguments → the transaction → respond. Each step below is one stage or
+/// the HTTP side of one.
 async fn call(
     req: &HttpRequest,
     function: &str,
@@ -329,38 +331,18 @@ async fn call(
     // rate-limited call costs no token verification either).
     let limits = cache.limits(plan.routine.oid).cloned();
     let client_ip = client_address(req, config);
-    let mut rate_headers = None;
-    if let Some(limits) = &limits {
-        rate_headers = state.admission.check_rate(
-            &format!("{}.{}", plan.routine.schema, plan.routine.name),
+    let rate_headers = match &limits {
+        Some(limits) => state.admission.check_rate(
+            &plan.routine.qualified_name(),
             plan.routine.oid,
             limits,
             client_ip,
             !auth.authenticated,
             &cache,
-        )?;
-    }
-    // What only the transaction needs is moved out of the request, not copied
-    // (the body can be large); respond reads the method alone.
-    let payload = if plan.claims_args.is_empty() {
-        std::mem::take(&mut rpc.payload.raw)
-    } else {
-        let verify = |jwt: Option<&Jwt>| {
-            auth::verify_token_arguments(
-                &rpc.payload.raw,
-                &plan.claims_args,
-                jwt,
-                &state.ended_sessions,
-            )
-        };
-        match verify(jwt.as_deref()) {
-            Err(e) if unknown_kid(&e) && refetched(state).await => {
-                jwt = state.jwt.load_full();
-                verify(jwt.as_deref())?
-            }
-            other => other?,
-        }
+        )?,
+        None => None,
     };
+    let payload = token_arguments(&mut rpc, &plan, state, &mut jwt).await?;
     trace.mark("plan");
     // The permit is taken before the connection (execute::run takes it), so a
     // call waiting for a slot holds no pooled connection.
@@ -369,7 +351,7 @@ async fn call(
             let p = state
                 .admission
                 .acquire(
-                    &format!("{}.{}", plan.routine.schema, plan.routine.name),
+                    &plan.routine.qualified_name(),
                     plan.routine.oid,
                     limits,
                     &cache,
@@ -380,8 +362,77 @@ async fn call(
         }
         None => None,
     };
-    let role_settings = cache.role_settings.get(&auth.role).cloned();
-    let tx = TxRequest {
+    let tx = tx_request(
+        auth, &mut rpc, &plan, call, payload, client_ip, &cache, state,
+    );
+    let read = route::ReadRoute {
+        to_replica: !cache.primary_reads.contains(&plan.routine.oid),
+        min_lsn,
+    };
+    let outcome = transaction(req, pool, tx, read, permit, trace).await?;
+    trace.mark("transaction");
+    let lsn = outcome.lsn.clone();
+    let mut response = respond::respond(&plan, outcome, jwt.as_deref())?;
+    if let Some(v) = lsn.and_then(|l| HeaderValue::from_str(&l).ok()) {
+        response.headers_mut().insert(PGRPC_LSN, v);
+    }
+    if let Some(h) = rate_headers {
+        for (name, value) in [("ratelimit-policy", h.policy), ("ratelimit", h.state)] {
+            if let Ok(v) = HeaderValue::from_str(&value) {
+                response
+                    .headers_mut()
+                    .insert(HeaderName::from_static(name), v);
+            }
+        }
+    }
+    Ok(response)
+}
+
+/// The payload the transaction binds: the body as sent, or, when the chosen
+/// function takes claims-type parameters, with each token replaced by its
+/// verified claims (refetching a JWKS URL once for an unknown key). Moved out
+/// of the request, not copied: the body can be large.
+async fn token_arguments(
+    rpc: &mut parse::RpcRequest,
+    plan: &plan::CallPlan,
+    state: &AppState,
+    jwt: &mut Option<Arc<Jwt>>,
+) -> Result<String, Error> {
+    if plan.claims_args.is_empty() {
+        return Ok(std::mem::take(&mut rpc.payload.raw));
+    }
+    let verify = |jwt: Option<&Jwt>| {
+        auth::verify_token_arguments(
+            &rpc.payload.raw,
+            &plan.claims_args,
+            jwt,
+            &state.ended_sessions,
+        )
+    };
+    match verify(jwt.as_deref()) {
+        Err(e) if unknown_kid(&e) && refetched(state).await => {
+            *jwt = state.jwt.load_full();
+            verify(jwt.as_deref())
+        }
+        other => other,
+    }
+}
+
+/// Everything the transaction needs, owned (it runs on its own task).
+#[allow(clippy::too_many_arguments)] // one value per pipeline stage that feeds it
+fn tx_request(
+    auth: AuthContext,
+    rpc: &mut parse::RpcRequest,
+    plan: &plan::CallPlan,
+    call: query::CallQuery,
+    payload: String,
+    client_ip: Option<std::net::IpAddr>,
+    cache: &crate::db::schema_cache::SchemaCache,
+    state: &AppState,
+) -> TxRequest {
+    let config = &state.config;
+    TxRequest {
+        role_settings: cache.role_settings.get(&auth.role).cloned(),
         role: auth.role,
         authenticated: auth.authenticated,
         claims_json: auth.claims_json,
@@ -391,7 +442,6 @@ async fn call(
         cookies_json: std::mem::take(&mut rpc.cookies_json),
         search_path: query::search_path(&rpc.schema, &config.db.extra_search_path),
         client_ip: client_ip.map(|ip| ip.to_string()).unwrap_or_default(),
-        role_settings,
         pre_request: state.pre_request_sql.clone(),
         query: call,
         payload,
@@ -399,17 +449,24 @@ async fn call(
         singular: plan.singular,
         prepared: config.db.prepared_statements,
         commit_lsn: state.replicas.is_some(),
-    };
+    }
+}
+
+/// Run the transaction on the node its route allows, on a task of its own:
+/// a hang-up cannot drop it half-way, and one seen on the socket asks it to
+/// cancel instead (`http::disconnect`). The admission permit moves into the
+/// task, so it is released when the transaction is over, even when the
+/// client hung up meanwhile.
+async fn transaction(
+    req: &HttpRequest,
+    pool: &Pool,
+    tx: TxRequest,
+    read: route::ReadRoute,
+    permit: Option<crate::pipeline::admit::Permit>,
+    trace: &mut Trace,
+) -> Result<execute::Outcome, Error> {
     let pool = pool.clone();
-    // The task ends by itself (a hang-up cannot drop it half-way); a hang-up
-    // seen on the socket asks it to cancel instead (http::disconnect). The
-    // permit moves into the task: it is released when the transaction is
-    // over, even when the client hung up meanwhile.
     let replicas = req.app_data::<web::Data<WorkerReplicas>>().cloned();
-    let read = route::ReadRoute {
-        to_replica: !cache.primary_reads.contains(&plan.routine.oid),
-        min_lsn,
-    };
     let cancel = CancellationToken::new();
     let task_cancel = cancel.clone();
     let task = actix_web::rt::spawn(async move {
@@ -429,23 +486,7 @@ async fn call(
             .await
             .map_err(|e| Error::Internal(format!("request task failed: {e}")))?;
     trace.node = Some(node);
-    let outcome = outcome?;
-    trace.mark("transaction");
-    let lsn = outcome.lsn.clone();
-    let mut response = respond::respond(&plan, outcome, jwt.as_deref())?;
-    if let Some(v) = lsn.and_then(|l| HeaderValue::from_str(&l).ok()) {
-        response.headers_mut().insert(PGRPC_LSN, v);
-    }
-    if let Some(h) = rate_headers {
-        for (name, value) in [("ratelimit-policy", h.policy), ("ratelimit", h.state)] {
-            if let Ok(v) = HeaderValue::from_str(&value) {
-                response
-                    .headers_mut()
-                    .insert(HeaderName::from_static(name), v);
-            }
-        }
-    }
-    Ok(response)
+    outcome
 }
 
 /// The client address: the peer, or behind `server.trusted_proxies` the hop

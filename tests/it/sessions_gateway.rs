@@ -262,8 +262,7 @@ async fn a_reconnected_listener_reloads_what_it_missed() {
     assert_eq!(whoami(&app, &token).await.status, 200);
 
     // Keep the listener out: no new connections to this database, then end
-    // its connection, whose last statement is the schema cache's last query
-    // (so is the service connection's; request connections stay open).
+    // its connection (named `pgrpc listener`; request connections stay open).
     let admin = ctx.db.admin().await;
     let db = &ctx.db.name;
     admin
@@ -271,7 +270,7 @@ async fn a_reconnected_listener_reloads_what_it_missed() {
             "revoke connect on database {db} from public;
              select pg_terminate_backend(pid) from pg_stat_activity
               where datname = current_database() and usename = 'authenticator'
-                and query like '-- Settings of the roles requests run as%';"
+                and application_name = 'pgrpc listener';"
         ))
         .await
         .expect("cut the listener off");
@@ -281,7 +280,7 @@ async fn a_reconnected_listener_reloads_what_it_missed() {
             admin
                 .query_one(
                     "select count(*) from pg_stat_activity where datname = current_database() \
-                     and usename = 'authenticator' and query like '-- Settings of the roles%'",
+                     and usename = 'authenticator' and application_name = 'pgrpc listener'",
                     &[],
                 )
                 .await

@@ -140,6 +140,11 @@ pub struct Routine {
 }
 
 impl Routine {
+    /// `schema.name`, unquoted: the admission state's label for the function.
+    pub fn qualified_name(&self) -> String {
+        format!("{}.{}", self.schema, self.name)
+    }
+
     /// A function whose only input is one unnamed json/jsonb parameter receives
     /// the whole body (PostgREST's "single unnamed parameter" convention).
     pub fn takes_whole_body(&self) -> bool {
