@@ -17,19 +17,19 @@
 //! PostgreSQL refuses to run as root, so when the gateway runs as root the
 //! cluster belongs to, and runs as, the `postgres` OS user.
 //!
-//! Children: `binaries` finds the server binaries; `processes` holds the OS
-//! account, `postmaster.pid` and the pid checks. This file is the life cycle
-//! itself (start, reuse, wait, stop), one sequence, hence longer than most.
+//! Children: `binaries` finds the server binaries; `datadir` prepares the data
+//! and socket directories and runs initdb; `readiness` waits for a postmaster
+//! to report ready and reads the server log's tail for errors; `processes`
+//! holds the OS account, `postmaster.pid` and the pid checks; `error` is the
+//! one error type. This file is the life cycle itself (start, reuse, stop).
 
 use std::collections::BTreeSet;
 use std::ffi::OsString;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Seek, SeekFrom};
-use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -37,10 +37,19 @@ use std::time::{Duration, Instant};
 use tracing::{info, warn};
 
 mod binaries;
+mod datadir;
+mod error;
 mod processes;
+mod readiness;
 
-use binaries::{candidate_dirs, no_binaries_message, resolve_bindir, server_version, version_key};
+use binaries::{candidate_dirs, resolve_bindir, server_version, version_key};
+use datadir::{
+    check_reachable, prepare_data_dir, prepare_short_socket_dir, run_initdb, socket_dir_for,
+};
+use error::io_err;
+pub use error::EmbeddedError;
 use processes::{is_postmaster_of, looks_like_postmaster, pid_alive, send_signal, Owner, PidFile};
+use readiness::{wait_ready, ServerLog, Watched};
 
 /// Oldest PostgreSQL major version the gateway supports.
 const MIN_MAJOR: u32 = 15;
@@ -48,18 +57,10 @@ const MIN_MAJOR: u32 = 15;
 const PG_USER: &str = "postgres";
 /// How often the postmaster.pid file is polled, like pg_ctl's wait loop.
 const POLL: Duration = Duration::from_millis(20);
-/// Longest wait for a postmaster to report `ready`.
-const START_TIMEOUT: Duration = Duration::from_secs(60);
 /// Longest wait for a fast shutdown before falling back to SIGQUIT.
 const STOP_TIMEOUT: Duration = Duration::from_secs(60);
 /// Longest wait after SIGQUIT (immediate shutdown) before giving up.
 const QUIT_TIMEOUT: Duration = Duration::from_secs(10);
-/// Longest socket path we place inside the data directory. `sun_path` holds
-/// 108 bytes including the NUL (see unix(7)); the margin keeps us clear of
-/// PostgreSQL's own check, which also has to fit the `.lock` file name.
-const MAX_SOCKET_PATH: usize = 100;
-/// How many log lines an error about a failed start carries.
-const LOG_TAIL_LINES: usize = 20;
 
 /// How to run the cluster.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,386 +74,6 @@ pub struct ClusterSpec {
     pub fast: bool,
     /// Extra server settings, each passed as `-c name=value`.
     pub settings: Vec<(String, String)>,
-}
-
-/// Everything that can go wrong while finding, initialising, starting or
-/// stopping the embedded cluster. Each message is a sentence for an operator.
-#[derive(Debug, thiserror::Error)]
-pub enum EmbeddedError {
-    /// No PostgreSQL 15+ installation with both `initdb` and `postgres` was found.
-    #[error("{}", no_binaries_message(.searched, .too_old))]
-    NoBinaries {
-        /// Directories that were looked at.
-        searched: Vec<PathBuf>,
-        /// Installations that were found but are older than PostgreSQL 15 (dir, version).
-        too_old: Vec<(PathBuf, String)>,
-    },
-    /// Running as root, but there is no `postgres` OS user to own the cluster.
-    #[error(
-        "pgrpc runs as root but there is no `postgres` OS user to run the embedded \
-         PostgreSQL cluster as (PostgreSQL refuses to run as root); install the \
-         PostgreSQL server package, which creates that user, or run pgrpc as an \
-         ordinary user"
-    )]
-    NoPostgresUser,
-    /// A file system operation failed.
-    #[error("could not {action} {}: {source}", .path.display())]
-    Io {
-        /// What was being done, e.g. "create directory".
-        action: &'static str,
-        /// The path it was done to.
-        path: PathBuf,
-        /// The OS error.
-        #[source]
-        source: io::Error,
-    },
-    /// The `postgres` OS user cannot reach the data directory.
-    #[error(
-        "the `postgres` OS user cannot write to the data directory {}; PostgreSQL runs \
-         as that user, so every parent directory must be traversable by it (for example \
-         `chmod o+x` on each parent, or choose a data directory outside a private home \
-         directory such as /root)",
-        .dir.display()
-    )]
-    DataDirNotReachable {
-        /// The data directory.
-        dir: PathBuf,
-    },
-    /// The short socket directory under /tmp exists but belongs to someone else.
-    #[error("refusing to use socket directory {}: {reason}", .dir.display())]
-    UnsafeSocketDir {
-        /// The socket directory.
-        dir: PathBuf,
-        /// Why it is not safe.
-        reason: String,
-    },
-    /// `initdb` failed.
-    #[error("initdb failed to create a cluster in {} ({status}): {stderr}", .data_dir.display())]
-    Initdb {
-        /// The data directory.
-        data_dir: PathBuf,
-        /// How initdb exited.
-        status: String,
-        /// What initdb wrote to stderr.
-        stderr: String,
-    },
-    /// A program could not be run at all.
-    #[error("could not run {}: {source}", .program.display())]
-    Spawn {
-        /// The program.
-        program: PathBuf,
-        /// The OS error.
-        #[source]
-        source: io::Error,
-    },
-    /// The postmaster exited before it was ready.
-    #[error(
-        "PostgreSQL for data directory {} exited during start-up ({status}); the full log \
-         is in {}, its last lines are:\n{tail}",
-        .data_dir.display(), .log.display()
-    )]
-    Exited {
-        /// The data directory.
-        data_dir: PathBuf,
-        /// How the postmaster exited.
-        status: String,
-        /// The server log file.
-        log: PathBuf,
-        /// The last lines of the server log.
-        tail: String,
-    },
-    /// The postmaster did not report `ready` in time.
-    #[error(
-        "PostgreSQL for data directory {} did not become ready within {} s; the full log \
-         is in {}, its last lines are:\n{tail}",
-        .data_dir.display(), .waited.as_secs(), .log.display()
-    )]
-    StartTimeout {
-        /// The data directory.
-        data_dir: PathBuf,
-        /// How long we waited.
-        waited: Duration,
-        /// The server log file.
-        log: PathBuf,
-        /// The last lines of the server log.
-        tail: String,
-    },
-    /// postmaster.pid could not be understood.
-    #[error("the PostgreSQL lock file {} is malformed: {reason}", .path.display())]
-    BadPidFile {
-        /// The lock file.
-        path: PathBuf,
-        /// What is wrong with it.
-        reason: String,
-    },
-    /// The postmaster would not exit, even after SIGQUIT.
-    #[error(
-        "PostgreSQL (pid {pid}) for data directory {} did not shut down, even after an \
-         immediate-shutdown request (SIGQUIT)",
-        .data_dir.display()
-    )]
-    StopTimeout {
-        /// The postmaster's pid.
-        pid: i32,
-        /// The data directory.
-        data_dir: PathBuf,
-    },
-}
-
-fn io_err(action: &'static str, path: &Path, source: io::Error) -> EmbeddedError {
-    EmbeddedError::Io {
-        action,
-        path: path.to_path_buf(),
-        source,
-    }
-}
-
-/// 64-bit FNV-1a (http://www.isthe.com/chongo/tech/comp/fnv/): tiny, and its
-/// value never changes between Rust releases, unlike `DefaultHasher`, so the
-/// short socket directory is the same on every run.
-fn fnv1a64(bytes: &[u8]) -> u64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for &b in bytes {
-        hash ^= u64::from(b);
-        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    hash
-}
-
-/// The directory for the Unix socket: the data directory itself (private,
-/// mode 0700), unless the socket path would not fit in `sun_path`.
-fn socket_dir_for(data_dir: &Path, port: u16) -> PathBuf {
-    let socket = data_dir.join(format!(".s.PGSQL.{port}"));
-    if socket.as_os_str().len() <= MAX_SOCKET_PATH {
-        data_dir.to_path_buf()
-    } else {
-        let hash = fnv1a64(data_dir.as_os_str().as_bytes());
-        PathBuf::from(format!("/tmp/pgrpc-{hash:016x}"))
-    }
-}
-
-/// Creates the short socket directory under /tmp, or checks that an existing
-/// one is ours: /tmp is shared, and a directory planted by another user would
-/// let them see or replace our socket.
-fn prepare_short_socket_dir(dir: &Path, owner: Option<Owner>) -> Result<(), EmbeddedError> {
-    match fs::DirBuilder::new().mode(0o700).create(dir) {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-        Err(e) => return Err(io_err("create socket directory", dir, e)),
-    }
-    let meta = fs::symlink_metadata(dir).map_err(|e| io_err("inspect", dir, e))?;
-    if !meta.is_dir() {
-        return Err(EmbeddedError::UnsafeSocketDir {
-            dir: dir.to_path_buf(),
-            reason: "it is not a directory".into(),
-        });
-    }
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    let me = unsafe { libc::geteuid() };
-    let expected = owner.map_or(me, |o| o.uid);
-    if meta.uid() != expected && meta.uid() != me {
-        return Err(EmbeddedError::UnsafeSocketDir {
-            dir: dir.to_path_buf(),
-            reason: format!(
-                "it belongs to uid {}, not to uid {expected}; remove it and start again",
-                meta.uid()
-            ),
-        });
-    }
-    if meta.permissions().mode() & 0o777 != 0o700 {
-        fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
-            .map_err(|e| io_err("restrict the permissions of", dir, e))?;
-    }
-    Owner::chown(owner, dir)
-}
-
-/// Creates the data directory (0700, owned by the cluster's OS user) and any
-/// missing parents (as the current user, default permissions, so they stay
-/// traversable). An existing directory without PG_VERSION is handed to the
-/// cluster's OS user too, so initdb can fill it.
-fn prepare_data_dir(data_dir: &Path, owner: Option<Owner>) -> Result<(), EmbeddedError> {
-    if let Some(parent) = data_dir.parent() {
-        fs::create_dir_all(parent).map_err(|e| io_err("create directory", parent, e))?;
-    }
-    match fs::DirBuilder::new().mode(0o700).create(data_dir) {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-            if data_dir.join("PG_VERSION").exists() {
-                // An initialised cluster: PostgreSQL checks its own ownership and mode.
-                return Ok(());
-            }
-        }
-        Err(e) => return Err(io_err("create data directory", data_dir, e)),
-    }
-    fs::set_permissions(data_dir, fs::Permissions::from_mode(0o700))
-        .map_err(|e| io_err("restrict the permissions of", data_dir, e))?;
-    Owner::chown(owner, data_dir)
-}
-
-/// When root: proves that the `postgres` user can reach and write the data
-/// directory before initdb or postgres fail with a less clear message.
-fn check_reachable(data_dir: &Path, owner: Option<Owner>) -> Result<(), EmbeddedError> {
-    if owner.is_none() {
-        return Ok(());
-    }
-    let sh = Path::new("/bin/sh");
-    let mut cmd = Command::new(sh);
-    // The path is passed as "$1", so no quoting or shell parsing of it happens.
-    cmd.args(["-c", "test -w \"$1\" && test -x \"$1\"", "sh"])
-        .arg(data_dir)
-        .current_dir("/")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    Owner::apply(owner, &mut cmd);
-    let status = cmd.status().map_err(|source| EmbeddedError::Spawn {
-        program: sh.to_path_buf(),
-        source,
-    })?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(EmbeddedError::DataDirNotReachable {
-            dir: data_dir.to_path_buf(),
-        })
-    }
-}
-
-/// Runs initdb on an empty data directory.
-fn run_initdb(
-    bindir: &Path,
-    data_dir: &Path,
-    fast: bool,
-    owner: Option<Owner>,
-) -> Result<(), EmbeddedError> {
-    let program = bindir.join("initdb");
-    let mut cmd = Command::new(&program);
-    // Trust authentication is safe here because the server never listens on
-    // TCP (listen_addresses is empty) and its only Unix socket lives in a
-    // private 0700 directory, with unix_socket_permissions=0700: only the
-    // cluster's OS user (and root) can connect at all.
-    cmd.arg("-D")
-        .arg(data_dir)
-        .args(["-U", PG_USER, "-A", "trust", "-E", "UTF8", "--locale=C"])
-        // A neutral working directory: the postgres user may not be able to
-        // enter ours (e.g. /root).
-        .current_dir("/")
-        .stdin(Stdio::null());
-    if fast {
-        cmd.arg("--no-sync");
-    }
-    Owner::apply(owner, &mut cmd);
-    let started = Instant::now();
-    let out = cmd.output().map_err(|source| EmbeddedError::Spawn {
-        program: program.clone(),
-        source,
-    })?;
-    if !out.status.success() {
-        return Err(EmbeddedError::Initdb {
-            data_dir: data_dir.to_path_buf(),
-            status: describe_status(out.status),
-            stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
-        });
-    }
-    info!(
-        data_dir = %data_dir.display(),
-        initdb = %program.display(),
-        elapsed_ms = started.elapsed().as_millis() as u64,
-        "initdb created a new PostgreSQL cluster"
-    );
-    Ok(())
-}
-
-fn describe_status(status: ExitStatus) -> String {
-    use std::os::unix::process::ExitStatusExt;
-    match (status.code(), status.signal()) {
-        (Some(code), _) => format!("exit code {code}"),
-        (None, Some(sig)) => format!("killed by signal {sig}"),
-        _ => status.to_string(),
-    }
-}
-
-/// The server log: where it is and where this start began writing.
-#[derive(Debug, Clone)]
-struct ServerLog {
-    path: PathBuf,
-    start_offset: u64,
-}
-
-impl ServerLog {
-    /// The last lines written since this start (the file also holds earlier runs).
-    fn tail(&self) -> String {
-        read_tail(&self.path, self.start_offset, LOG_TAIL_LINES)
-            .unwrap_or_else(|e| format!("(could not read {}: {e})", self.path.display()))
-    }
-}
-
-/// Returns the last `lines` lines of `path` after byte `from`, reading at most
-/// 64 KiB so a huge log costs nothing.
-fn read_tail(path: &Path, from: u64, lines: usize) -> io::Result<String> {
-    const WINDOW: u64 = 64 * 1024;
-    let mut file = File::open(path)?;
-    let len = file.metadata()?.len();
-    let start = from.max(len.saturating_sub(WINDOW)).min(len);
-    file.seek(SeekFrom::Start(start))?;
-    let mut bytes = Vec::new();
-    file.read_to_end(&mut bytes)?;
-    let text = String::from_utf8_lossy(&bytes);
-    let all: Vec<&str> = text.lines().collect();
-    let keep = &all[all.len().saturating_sub(lines)..];
-    Ok(keep.join("\n"))
-}
-
-/// What the wait for readiness watches besides the lock file.
-enum Watched<'a> {
-    /// Our own postmaster: `try_wait` tells us if it died.
-    Child(&'a mut Child),
-    /// A postmaster from an earlier run: only its pid is known.
-    Pid(i32),
-}
-
-/// Polls postmaster.pid until the postmaster named `expected_pid` reports
-/// `ready`, which is how pg_ctl waits since PostgreSQL 10.
-fn wait_ready(
-    data_dir: &Path,
-    expected_pid: i32,
-    mut watched: Watched<'_>,
-    log: &ServerLog,
-) -> Result<PidFile, EmbeddedError> {
-    let started = Instant::now();
-    loop {
-        // A stale lock file from a crash may still say "ready", so the pid must
-        // match the postmaster we are waiting for.
-        if let Some(pf) = PidFile::read(data_dir)? {
-            if pf.pid == expected_pid && pf.is_ready() {
-                return Ok(pf);
-            }
-        }
-        let exited = match &mut watched {
-            Watched::Child(child) => child
-                .try_wait()
-                .map_err(|e| io_err("wait for postgres in", data_dir, e))?
-                .map(describe_status),
-            Watched::Pid(pid) => (!pid_alive(*pid)).then(|| "the process is gone".to_owned()),
-        };
-        if let Some(status) = exited {
-            return Err(EmbeddedError::Exited {
-                data_dir: data_dir.to_path_buf(),
-                status,
-                log: log.path.clone(),
-                tail: log.tail(),
-            });
-        }
-        if started.elapsed() >= START_TIMEOUT {
-            return Err(EmbeddedError::StartTimeout {
-                data_dir: data_dir.to_path_buf(),
-                waited: started.elapsed(),
-                log: log.path.clone(),
-                tail: log.tail(),
-            });
-        }
-        thread::sleep(POLL);
-    }
 }
 
 /// Quotes `s` for a POSIX shell when it holds anything beyond a safe set.
@@ -930,7 +551,10 @@ fn log_path(data_dir: &Path) -> PathBuf {
 
 #[cfg(test)]
 mod tests {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+
     use super::binaries::parse_version;
+    use super::datadir::fnv1a64;
     use super::*;
     use std::sync::atomic::{AtomicU16, Ordering};
 

@@ -10,7 +10,8 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use super::{io_err, EmbeddedError, PG_USER};
+use super::error::{io_err, EmbeddedError};
+use super::PG_USER;
 
 /// The OS account the cluster runs as when pgrpc itself runs as root.
 #[derive(Debug, Clone, Copy)]
