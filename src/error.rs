@@ -14,6 +14,10 @@
 //! Database errors keep their SQLSTATE as `code`; [`sqlstate_status`] is the
 //! single SQLSTATE → HTTP mapping. What reaches the client is deliberate: an
 //! internal failure is logged in full and answered generically.
+//!
+//! One cohesive thing — the error type and its one mapping to HTTP — so one
+//! file, a little longer than most; the JWT stage's own reasons live in
+//! `jwt::errors`.
 
 use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::http::StatusCode;
