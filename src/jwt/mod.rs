@@ -8,10 +8,11 @@
 //! where claims are serialized canonically before signing.
 //!
 //! It owns (this file): the verifier and signer ([`Jwt`]), algorithm pinning,
-//! signature verification, claim validation, the role claim lookup, and a
-//! the form a verified token takes ([`Verified`], in `verified`) and its cache
-//! (`cache`, bounded in entries and bytes). Its other children: `material` turns bytes into
-//! keys (HMAC secret, PEM public/private keys, a JWK Set); `errors` holds the
+//! signature verification, claim validation and the role claim lookup. Its
+//! children: `verified` holds the form a verified token takes ([`Verified`]:
+//! claims as JSON text, role, session, validity window); `cache` keeps them,
+//! bounded in entries and in bytes; `material` turns bytes into keys (HMAC
+//! secret, PEM public/private keys, a JWK Set); `errors` holds the
 //! configuration and token errors with PostgREST's codes and texts
 //! (`PGRST300`/`PGRST301`/`PGRST303`, PostgREST `src/PostgREST/Error.hs`);
 //! [`refusal`] says in words why a token was refused; [`keys`] finds the key
