@@ -5,8 +5,9 @@ A fixed request rate, split over writer threads on keep-alive connections:
 cheap calls (anonymous and with a token), logins right and wrong, fresh
 registrations and token refreshes. Every answer is checked against what that
 kind of request must get (a wrong login must get 401); anything else, or no
-answer, is an error. Per minute: throughput, p50/p99, errors and the gateway's
-resident memory. Standard library only.
+answer, is an error. Per minute: throughput, p50/p99, errors, the gateway's
+resident memory and what its verified-token cache holds (from /metrics on the
+admin port). Standard library only.
 """
 
 import argparse
@@ -64,6 +65,23 @@ class Soak:
                 slot["errors"] += 1
                 if len(self.error_samples) < 20:
                     self.error_samples.append("minute %d, %s: %s" % (m + 1, kind, detail))
+
+
+def jwt_cache(admin_port):
+    """(entries, bytes) of the verified-token cache, from /metrics; (None, None)
+    when the admin port does not answer."""
+    found = {}
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", admin_port, timeout=5)
+        conn.request("GET", "/metrics")
+        for line in conn.getresponse().read().decode().splitlines():
+            name, _, value = line.partition(" ")
+            if name in ("pgrpc_jwt_cache_entries", "pgrpc_jwt_cache_bytes"):
+                found[name] = float(value)
+        conn.close()
+    except (OSError, http.client.HTTPException, ValueError):
+        pass
+    return found.get("pgrpc_jwt_cache_entries"), found.get("pgrpc_jwt_cache_bytes")
 
 
 def request(conn_box, port, method, path, body, token=None):
@@ -151,6 +169,7 @@ def main():
     p = argparse.ArgumentParser()
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--pid", type=int, required=True)
+    p.add_argument("--admin-port", type=int, default=0)
     p.add_argument("--minutes", type=int, default=10)
     p.add_argument("--rate", type=float, default=400)
     p.add_argument("--writers", type=int, default=16)
@@ -173,7 +192,7 @@ def main():
             raise SystemExit("login for the tokens failed: %d %s" % (status, data[:200]))
         soak.tokens.append(json.loads(data)["access_token"])
 
-    rss, load = {}, {}
+    rss, load, cache = {}, {}, {}
     soak.t0 = time.monotonic()
     interval = args.writers / args.rate
     threads = [threading.Thread(target=writer, args=(soak, interval, i)) for i in range(args.writers)]
@@ -185,18 +204,27 @@ def main():
             time.sleep(min(1, max(0, end - time.monotonic())))
         rss[m] = rss_kb(args.pid)
         load[m] = os.getloadavg()[0]
+        cache[m] = jwt_cache(args.admin_port) if args.admin_port else (None, None)
         with soak.lock:
             slot = soak.minute.get(m, {"lat": [], "errors": 0})
             n, errors, p99 = len(slot["lat"]), slot["errors"], percentile(slot["lat"], 0.99)
-        print("[soak] minute %d: %d requests, %.0f/s, p99 %.1f ms, %d errors, RSS %.1f MB, load %.1f"
-              % (m + 1, n, n / 60, p99 * 1000, errors, rss[m] / 1024, load[m]), flush=True)
+        print("[soak] minute %d: %d requests, %.0f/s, p99 %.1f ms, %d errors, RSS %.1f MB, "
+              "JWT cache %s, load %.1f" % (m + 1, n, n / 60, p99 * 1000, errors, rss[m] / 1024,
+                                           cache_text(cache[m]), load[m]), flush=True)
     soak.stop.set()
     for t in threads:
         t.join()
-    report(soak, rss, load)
+    report(soak, rss, load, cache)
 
 
-def report(soak, rss, load):
+def cache_text(reading):
+    entries, size = reading
+    if entries is None or size is None:
+        return "?"
+    return "%.0f KB (%d)" % (size / 1024, entries)
+
+
+def report(soak, rss, load, cache):
     a = soak.args
     rows, p99s = [], {}
     total_errors = 0
@@ -205,9 +233,10 @@ def report(soak, rss, load):
         lat = slot["lat"]
         p99s[m] = percentile(lat, 0.99)
         total_errors += slot["errors"]
-        rows.append("| %d | %d | %.0f | %.1f | %.1f | %d | %.1f | %.1f |" % (
+        rows.append("| %d | %d | %.0f | %.1f | %.1f | %d | %.1f | %s | %.1f |" % (
             m + 1, len(lat), len(lat) / 60, percentile(lat, 0.5) * 1000, p99s[m] * 1000,
-            slot["errors"], rss.get(m, 0) / 1024, load.get(m, 0)))
+            slot["errors"], rss.get(m, 0) / 1024, cache_text(cache.get(m, (None, None))),
+            load.get(m, 0)))
     last = a.minutes - 1
     base = 1 if a.minutes > 1 else 0  # minute 2 is the baseline (minute 1 warms up)
     growth = (rss[last] - rss[base]) / rss[base] * 100 if rss.get(base) else float("nan")
@@ -223,15 +252,16 @@ def report(soak, rss, load):
         "An error is any answer other than the expected status, or none. Latency is measured "
         "per request by the client (Python, so it includes the client's own overhead). Load is "
         "the machine's 1-minute load average at the end of the minute (2 cores: above 2, "
-        "something else competes for them)." % (
+        "something else competes for them). JWT cache: what the verified-token cache "
+        "accounts (pgrpc_jwt_cache_bytes, and its entries) at the end of the minute." % (
             a.minutes, a.rate, a.writers, a.binary, *[w for _, w in MIX]),
         "",
     ]
     if a.note:
         lines += [a.note, ""]
     lines += [
-        "| Minute | Requests | req/s | p50 ms | p99 ms | Errors | RSS MB | Load (1 min) |",
-        "|---|---|---|---|---|---|---|---|",
+        "| Minute | Requests | req/s | p50 ms | p99 ms | Errors | RSS MB | JWT cache | Load (1 min) |",
+        "|---|---|---|---|---|---|---|---|---|",
     ] + rows + [
         "",
         "Targets of the issue (minute %d against minute %d):" % (last + 1, base + 1),

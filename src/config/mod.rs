@@ -29,6 +29,16 @@ pub const MIN_SECRET_BYTES: usize = 32;
 /// Verified tokens the JWT cache keeps by default (`jwt.cache_max_entries`).
 pub const DEFAULT_JWT_CACHE_ENTRIES: usize = 10_000;
 
+/// Bytes the JWT cache holds at most by default (`jwt.cache_max_bytes`):
+/// 2 MiB, about 2,000 of the seed's tokens (~1 KB each, token text included).
+/// Small next to the gateway's ~16 MB, so a stream of new tokens (bench/soak:
+/// ~20 per second from refreshes) fills it within two minutes and RSS stays
+/// flat after, while a hot set of a couple of thousand clients still hits.
+pub const DEFAULT_JWT_CACHE_BYTES: usize = 2 * 1024 * 1024;
+
+/// Ended sessions the gateway keeps by default (`jwt.max_ended_sessions`).
+pub const DEFAULT_MAX_ENDED_SESSIONS: usize = 100_000;
+
 /// Admin port of the embedded default.
 pub const DEFAULT_ADMIN_PORT: u16 = 3001;
 
@@ -232,8 +242,12 @@ pub struct JwtConfig {
     pub claims_type: QualifiedName,
     /// Default lifetime of signed tokens, seconds.
     pub default_lifetime: u64,
-    /// Verified-token cache size.
+    /// Verified-token cache size, in tokens.
     pub cache_max_entries: usize,
+    /// Verified-token cache size, in bytes.
+    pub cache_max_bytes: usize,
+    /// Most ended sessions kept in memory (at least 1).
+    pub max_ended_sessions: usize,
     /// Cookie holding the token when no `Authorization` header is sent.
     pub cookie_name: Option<String>,
     /// JWK Set URL: `https://`, or `http://` to a loopback address.
@@ -574,6 +588,11 @@ fn jwt_config(j: &RawJwt) -> Result<JwtConfig, ConfigError> {
     if j.jwks_refresh == 0 {
         return Err(key_error("jwt.jwks_refresh", "must be at least 1 second"));
     }
+    if j.max_ended_sessions == 0 {
+        // Zero would make the set refuse every session token at the first
+        // logout (it fails closed when full): say so instead.
+        return Err(key_error("jwt.max_ended_sessions", "must be at least 1"));
+    }
     let jwt = JwtConfig {
         secret,
         secret_file: opt(&j.secret_file).map(PathBuf::from),
@@ -589,6 +608,8 @@ fn jwt_config(j: &RawJwt) -> Result<JwtConfig, ConfigError> {
         claims_type: QualifiedName::parse("jwt.claims_type", j.claims_type.trim())?,
         default_lifetime: j.default_lifetime.max(1),
         cache_max_entries: j.cache_max_entries,
+        cache_max_bytes: j.cache_max_bytes,
+        max_ended_sessions: j.max_ended_sessions,
         cookie_name,
         jwks_url,
         jwks_refresh: Duration::from_secs(j.jwks_refresh),

@@ -10,7 +10,7 @@ use std::str::FromStr;
 use serde::de::{self, Deserializer};
 use serde::{Deserialize, Serialize};
 
-use super::DEFAULT_JWT_CACHE_ENTRIES;
+use super::{DEFAULT_JWT_CACHE_BYTES, DEFAULT_JWT_CACHE_ENTRIES, DEFAULT_MAX_ENDED_SESSIONS};
 
 /// The config file and environment as given, before validation.
 #[derive(Debug, Default, Deserialize, Serialize)]
@@ -211,6 +211,12 @@ pub struct RawJwt {
     /// Verified tokens kept in memory; 0 disables the cache.
     #[serde(deserialize_with = "lenient")]
     pub cache_max_entries: usize,
+    /// Bytes the verified-token cache holds at most; 0 disables the cache.
+    #[serde(deserialize_with = "lenient")]
+    pub cache_max_bytes: usize,
+    /// Ended sessions kept in memory (beyond it the set fails closed).
+    #[serde(deserialize_with = "lenient")]
+    pub max_ended_sessions: usize,
     /// Cookie the token is read from when no `Authorization` header is sent; empty = off.
     pub cookie_name: String,
     /// URL of a JWK Set, fetched at start and refreshed; empty = off.
@@ -237,6 +243,8 @@ impl Default for RawJwt {
             claims_type: "auth.jwt_claims".into(),
             default_lifetime: 3600,
             cache_max_entries: DEFAULT_JWT_CACHE_ENTRIES,
+            cache_max_bytes: DEFAULT_JWT_CACHE_BYTES,
+            max_ended_sessions: DEFAULT_MAX_ENDED_SESSIONS,
             cookie_name: String::new(),
             jwks_url: String::new(),
             jwks_refresh: 300,

@@ -58,7 +58,10 @@ impl AppState {
             allowed_origins: config.server.cors_allowed_origins.clone(),
             allow_credentials: config.jwt.cookie_name.is_some(),
         }));
-        let ended_sessions = Arc::new(EndedSessions::new(config.jwt.leeway));
+        let ended_sessions = Arc::new(EndedSessions::with_capacity(
+            config.jwt.leeway,
+            config.jwt.max_ended_sessions,
+        ));
         AppState {
             ended_sessions,
             cors,
@@ -82,6 +85,7 @@ impl AppState {
             pool_available: pool.available,
             pool_waiting: pool.waiting,
             jwt_cache: self.jwt.load().as_deref().map(Jwt::cache_stats),
+            jwt_cache_size: self.jwt.load().as_deref().and_then(Jwt::cache_size),
             ended_sessions: self.ended_sessions.len(),
         }
     }

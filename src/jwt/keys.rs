@@ -119,6 +119,7 @@ pub fn load_settings(config: &Config, create: bool) -> Result<JwtSettings, KeyEr
         role_claim: j.role_claim.clone(),
         default_lifetime: j.default_lifetime,
         cache_max_entries: j.cache_max_entries,
+        cache_max_bytes: j.cache_max_bytes,
     };
     Ok(settings)
 }

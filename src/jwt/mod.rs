@@ -8,9 +8,11 @@
 //! where claims are serialized canonically before signing.
 //!
 //! It owns (this file): the verifier and signer ([`Jwt`]), algorithm pinning,
-//! signature verification, claim validation, the role claim lookup, and a
-//! bounded cache of verified tokens. Its children: `material` turns bytes into
-//! keys (HMAC secret, PEM public/private keys, a JWK Set); `errors` holds the
+//! signature verification, claim validation and the role claim lookup. Its
+//! children: `verified` holds the form a verified token takes ([`Verified`]:
+//! claims as JSON text, role, session, validity window); `cache` keeps them,
+//! bounded in entries and in bytes; `material` turns bytes into keys (HMAC
+//! secret, PEM public/private keys, a JWK Set); `errors` holds the
 //! configuration and token errors with PostgREST's codes and texts
 //! (`PGRST300`/`PGRST301`/`PGRST303`, PostgREST `src/PostgREST/Error.hs`);
 //! [`refusal`] says in words why a token was refused; [`keys`] finds the key
@@ -22,6 +24,7 @@
 //! failures with 401 and token-valued parameter failures with 400), or
 //! switching the database role (the execute stage).
 
+mod cache;
 mod errors;
 pub mod jwks;
 pub mod keys;
@@ -30,12 +33,12 @@ mod material;
 mod proptests;
 pub mod refusal;
 pub mod revoked;
+mod verified;
 
-use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -43,11 +46,16 @@ use base64::Engine as _;
 use jsonwebtoken::{AlgorithmFamily, DecodingKey, EncodingKey};
 use serde_json::{Map, Value};
 
-use crate::config::{DEFAULT_JWT_CACHE_ENTRIES, MIN_SECRET_BYTES as MIN_SECRET_LEN};
+use crate::config::{
+    DEFAULT_JWT_CACHE_BYTES, DEFAULT_JWT_CACHE_ENTRIES, MIN_SECRET_BYTES as MIN_SECRET_LEN,
+};
 
+use cache::TokenCache;
 pub use errors::{JwtConfigError, JwtError};
 pub use jsonwebtoken::Algorithm;
 use material::{check_pair, load_jwks, load_private_pem, load_public_pem};
+pub use verified::Verified;
+use verified::Window;
 
 /// The claims (payload) of a JWT: a JSON object (RFC 7519 §7.2 step 10).
 pub type Claims = Map<String, Value>;
@@ -82,13 +90,16 @@ pub struct JwtSettings {
     pub role_claim: Vec<String>,
     /// Seconds added to `iat` (or now) as `exp` when signing claims without `exp`.
     pub default_lifetime: u64,
-    /// Capacity of the verified-token cache; 0 disables it.
+    /// Most tokens the verified-token cache keeps; 0 disables it.
     pub cache_max_entries: usize,
+    /// Most bytes the verified-token cache holds (entries costed by their
+    /// real size); 0 disables it.
+    pub cache_max_bytes: usize,
 }
 
 impl Default for JwtSettings {
     /// No keys, `require_exp`, 30 s leeway, role claim `role`, one-hour
-    /// lifetime, 1000 cached tokens.
+    /// lifetime, the configuration's default cache bounds.
     fn default() -> Self {
         JwtSettings {
             secret: None,
@@ -103,6 +114,7 @@ impl Default for JwtSettings {
             role_claim: vec!["role".to_owned()],
             default_lifetime: 3600,
             cache_max_entries: DEFAULT_JWT_CACHE_ENTRIES,
+            cache_max_bytes: DEFAULT_JWT_CACHE_BYTES,
         }
     }
 }
@@ -135,6 +147,7 @@ impl fmt::Debug for JwtSettings {
             .field("role_claim", &self.role_claim)
             .field("default_lifetime", &self.default_lifetime)
             .field("cache_max_entries", &self.cache_max_entries)
+            .field("cache_max_bytes", &self.cache_max_bytes)
             .finish()
     }
 }
@@ -158,30 +171,6 @@ struct SignKey {
     key: EncodingKey,
 }
 
-/// The validity window of a verified token, kept next to it in the cache.
-#[derive(Clone, Copy)]
-struct Window {
-    exp: Option<f64>,
-    /// The later of `nbf` and `iat`.
-    not_before: Option<f64>,
-}
-
-impl Window {
-    fn contains(&self, now: f64, leeway: f64) -> bool {
-        self.exp.is_none_or(|exp| now <= exp + leeway)
-            && self.not_before.is_none_or(|nb| nb <= now + leeway)
-    }
-
-    fn is_expired(&self, now: f64, leeway: f64) -> bool {
-        self.exp.is_some_and(|exp| now > exp + leeway)
-    }
-}
-
-struct CacheEntry {
-    claims: Arc<Claims>,
-    window: Window,
-}
-
 /// Verifies and signs tokens with one fixed configuration; shared behind an
 /// `Arc` by the server.
 pub struct Jwt {
@@ -191,8 +180,8 @@ pub struct Jwt {
     keys: Vec<VerifyKey>,
     /// The signing algorithm and key, chosen once at start.
     signer: Option<(Algorithm, EncodingKey)>,
-    /// `None` when `cache_max_entries` is 0.
-    cache: Option<Mutex<HashMap<String, CacheEntry>>>,
+    /// `None` when `cache_max_entries` or `cache_max_bytes` is 0.
+    cache: Option<TokenCache>,
     /// Verifications answered from the cache / by full verification (metrics).
     hits: AtomicU64,
     misses: AtomicU64,
@@ -317,8 +306,7 @@ impl Jwt {
             );
         }
 
-        let cache = (settings.cache_max_entries > 0)
-            .then(|| Mutex::new(HashMap::with_capacity(settings.cache_max_entries.min(1024))));
+        let cache = TokenCache::new(settings.cache_max_entries, settings.cache_max_bytes);
 
         tracing::debug!(
             algorithms = %join_algs(&algorithms),
@@ -345,23 +333,33 @@ impl Jwt {
         )
     }
 
-    /// Verify signature, algorithm pinning and the time/audience/issuer claims; cached.
-    pub fn verify(&self, token: &str) -> Result<Arc<Claims>, JwtError> {
+    /// (entries, accounted bytes) of the verified-token cache now, for
+    /// `/metrics`; `None` when the cache is off.
+    pub fn cache_size(&self) -> Option<(usize, usize)> {
+        self.cache.as_ref().map(TokenCache::size)
+    }
+
+    /// Verify signature, algorithm pinning and the time/audience/issuer
+    /// claims, and find the role; cached (module `cache`).
+    pub fn verify(&self, token: &str) -> Result<Arc<Verified>, JwtError> {
         self.verify_at(token, unix_now())
     }
 
     /// [`Jwt::verify`] with an explicit clock (`now` in Unix seconds), for tests.
-    pub fn verify_at(&self, token: &str, now: u64) -> Result<Arc<Claims>, JwtError> {
-        if let Some(claims) = self.cache_get(token, now) {
+    pub fn verify_at(&self, token: &str, now: u64) -> Result<Arc<Verified>, JwtError> {
+        let (at, leeway) = (now as f64, self.settings.leeway as f64);
+        if let Some(verified) = self.cache.as_ref().and_then(|c| c.get(token, at, leeway)) {
             self.hits.fetch_add(1, Ordering::Relaxed);
-            return Ok(claims);
+            return Ok(verified);
         }
         self.misses.fetch_add(1, Ordering::Relaxed);
         let claims = self.decode_and_verify(token)?;
         let window = self.check_claims(&claims, now)?;
-        let claims = Arc::new(claims);
-        self.cache_put(token, &claims, window);
-        Ok(claims)
+        let verified = Arc::new(Verified::new(&claims, self.role(&claims), window));
+        if let Some(cache) = &self.cache {
+            cache.insert(token, Arc::clone(&verified), at, leeway);
+        }
+        Ok(verified)
     }
 
     /// The role at the configured claim path: `Ok(None)` when absent, `Err`
@@ -645,43 +643,6 @@ impl Jwt {
         };
         Ok(Window { exp, not_before })
     }
-
-    /// A cached token whose window still contains `now`. An expired entry is
-    /// dropped and reported as a miss, so full verification gives the error.
-    fn cache_get(&self, token: &str, now: u64) -> Option<Arc<Claims>> {
-        let cache = self.cache.as_ref()?;
-        let (now, leeway) = (now as f64, self.settings.leeway as f64);
-        let mut map = cache.lock().unwrap_or_else(PoisonError::into_inner);
-        let entry = map.get(token)?;
-        if entry.window.contains(now, leeway) {
-            return Some(Arc::clone(&entry.claims));
-        }
-        if entry.window.is_expired(now, leeway) {
-            map.remove(token);
-        }
-        None
-    }
-
-    fn cache_put(&self, token: &str, claims: &Arc<Claims>, window: Window) {
-        let Some(cache) = &self.cache else {
-            return;
-        };
-        let entry = CacheEntry {
-            claims: Arc::clone(claims),
-            window,
-        };
-        let mut map = cache.lock().unwrap_or_else(PoisonError::into_inner);
-        if map.len() >= self.settings.cache_max_entries && !map.contains_key(token) {
-            // Evict one entry: the first in iteration order, which with the
-            // randomly seeded hasher is an arbitrary one. Only the gateway's
-            // keys make cacheable tokens, so no client can game this.
-            let victim = map.keys().next().cloned();
-            if let Some(victim) = victim {
-                map.remove(&victim);
-            }
-        }
-        map.insert(token.to_owned(), entry);
-    }
 }
 
 /// The JOSE name of an algorithm (RFC 7518 §3.1); jsonwebtoken's `Debug`
@@ -819,7 +780,7 @@ mod tests {
         let token = jwt
             .sign_at(obj(json!({"role": "web_user", "n": 1})), NOW)
             .unwrap();
-        let claims = jwt.verify_at(&token, NOW + 10).unwrap();
+        let claims = jwt.verify_at(&token, NOW + 10).unwrap().claims();
         assert_eq!(claims["role"], "web_user");
         assert_eq!(claims["n"], 1);
         assert_eq!(jwt.role(&claims).unwrap(), Some("web_user"));
@@ -837,12 +798,11 @@ mod tests {
             jwt.sign_at(obj(json!({"role": "r"})), NOW).unwrap()
         });
 
-        let claims = jwt.verify_at(&ta, NOW).unwrap();
+        let claims = jwt.verify_at(&ta, NOW).unwrap().claims();
         // A different clock must not matter: iat and exp are already set.
-        assert_eq!(jwt.sign_at((*claims).clone(), NOW + 999).unwrap(), ta);
+        assert_eq!(jwt.sign_at(claims.clone(), NOW + 999).unwrap(), ta);
         assert_eq!(
-            jwt.sign((*jwt.verify_at(&ta, NOW).unwrap()).clone())
-                .unwrap(),
+            jwt.sign(jwt.verify_at(&ta, NOW).unwrap().claims()).unwrap(),
             ta
         );
 
@@ -866,12 +826,8 @@ mod tests {
             .unwrap();
             assert_eq!(jwt.signing_algorithm(), Some(alg));
             let token = jwt.sign_at(obj(json!({"role": "r"})), NOW).unwrap();
-            let claims = jwt.verify_at(&token, NOW).unwrap();
-            assert_eq!(
-                jwt.sign_at((*claims).clone(), NOW).unwrap(),
-                token,
-                "{alg:?}"
-            );
+            let claims = jwt.verify_at(&token, NOW).unwrap().claims();
+            assert_eq!(jwt.sign_at(claims.clone(), NOW).unwrap(), token, "{alg:?}");
         }
     }
 
@@ -1011,7 +967,7 @@ mod tests {
         .unwrap();
         assert_eq!(jwt.signing_algorithm(), Some(Algorithm::RS256));
         let token = jwt.sign_at(obj(json!({"role": "r"})), NOW).unwrap();
-        assert_eq!(jwt.verify_at(&token, NOW).unwrap()["role"], "r");
+        assert_eq!(jwt.verify_at(&token, NOW).unwrap().claims()["role"], "r");
 
         // Verification-only gateway with the public key.
         let verifier = Jwt::new(JwtSettings {
@@ -1041,7 +997,10 @@ mod tests {
         })
         .unwrap();
         assert_eq!(verifier.algorithms(), &[Algorithm::ES256]);
-        assert_eq!(verifier.verify_at(&token, NOW).unwrap()["role"], "r");
+        assert_eq!(
+            verifier.verify_at(&token, NOW).unwrap().claims()["role"],
+            "r"
+        );
     }
 
     #[test]
@@ -1054,7 +1013,7 @@ mod tests {
         .unwrap();
         assert_eq!(jwt.signing_algorithm(), Some(Algorithm::EdDSA));
         let token = jwt.sign_at(obj(json!({"role": "r"})), NOW).unwrap();
-        assert_eq!(jwt.verify_at(&token, NOW).unwrap()["role"], "r");
+        assert_eq!(jwt.verify_at(&token, NOW).unwrap().claims()["role"], "r");
         // An ES256 token is not accepted by an EdDSA-only gateway.
         let es = forge(
             json!({"alg": "ES256"}),
@@ -1370,7 +1329,7 @@ mod tests {
     fn sign_adds_registered_claims() {
         let jwt = with_aud_iss();
         let token = jwt.sign_at(obj(json!({"role": "r"})), NOW).unwrap();
-        let claims = jwt.verify_at(&token, NOW).unwrap();
+        let claims = jwt.verify_at(&token, NOW).unwrap().claims();
         assert_eq!(claims["iat"], NOW);
         assert_eq!(claims["exp"], NOW + 3600);
         assert_eq!(claims["aud"], "gateway");
@@ -1380,7 +1339,7 @@ mod tests {
         let token = jwt
             .sign_at(obj(json!({"iat": NOW - 10, "aud": ["x", "gateway"]})), NOW)
             .unwrap();
-        let claims = jwt.verify_at(&token, NOW).unwrap();
+        let claims = jwt.verify_at(&token, NOW).unwrap().claims();
         assert_eq!(claims["iat"], NOW - 10);
         assert_eq!(claims["exp"], NOW - 10 + 3600);
         assert_eq!(claims["aud"], json!(["x", "gateway"]));
@@ -1422,8 +1381,7 @@ mod tests {
             let token = forge_hs(Algorithm::HS256, json!({"exp": NOW + 100, "i": i}));
             assert!(jwt.verify_at(&token, NOW).is_ok());
         }
-        let len = jwt.cache.as_ref().map(|c| c.lock().unwrap().len());
-        assert_eq!(len, Some(2));
+        assert_eq!(jwt.cache_size().map(|(len, _)| len), Some(2));
 
         let uncached = Jwt::new(JwtSettings {
             cache_max_entries: 0,

@@ -14,8 +14,12 @@
 //! Bounds: an entry is forgotten once `exp + leeway` has passed, since no token
 //! of that session can pass the `exp` check any more: from then on the check
 //! ignores it, and it is pruned when the set is full or on the first insert
-//! after a minute. Beyond
-//! [`MAX_ENDED_SESSIONS`] the set fails closed: it drops the tenth of its
+//! after a minute. An entry is 25 bytes in the hash table (a 16-byte sid, an
+//! 8-byte `exp`, a control byte), and the table keeps up to 2.3 buckets per
+//! entry: the default cap of [`MAX_ENDED_SESSIONS`] (`jwt.max_ended_sessions`)
+//! fills 131,072 buckets, 3.3 MB, twice that while a reload builds the new set
+//! beside the old (`cost::of_a_full_set` measured 3.4 MB of RSS). Beyond the cap the set
+//! fails closed: it drops the tenth of its
 //! entries that expire first and from then on refuses *every* token with a
 //! `sid` whose `exp` is not after the latest `exp` it dropped (the horizon),
 //! until that time has passed. An ended session is therefore never accepted
@@ -29,11 +33,41 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 
-use super::{Claims, JwtError};
+use super::{Claims, JwtError, Verified};
 
-/// The most ended sessions the gateway keeps (about 3 MB). More sessions
-/// ended within the token lifetime make the set fail closed (module docs).
-pub const MAX_ENDED_SESSIONS: usize = 100_000;
+/// The most ended sessions the gateway keeps by default
+/// (`jwt.max_ended_sessions`). More sessions ended within the token lifetime
+/// make the set fail closed (module docs).
+pub const MAX_ENDED_SESSIONS: usize = crate::config::DEFAULT_MAX_ENDED_SESSIONS;
+
+/// A session id as the set stores it: a uuid as two `u64`s rather than a
+/// `u128`, whose 16-byte alignment would pad each entry from 24 to 32 bytes.
+type SidKey = [u64; 2];
+
+fn key(sid: u128) -> SidKey {
+    [(sid >> 64) as u64, sid as u64]
+}
+
+/// The session claims of a verified token, as the check needs them: present
+/// when the token has a `sid` claim at all.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SessionClaim {
+    /// The `sid` as a uuid; `None` when it is not one (never listed, but the
+    /// horizon still applies).
+    pub sid: Option<u128>,
+    /// The token's `exp`, Unix seconds.
+    pub exp: Option<f64>,
+}
+
+impl SessionClaim {
+    /// The session claims of a claims map; `None` without a `sid` claim.
+    pub fn of(claims: &Claims) -> Option<SessionClaim> {
+        claims.get(SID_CLAIM).map(|sid| SessionClaim {
+            sid: sid.as_str().and_then(parse_uuid),
+            exp: claims.get("exp").and_then(Value::as_f64),
+        })
+    }
+}
 
 /// The claim that names a token's session (OpenID Connect's `sid`).
 pub const SID_CLAIM: &str = "sid";
@@ -76,8 +110,8 @@ impl Loading {
 
 #[derive(Default)]
 struct Inner {
-    /// sid (a uuid as a number) → the session's latest `exp`, Unix seconds.
-    ended: HashMap<u128, i64>,
+    /// sid → the session's latest `exp`, Unix seconds.
+    ended: HashMap<SidKey, i64>,
     /// Tokens with a `sid` and an `exp` up to this are refused: entries that
     /// expire up to here were dropped when the set was full.
     horizon: Option<i64>,
@@ -111,25 +145,32 @@ impl EndedSessions {
         self.leeway.store(leeway, Ordering::Relaxed);
     }
 
-    /// Refuse verified claims whose `sid` names an ended session. Tokens
+    /// Refuse a verified token whose `sid` names an ended session. Tokens
     /// without a `sid` claim are not sessions and always pass.
-    pub fn check(&self, claims: &Claims) -> Result<(), JwtError> {
-        self.check_at(claims, unix_now)
+    pub fn check(&self, token: &Verified) -> Result<(), JwtError> {
+        self.check_session_at(token.session(), unix_now)
     }
 
-    /// [`EndedSessions::check`] with a clock, read only when the `sid` is listed.
+    /// [`EndedSessions::check`] on a claims map, with a clock (tests).
     pub fn check_at(&self, claims: &Claims, now: impl FnOnce() -> i64) -> Result<(), JwtError> {
+        self.check_session_at(SessionClaim::of(claims).as_ref(), now)
+    }
+
+    /// The check on a token's session claims, with a clock read only when
+    /// the `sid` is listed.
+    pub fn check_session_at(
+        &self,
+        session: Option<&SessionClaim>,
+        now: impl FnOnce() -> i64,
+    ) -> Result<(), JwtError> {
         if !self.active.load(Ordering::Acquire) {
             return Ok(());
         }
-        let Some(sid) = claims.get(SID_CLAIM) else {
+        let Some(session) = session else {
             return Ok(());
         };
         let inner = self.inner.read().unwrap_or_else(PoisonError::into_inner);
-        let listed = sid
-            .as_str()
-            .and_then(parse_uuid)
-            .and_then(|sid| inner.ended.get(&sid));
+        let listed = session.sid.and_then(|sid| inner.ended.get(&key(sid)));
         // An entry past exp + leeway counts no more, pruned or not yet: no
         // token of its session can be valid then.
         if let Some(&exp) = listed {
@@ -140,8 +181,7 @@ impl EndedSessions {
         if let Some(horizon) = inner.horizon {
             // No `exp` (jwt.require_exp = false) cannot be shown to be past
             // the horizon: refused too, failing closed.
-            let exp = claims.get("exp").and_then(Value::as_f64);
-            if exp.is_none_or(|exp| exp <= horizon as f64) {
+            if session.exp.is_none_or(|exp| exp <= horizon as f64) {
                 return Err(JwtError::SessionEnded);
             }
         }
@@ -240,6 +280,7 @@ impl Inner {
     }
 
     fn insert(&mut self, sid: u128, exp: i64, now: i64, leeway: i64, cap: usize) {
+        let sid = key(sid);
         let alive = |exp: i64| exp.saturating_add(leeway) >= now;
         if now >= self.next_prune {
             self.prune(now, leeway);
@@ -527,14 +568,58 @@ mod cost {
                 "sid": "7e57be4c-0000-4000-8000-000000000001"
             }))
             .expect("claims");
+            let window = super::super::verified::Window {
+                exp: Some((now + 7200) as f64),
+                not_before: None,
+            };
+            let token = Verified::new(&claims, Ok(Some("app_user")), window);
             let rounds = 2_000_000u32;
             let start = Instant::now();
             let mut refused = 0u32;
             for _ in 0..rounds {
-                refused += u32::from(std::hint::black_box(&set).check(&claims).is_err());
+                refused += u32::from(std::hint::black_box(&set).check(&token).is_err());
             }
             let ns = start.elapsed().as_nanos() as f64 / f64::from(rounds);
             println!("set of {size}: {ns:.1} ns per check (refused {refused})");
         }
+    }
+
+    #[test]
+    #[ignore = "a measurement (README, Operations), not a check"]
+    fn of_a_full_set() {
+        let rss_kb = || -> usize {
+            std::fs::read_to_string("/proc/self/status")
+                .ok()
+                .and_then(|s| {
+                    s.lines()
+                        .find(|l| l.starts_with("VmRSS:"))
+                        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+                })
+                .unwrap_or(0)
+        };
+        let now = unix_now();
+        let set = EndedSessions::new(30);
+        let before = rss_kb();
+        let mut fresh = set.loading();
+        for i in 0..MAX_ENDED_SESSIONS as u128 {
+            let hex = format!("{:032x}", i + 1);
+            let sid = format!(
+                "{}-{}-{}-{}-{}",
+                &hex[0..8],
+                &hex[8..12],
+                &hex[12..16],
+                &hex[16..20],
+                &hex[20..32]
+            );
+            fresh.add(&sid, now + 3600);
+        }
+        set.install(fresh);
+        let after = rss_kb();
+        println!(
+            "{} ended sessions: RSS grew {:.1} MB ({:.0} bytes each)",
+            set.len(),
+            (after - before) as f64 / 1024.0,
+            (after - before) as f64 * 1024.0 / set.len() as f64
+        );
     }
 }

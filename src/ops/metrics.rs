@@ -2,7 +2,7 @@
 //!
 //! Requests by function and status, a latency histogram, pool size,
 //! availability, waiters and timeouts, schema cache loads and load time, JWT
-//! cache hits and misses, JWKS URL fetches and failed fetches, and each read
+//! cache hits, misses, entries and bytes, JWKS URL fetches and failed fetches, and each read
 //! replica's health and lag (set by `db::replicas`' checks). Values owned elsewhere (the pool, the JWT cache)
 //! are read at scrape time. Serving them is `admin`'s job.
 
@@ -28,6 +28,8 @@ pub struct Readings {
     pub pool_waiting: usize,
     /// JWT cache (hits, misses) since start; None without a JWT verifier.
     pub jwt_cache: Option<(u64, u64)>,
+    /// JWT cache (entries, accounted bytes) now; None without a cache.
+    pub jwt_cache_size: Option<(usize, usize)>,
     /// Ended sessions the gateway refuses now.
     pub ended_sessions: usize,
 }
@@ -52,6 +54,8 @@ pub struct Metrics {
     schema_load_seconds: Gauge<f64, AtomicU64>,
     jwt_hits: Counter,
     jwt_misses: Counter,
+    jwt_cache_entries: Gauge,
+    jwt_cache_bytes: Gauge,
     jwks_fetches: Counter,
     jwks_failures: Counter,
     ended_sessions: Gauge,
@@ -142,6 +146,18 @@ impl Metrics {
             "Tokens verified in full",
             jwt_misses.clone(),
         );
+        let jwt_cache_entries = Gauge::default();
+        registry.register(
+            "jwt_cache_entries",
+            "Tokens in the verified-token cache (jwt.cache_max_entries bounds it)",
+            jwt_cache_entries.clone(),
+        );
+        let jwt_cache_bytes = Gauge::default();
+        registry.register(
+            "jwt_cache_bytes",
+            "Bytes the verified-token cache holds, as it accounts them (jwt.cache_max_bytes bounds it)",
+            jwt_cache_bytes.clone(),
+        );
         let jwks_fetches = Counter::default();
         registry.register(
             "jwks_fetches",
@@ -189,6 +205,8 @@ impl Metrics {
             schema_load_seconds,
             jwt_hits,
             jwt_misses,
+            jwt_cache_entries,
+            jwt_cache_bytes,
             jwt_seen: Mutex::new((0, 0)),
             answered: AtomicU64::new(0),
         }
@@ -249,6 +267,11 @@ impl Metrics {
             .set(i64::try_from(now.pool_waiting).unwrap_or(i64::MAX));
         self.ended_sessions
             .set(i64::try_from(now.ended_sessions).unwrap_or(i64::MAX));
+        let (entries, bytes) = now.jwt_cache_size.unwrap_or((0, 0));
+        self.jwt_cache_entries
+            .set(i64::try_from(entries).unwrap_or(i64::MAX));
+        self.jwt_cache_bytes
+            .set(i64::try_from(bytes).unwrap_or(i64::MAX));
         if let (Some((hits, misses)), Ok(mut seen)) = (now.jwt_cache, self.jwt_seen.lock()) {
             self.jwt_hits.inc_by(hits.saturating_sub(seen.0));
             self.jwt_misses.inc_by(misses.saturating_sub(seen.1));

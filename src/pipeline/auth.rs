@@ -18,7 +18,7 @@ use serde_json::{Map, Value};
 
 use crate::error::{AuthError, Error, RequestError};
 use crate::jwt::revoked::EndedSessions;
-use crate::jwt::{Jwt, JwtError};
+use crate::jwt::{Jwt, JwtError, Verified};
 use crate::pipeline::plan::ClaimsArg;
 
 /// Who the request runs as.
@@ -100,18 +100,19 @@ pub fn authenticate(
         return Err(AuthError::Invalid(JwtError::Empty).into());
     }
     let jwt = jwt.ok_or(AuthError::SecretMissing)?;
-    let claims: Arc<Map<String, Value>> = jwt.verify(token).map_err(AuthError::Invalid)?;
+    let claims: Arc<Verified> = jwt.verify(token).map_err(AuthError::Invalid)?;
     ended.check(&claims).map_err(AuthError::Invalid)?;
-    let role = match jwt.role(&claims).map_err(AuthError::Invalid)? {
+    let role = match claims.role().map_err(AuthError::Invalid)? {
         Some(role) => role.to_string(),
         None => {
-            let mut auth = anonymous_with_claims(&claims, anon_role)?;
+            let mut auth = anonymous_with_claims(&claims.claims(), anon_role)?;
             auth.via_cookie = via_cookie;
             return Ok(auth);
         }
     };
     Ok(AuthContext {
-        claims_json: claims_with_role(&claims, &role),
+        // Written once at verification and cached: a copy per request.
+        claims_json: claims.request_claims().to_owned(),
         role,
         authenticated: true,
         via_cookie,
@@ -186,7 +187,7 @@ fn verify_one(
         }
         _ => return Err(not_a_token(param)),
     };
-    *value = Value::Object((*claims).clone());
+    *value = Value::Object(claims.claims());
     Ok(())
 }
 

@@ -17,6 +17,7 @@ mod core_transactions;
 
 // JWT (issue 3).
 mod jwt_auth;
+mod jwt_cache;
 mod jwt_claims;
 mod jwt_cookie;
 mod jwt_jwks;
