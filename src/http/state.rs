@@ -59,6 +59,7 @@ impl AppState {
             allow_credentials: config.jwt.cookie_name.is_some(),
         }));
         let ended_sessions = Arc::new(EndedSessions::new(config.jwt.leeway));
+        let trusted_proxies = config.server.trusted_proxies.clone();
         AppState {
             ended_sessions,
             cors,
@@ -69,7 +70,7 @@ impl AppState {
             jwks: None,
             replicas: None,
             metrics: Arc::new(Metrics::new()),
-            admission: Arc::new(Admission::default()),
+            admission: Arc::new(Admission::new(trusted_proxies)),
             pre_request_sql,
         }
     }
