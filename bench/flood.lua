@@ -6,12 +6,16 @@
 --                      username per attempt, which exists nowhere)
 --   BENCH_DELAY_MS     pause after each answer before the next attempt on
 --                      that connection (wrk's delay(); unset or 0: closed loop)
+--   BENCH_FLOOD_XFF    1: a random X-Forwarded-For address per attempt (a
+--                      flood from many addresses; the gateway must trust the
+--                      load generator's address, server.trusted_proxies)
 --
 -- The summary line adds the answers by status: 401 (refused login), 429
 -- (rate or lockout), 503 (the function's concurrency limit), and any other.
 
 local user = os.getenv("BENCH_FLOOD_USER")
 local pause = tonumber(os.getenv("BENCH_DELAY_MS") or "0") or 0
+local xff = os.getenv("BENCH_FLOOD_XFF") == "1"
 
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
@@ -35,6 +39,12 @@ request = function()
     name = string.format("nobody%08x%04x", math.random(0, 0x7fffffff), math.random(0, 0xffff))
   end
   local body = '{"username":"' .. name .. '","password":"wrong-password-123"}'
+  if xff then
+    local headers = { ["Content-Type"] = "application/json" }
+    headers["X-Forwarded-For"] = string.format("%d.%d.%d.%d",
+      math.random(1, 223), math.random(0, 255), math.random(0, 255), math.random(1, 254))
+    return wrk.format(nil, nil, headers, body)
+  end
   return wrk.format(nil, nil, nil, body)
 end
 

@@ -33,7 +33,7 @@ use crate::http::state::{AppState, WorkerPool};
 use crate::jwt::{Jwt, JwtError};
 use crate::openapi;
 use crate::ops::logging::events;
-use crate::pipeline::admit::client_addr;
+use crate::pipeline::admit::{self, client_addr};
 use crate::pipeline::auth::AuthContext;
 use crate::pipeline::execute::{self, TxRequest};
 use crate::pipeline::parse::{self, HttpInput};
@@ -124,6 +124,9 @@ struct Trace {
     /// (stage name, duration), in order.
     stages: Vec<(&'static str, Duration)>,
     last: Option<Instant>,
+    /// The rate limit state of an admitted call: its `RateLimit` headers go
+    /// on whatever it is answered, an error included.
+    rate_headers: Option<crate::pipeline::admit::RateHeaders>,
 }
 
 impl Trace {
@@ -172,6 +175,15 @@ async fn handle(
         Err(e) => (e.error_response(), Some(e.code())),
     };
     trace.mark("response");
+    if let Some(h) = trace.rate_headers.take() {
+        for (name, value) in [("ratelimit-policy", h.policy), ("ratelimit", h.state)] {
+            if let Ok(v) = HeaderValue::from_str(&value) {
+                response
+                    .headers_mut()
+                    .insert(HeaderName::from_static(name), v);
+            }
+        }
+    }
     if state.config.server.timing {
         if let Ok(v) = HeaderValue::from_str(&trace.server_timing()) {
             response
@@ -329,9 +341,13 @@ async fn call(
     let call = query::call_query(&plan);
     // Admit: the function's declared limits, before any database work (a
     // rate-limited call costs no token verification either).
-    let limits = cache.limits(plan.routine.oid).cloned();
-    let client_ip = client_address(req, config);
-    let rate_headers = match &limits {
+    let limits = if admit::COMPILED {
+        cache.limits(plan.routine.oid).cloned()
+    } else {
+        None
+    };
+    let client_ip = client_address(req, &state.admission.trusted_proxies());
+    trace.rate_headers = match &limits {
         Some(limits) => state.admission.check_rate(
             &plan.routine.qualified_name(),
             plan.routine.oid,
@@ -375,15 +391,6 @@ async fn call(
     let mut response = respond::respond(&plan, outcome, jwt.as_deref())?;
     if let Some(v) = lsn.and_then(|l| HeaderValue::from_str(&l).ok()) {
         response.headers_mut().insert(PGRPC_LSN, v);
-    }
-    if let Some(h) = rate_headers {
-        for (name, value) in [("ratelimit-policy", h.policy), ("ratelimit", h.state)] {
-            if let Ok(v) = HeaderValue::from_str(&value) {
-                response
-                    .headers_mut()
-                    .insert(HeaderName::from_static(name), v);
-            }
-        }
     }
     Ok(response)
 }
@@ -491,9 +498,8 @@ async fn transaction(
 
 /// The client address: the peer, or behind `server.trusted_proxies` the hop
 /// they forwarded for (`request.client_ip`, rate-limit buckets).
-fn client_address(req: &HttpRequest, config: &crate::config::Config) -> Option<std::net::IpAddr> {
+fn client_address(req: &HttpRequest, trusted: &[ipnet::IpNet]) -> Option<std::net::IpAddr> {
     let peer = req.peer_addr().map(|a| a.ip());
-    let trusted = &config.server.trusted_proxies;
     if trusted.is_empty() {
         return peer.map(|ip| ip.to_canonical());
     }

@@ -183,7 +183,7 @@ pub struct ConfigSource {
 }
 
 /// Re-read the configuration and swap what can change without a restart: JWT
-/// keys, CORS origins, log level. All are built first and swapped only when
+/// keys, CORS origins, trusted proxies, log level. All are built first and swapped only when
 /// all are valid, so a bad edit changes nothing.
 fn reload_config(source: &ConfigSource, state: &AppState, log: &LogHandle) {
     let (config, _) = match Config::load(&source.path, source.required, std::env::vars()) {
@@ -216,8 +216,11 @@ fn reload_config(source: &ConfigSource, state: &AppState, log: &LogHandle) {
         allowed_origins: config.server.cors_allowed_origins.clone(),
         allow_credentials: config.jwt.cookie_name.is_some(),
     }));
+    state
+        .admission
+        .set_trusted_proxies(config.server.trusted_proxies.clone());
     log.set(filter);
-    tracing::info!("configuration reloaded (JWT keys, CORS origins, log level)");
+    tracing::info!("configuration reloaded (JWT keys, CORS origins, trusted proxies, log level)");
 }
 
 /// The request pools as the server builds them: `db.pool` connections to

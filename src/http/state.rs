@@ -62,6 +62,7 @@ impl AppState {
             config.jwt.leeway,
             config.jwt.max_ended_sessions,
         ));
+        let trusted_proxies = config.server.trusted_proxies.clone();
         AppState {
             ended_sessions,
             cors,
@@ -72,7 +73,7 @@ impl AppState {
             jwks: None,
             replicas: None,
             metrics: Arc::new(Metrics::new()),
-            admission: Arc::new(Admission::default()),
+            admission: Arc::new(Admission::new(trusted_proxies)),
             pre_request_sql,
         }
     }

@@ -221,6 +221,72 @@ async fn rate_limit_is_429_with_ratelimit_headers_per_address() {
     assert_eq!(send(&app, with_token()).await.status, 429);
 }
 
+// The RateLimit headers go on every answer of an admitted call, errors
+// included (draft-ietf-httpapi-ratelimit-headers: independent of the
+// status): an error the function raises and a 503 of its concurrency limit
+// carry the state that call left; an error before admission carries none.
+#[actix_web::test]
+async fn ratelimit_headers_are_on_error_answers_after_admission() {
+    let ctx = setup().await;
+    let app = ctx.app().await;
+    nap(&ctx, &[]).await;
+    ctx.db
+        .admin()
+        .await
+        .batch_execute(
+            "create function api.refuse() returns int language plpgsql volatile
+               as $$ begin raise sqlstate 'PT409' using message = 'refused'; end $$;
+             grant execute on function api.refuse() to web_anon;",
+        )
+        .await
+        .expect("create refuse");
+    declare(&ctx, "api.refuse()", &["pgrpc.rate_limit = '5/minute'"]).await;
+    let raised = send(&app, post("/rpc/refuse", "{}").peer_addr(peer("192.0.2.1"))).await;
+    assert_eq!(raised.status, 409, "{raised:?}");
+    assert_eq!(
+        raised.header("ratelimit-policy").as_deref(),
+        Some(r#""api.refuse";q=5;w=60"#)
+    );
+    assert_eq!(
+        raised.header("ratelimit").as_deref(),
+        Some(r#""api.refuse";r=4;t=12"#)
+    );
+    // Unknown arguments fail in plan, before admission: not counted, no headers.
+    let unplanned = send(
+        &app,
+        post("/rpc/refuse", r#"{"x":1}"#).peer_addr(peer("192.0.2.1")),
+    )
+    .await;
+    assert_eq!(unplanned.status, 404, "{unplanned:?}");
+    assert!(unplanned.header("ratelimit").is_none(), "{unplanned:?}");
+
+    // A 503 of the concurrency limit, after the rate limit let the call in.
+    declare(
+        &ctx,
+        "api.nap(float8)",
+        &[
+            "pgrpc.max_concurrency = '1'",
+            "pgrpc.max_queue = '0'",
+            "pgrpc.rate_limit = '10/minute'",
+        ],
+    )
+    .await;
+    let results = join_all((0..2).map(|_| send(&app, nap_call(0.3)))).await;
+    assert_eq!(statuses(&results), vec![200, 503], "{results:?}");
+    for r in &results {
+        assert_eq!(
+            r.header("ratelimit-policy").as_deref(),
+            Some(r#""api.nap";q=10;w=60"#),
+            "{r:?}"
+        );
+        assert!(
+            r.header("ratelimit")
+                .is_some_and(|v| v.starts_with(r#""api.nap";r="#)),
+            "{r:?}"
+        );
+    }
+}
+
 #[actix_web::test]
 async fn client_ip_is_the_peer_and_spoofed_forwarding_is_ignored() {
     let ctx = setup_with("[server]\ntrusted_proxies = [\"10.0.0.0/8\"]").await;
@@ -414,4 +480,55 @@ fn random_names_and_tokens_leave_memory_and_metrics_flat() {
         "RSS grew from {rss_before} kB to {rss_after} kB"
     );
     drop(gw);
+}
+
+// server.trusted_proxies is read again on a config reload (SIGUSR2, like the
+// JWT keys and CORS origins): trusting the proxy needs no restart, and
+// neither does distrusting it again.
+#[test]
+fn a_config_reload_applies_a_changed_trusted_proxies() {
+    let gw = Gateway::start("[server]\n", &[]);
+    gw.psql(
+        "create function api.whoami() returns text language sql stable \
+           as $$ select current_setting('request.client_ip', true) $$; \
+         grant execute on function api.whoami() to web_anon;",
+    );
+    let client_ip = || -> Option<String> {
+        let r = ureq::post(&gw.url("/rpc/whoami"))
+            .timeout(Duration::from_secs(10))
+            .set("Content-Type", "application/json")
+            .set("X-Forwarded-For", "203.0.113.9")
+            .send_string("{}")
+            .ok()?;
+        r.into_json::<serde_json::Value>()
+            .ok()?
+            .as_str()
+            .map(str::to_string)
+    };
+    assert!(
+        crate::process::wait_until(Duration::from_secs(10), || client_ip().is_some()),
+        "whoami never answered:\n{}",
+        gw.log()
+    );
+    // Untrusted peer: the header is ignored.
+    assert_eq!(client_ip().as_deref(), Some("127.0.0.1"));
+
+    let config = gw.dir.path().join("config.toml");
+    std::fs::write(&config, "[server]\ntrusted_proxies = [\"127.0.0.1\"]\n").expect("rewrite");
+    gw.signal(libc::SIGUSR2);
+    assert!(
+        crate::process::wait_until(Duration::from_secs(10), || client_ip().as_deref()
+            == Some("203.0.113.9")),
+        "SIGUSR2 did not apply the trusted proxy:\n{}",
+        gw.log()
+    );
+
+    std::fs::write(&config, "[server]\n").expect("rewrite");
+    gw.signal(libc::SIGUSR2);
+    assert!(
+        crate::process::wait_until(Duration::from_secs(10), || client_ip().as_deref()
+            == Some("127.0.0.1")),
+        "SIGUSR2 did not drop the trusted proxy:\n{}",
+        gw.log()
+    );
 }

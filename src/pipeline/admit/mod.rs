@@ -29,10 +29,19 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 
+use arc_swap::ArcSwap;
+use ipnet::IpNet;
+
 use crate::db::schema_cache::{Limits, SchemaCache};
 use crate::error::AdmitError;
 
 pub use gate::Permit;
+
+/// Whether the admission stage is compiled in. Off only in the benchmark's
+/// baseline build (`cargo build --release --features bench-no-admission`,
+/// made by `bench/run --limits-ab`), which measures what the stage costs a
+/// call that hits no limit; every other build has it.
+pub const COMPILED: bool = !cfg!(feature = "bench-no-admission");
 
 /// Functions with state kept before the entries of dropped functions are
 /// swept out.
@@ -47,14 +56,35 @@ pub struct RateHeaders {
     pub state: String,
 }
 
-/// Per-function admission state, shared by every worker of a gateway.
+/// Per-function admission state, shared by every worker of a gateway, and
+/// the proxies trusted to name the client (`server.trusted_proxies`, swapped
+/// on a config reload).
 #[derive(Default)]
 pub struct Admission {
     gates: Mutex<HashMap<i64, Arc<gate::Gate>>>,
     rates: Mutex<HashMap<i64, Arc<rate::RateLimiter>>>,
+    trusted_proxies: ArcSwap<Vec<IpNet>>,
 }
 
 impl Admission {
+    /// No state yet, trusting `trusted_proxies` to name the client.
+    pub fn new(trusted_proxies: Vec<IpNet>) -> Admission {
+        Admission {
+            trusted_proxies: ArcSwap::from_pointee(trusted_proxies),
+            ..Admission::default()
+        }
+    }
+
+    /// The proxies trusted now to name the client ([`client_addr`]).
+    pub fn trusted_proxies(&self) -> arc_swap::Guard<Arc<Vec<IpNet>>> {
+        self.trusted_proxies.load()
+    }
+
+    /// Trust these proxies from the next request on (a config reload).
+    pub fn set_trusted_proxies(&self, trusted_proxies: Vec<IpNet>) {
+        self.trusted_proxies.store(Arc::new(trusted_proxies));
+    }
+
     /// Count the call against the function's rate limit, when it declares
     /// one that applies (anonymous calls, or all with `rate_limit_scope =
     /// 'all'`). `Some` carries the headers for the response.
