@@ -105,6 +105,7 @@ const DELEGABLE_TYPES: &[u32] = &[
 /// the bound value; the whole statement, aggregate and `response.*`
 /// settings included, then runs on the worker after the function. None when
 /// the call needs the general shape (a filter, select, order, page or count,
+/// a parameter left to its default,
 /// a VARIADIC or non-scalar argument, a one-column result); it then runs on
 /// the coordinator, correct but not delegated.
 fn delegated_call(plan: &CallPlan) -> Option<CallQuery> {
@@ -122,18 +123,18 @@ fn delegated_call(plan: &CallPlan) -> Option<CallQuery> {
     let Args::Named(indexes) = &plan.args else {
         return None;
     };
+    // Every parameter given: a default left out is a constant NULL, and so
+    // is a JSON null (see `delegated_argument`).
+    if indexes.len() != r.params.len() {
+        return None;
+    }
     let mut args = Vec::with_capacity(indexes.len());
     for &i in indexes {
         let p = &r.params[i];
-        if p.variadic || !DELEGABLE_TYPES.contains(&p.type_oid) {
+        if p.variadic || !(DELEGABLE_TYPES.contains(&p.type_oid) || is_citext(&p.type_sql)) {
             return None;
         }
-        let name = ident(&p.name);
-        args.push(format!(
-            "{name} := ($1::json ->> {})::{}",
-            literal(&p.name),
-            p.type_sql
-        ));
+        args.push(delegated_argument(&p.name, &p.type_sql));
     }
     let call = format!("{}({})", qualified(&r.schema, &r.name), args.join(", "));
     let (from, body) = match &r.returns {
@@ -159,6 +160,27 @@ fn delegated_call(plan: &CallPlan) -> Option<CallQuery> {
         params: Vec::new(),
         propagate_settings: false,
     })
+}
+
+/// `citext` (any schema): text whose `->>` cast is exact, and the type a
+/// case-insensitive distribution key has (the seed API's usernames on Citus).
+fn is_citext(type_sql: &str) -> bool {
+    type_sql.rsplit('.').next() == Some("citext")
+}
+
+/// One argument of a delegated call: `name := ($1::json ->> 'name')::type`,
+/// folded to a constant for the bound value, except that a null stays an
+/// expression. Citus 13.2 hashes a constant NULL distribution argument
+/// without checking it (`ShardPlacementForFunctionColocatedWithDistTable`:
+/// the coordinator's backend crashes), so a null takes the volatile branch,
+/// which is no constant: Citus then does not delegate, and the call runs on
+/// the coordinator with the same NULL. A value folds the CASE away.
+fn delegated_argument(name: &str, type_sql: &str) -> String {
+    let value = format!("($1::json ->> {})", literal(name));
+    format!(
+        "{} := CASE WHEN {value} IS NULL AND pg_catalog.random() < 2 THEN NULL ELSE {value}::{type_sql} END",
+        ident(name)
+    )
 }
 
 /// The general call: arguments through one `json_to_record` row, the call
@@ -1059,9 +1081,14 @@ mod tests {
         let q = call_query(&plan);
         assert_eq!(
             q.sql,
-            format!("SELECT (json_agg(pgrst_call.pgrst_scalar) -> 0)::text, {TAIL} FROM \"api\".\"add\"(\"a\" := ($1::json ->> 'a')::integer, \"b\" := ($1::json ->> 'b')::integer) AS pgrst_call(pgrst_scalar)")
+            format!("SELECT (json_agg(pgrst_call.pgrst_scalar) -> 0)::text, {TAIL} FROM \"api\".\"add\"(\"a\" := CASE WHEN ($1::json ->> 'a') IS NULL AND pg_catalog.random() < 2 THEN NULL ELSE ($1::json ->> 'a')::integer END, \"b\" := CASE WHEN ($1::json ->> 'b') IS NULL AND pg_catalog.random() < 2 THEN NULL ELSE ($1::json ->> 'b')::integer END) AS pgrst_call(pgrst_scalar)")
         );
         assert!(q.binds_payload && q.params.is_empty() && q.propagate_settings);
+        // A parameter left out (its default is a constant NULL) keeps the
+        // general shape too.
+        plan.args = Args::Named(vec![0]);
+        assert!(call_query(&plan).sql.contains("json_to_record"));
+        plan.args = Args::Named(vec![0, 1]);
         // A filter needs the general shape (not delegated, still right).
         plan.read.limit = Some(1);
         let q = call_query(&plan);

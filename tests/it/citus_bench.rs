@@ -117,9 +117,24 @@ async fn citus_bench() {
     } else {
         "single node"
     };
-    let line = format!(
+    let mut line = format!(
         "| {topology} | get_kv | {kv_ms:.2} | {kv_s:.0} |\n| {topology} | identify | {id_ms:.2} | {id_s:.0} |\n"
     );
+    if crate::citus::enabled() {
+        // The same sign-ins in the general call shape (a `select`), which
+        // Citus does not delegate: auth.login runs on the coordinator and
+        // reaches the shard statement by statement. Same run, same load.
+        let (ms, per_s) = measure(&app, n / 3, 8, |i| {
+            (
+                "/rpc/identify?select=token".into(),
+                json!({"username": users[i % 4], "password": crate::seed::PASSWORD}).to_string(),
+            )
+        })
+        .await;
+        line.push_str(&format!(
+            "| {topology} | identify, not delegated (`?select=token`) | {ms:.2} | {per_s:.0} |\n"
+        ));
+    }
     eprint!("{line}");
     if let Ok(out) = std::env::var("BENCH_OUT") {
         use std::io::Write as _;

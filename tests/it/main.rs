@@ -62,3 +62,4 @@ mod replicas;
 // Citus (issue 16): run with PGRPC_TEST_CITUS=1.
 mod citus_bench;
 mod citus_delegation;
+mod citus_seed;

@@ -31,27 +31,39 @@ async fn identify_from(ctx: &Ctx, ip: &str, username: &str, password: &str) -> A
     )
     .await
     .expect("the gateway's settings");
-    let signed_in: bool = tx
+    if crate::citus::enabled() {
+        // On Citus the gateway also sends the settings as SET LOCAL, the
+        // form Citus replays on the worker a delegated identify runs on.
+        for sql in pgrpc::pipeline::citus::set_local_statements(
+            "{\"role\":\"web_anon\"}",
+            "POST",
+            "/rpc/identify",
+            "{}",
+            "{}",
+            ip,
+            "\"api\"",
+        ) {
+            tx.batch_execute(&sql).await.expect("SET LOCAL");
+        }
+    }
+    // The response settings are read in the call's own statement, as the
+    // gateway reads them: on Citus the call (and they) run on the worker.
+    let row = tx
         .query_one(
-            "select r.token is not null from api.identify(username => $1, password => $2) r",
+            "select r.token is not null, \
+                    nullif(current_setting('response.status', true), '')::int, \
+                    nullif(current_setting('response.error', true), '')::json, \
+                    nullif(current_setting('response.headers', true), '')::json \
+               from api.identify(username => $1, password => $2) r",
             &[&username, &password],
         )
         .await
-        .expect("identify never raises for a failed login")
-        .get(0);
-    let row = tx
-        .query_one(
-            "select nullif(current_setting('response.status', true), '')::int, \
-                    nullif(current_setting('response.error', true), '')::json, \
-                    nullif(current_setting('response.headers', true), '')::json",
-            &[],
-        )
-        .await
-        .expect("response settings");
+        .expect("identify never raises for a failed login");
     tx.commit().await.expect("commit, as the gateway does");
-    let status: Option<i32> = row.get(0);
-    let error: Option<Value> = row.get(1);
-    let headers: Option<Value> = row.get(2);
+    let signed_in: bool = row.get(0);
+    let status: Option<i32> = row.get(1);
+    let error: Option<Value> = row.get(2);
+    let headers: Option<Value> = row.get(3);
     assert_eq!(signed_in, status.is_none(), "a token xor an error status");
     let retry_after = headers.and_then(|h| {
         h.as_array()?
@@ -191,9 +203,14 @@ async fn a_ceiling_per_account_bounds_guessing_from_many_addresses() {
     ctx.db
         .admin()
         .await
-        .batch_execute(
-            "update auth.user_login_failures set window_started_at = window_started_at - interval '1 hour'",
-        )
+        .batch_execute(if crate::citus::enabled() {
+            // Citus runs no stable function on a column in an UPDATE of a
+            // distributed table (V0016 distributes this one): the same
+            // fast-forward, from now.
+            "update auth.user_login_failures set window_started_at = now() - interval '1 hour'"
+        } else {
+            "update auth.user_login_failures set window_started_at = window_started_at - interval '1 hour'"
+        })
         .await
         .expect("fast-forward");
     assert_eq!(identify_from(&ctx, B, "alice", PASSWORD).await.status, None);
@@ -270,6 +287,13 @@ async fn addresses_count_as_sources_the_way_hosts_hold_them() {
 
 #[actix_web::test]
 async fn a_flood_of_random_usernames_cannot_grow_the_table_past_its_bound() {
+    if crate::citus::enabled() {
+        // On Citus the bound holds per shard (each holds its share of
+        // max_login_failure_rows; a count of the whole table would reach
+        // every shard from a delegated sign-in): citus_seed checks that.
+        eprintln!("skipped on Citus: the bound is per shard (citus_seed::the_failure_bound_holds_per_shard)");
+        return;
+    }
     let ctx = setup().await;
     settings(
         &ctx,

@@ -607,6 +607,12 @@ async fn production_grants_and_function_hygiene() {
 
 #[actix_web::test]
 async fn failures_that_no_longer_count_are_cleaned_up() {
+    if crate::citus::enabled() {
+        // On Citus a sign-in sweeps the shard of its own username only (a
+        // delegated call reaches no other): citus_seed checks that.
+        eprintln!("skipped on Citus: the sweep is per shard (citus_seed::a_failed_sign_in_sweeps_its_own_shard)");
+        return;
+    }
     let ctx = setup().await;
     let app = ctx.app().await;
     ctx.db
