@@ -64,7 +64,6 @@ declare
   v_user auth.users;
   v_ok boolean;
   v_locked_until timestamptz;
-  v_retry_after bigint;
   v_failures int;
   v_shard regclass;
   v_share int;
@@ -72,6 +71,24 @@ declare
 begin
   perform auth.required(p_username, 'username');
   perform auth.required(p_password, 'password');
+
+  -- Locked already? Checked first, without the username's lock and with no
+  -- write, as in sql/auth/login.sql (which says why that is sound): a flood
+  -- against a locked username is answered by one or two reads of its shard.
+  select f.locked_until into v_locked_until from auth.login_failures f
+   where f.username operator(extensions.=) v_key and f.source = v_source
+     and f.locked_until > now();
+  if v_locked_until is null then
+    select a.window_started_at + v_settings.failure_window_per_user into v_locked_until
+      from auth.user_login_failures a
+     where a.username operator(extensions.=) v_key
+       and a.failures >= v_settings.max_failed_logins_per_user
+       and a.window_started_at + v_settings.failure_window_per_user > now();
+  end if;
+  if v_locked_until is not null then
+    perform auth.respond_locked(v_locked_until);
+    return null;
+  end if;
 
   -- One attempt at a time per username (from any address), so that parallel
   -- guesses cannot all read "not locked" before any of them is counted, for
@@ -86,17 +103,15 @@ begin
   end if;
 
   -- Locked for this address (whether or not the account exists: the answer
-  -- must not tell), or the account is locked for every address.
+  -- must not tell), or the account is locked for every address. Checked again
+  -- under the lock: an attempt that locked it may have finished meanwhile.
   v_locked_until := greatest(
     case when v_failure.locked_until > now() then v_failure.locked_until end,
     case when v_account.failures >= v_settings.max_failed_logins_per_user
           and v_account.window_started_at + v_settings.failure_window_per_user > now()
       then v_account.window_started_at + v_settings.failure_window_per_user end);
   if v_locked_until is not null then
-    v_retry_after := greatest(1, ceil(extract(epoch from v_locked_until - now())));
-    perform auth.respond_error(429, 'PT429', 'too many failed logins, try again later',
-      format('locked for %s more seconds', v_retry_after),
-      json_build_array(json_build_object('Retry-After', v_retry_after::text)));
+    perform auth.respond_locked(v_locked_until);
     return null;
   end if;
 

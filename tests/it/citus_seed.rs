@@ -11,8 +11,9 @@ fn login(username: &str, password: &str) -> String {
     json!({"username": username, "password": password}).to_string()
 }
 
-/// How often `node` ran auth.login's own look-up of the user (Citus
-/// sql/citus/login.sql) in this test's database: pg_stat_statements tracks
+/// How often `node` ran auth.login's first statement, the look-up of the
+/// username's lock for the client's address that every attempt makes (Citus
+/// sql/citus/login.sql), in this test's database: pg_stat_statements tracks
 /// the statements inside functions too (pg_stat_statements.track = all),
 /// with PL/pgSQL's INTO blanked out.
 async fn login_lookups(ctx: &Ctx, node: &pgrpc::db::embedded::Cluster) -> i64 {
@@ -25,7 +26,7 @@ async fn login_lookups(ctx: &Ctx, node: &pgrpc::db::embedded::Cluster) -> i64 {
                join pg_database d on d.oid = s.dbid
               where d.datname = current_database()
                 and regexp_replace(s.query, '\\s+', ' ', 'g')
-                    ilike 'select * from auth.users u where u.username operator(extensions.=)%for update'",
+                    ilike 'select f.locked_until from auth.login_failures f where f.username operator(extensions.=)%'",
             &[],
         )
         .await
