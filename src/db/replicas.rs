@@ -91,6 +91,11 @@ impl Replica {
         self.up.load(Ordering::Acquire)
     }
 
+    /// The replay position its last good health check saw.
+    pub fn replayed(&self) -> Lsn {
+        Lsn(self.replay.load(Ordering::Acquire))
+    }
+
     /// Take it out of the rotation until its next good health check (a
     /// request saw its connection fail), dropping its idle connections.
     pub fn mark_down(&self) {

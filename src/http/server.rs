@@ -254,7 +254,8 @@ pub fn pools(
 
 /// The read replicas' pools (`db.replica_pool` connections each, per worker
 /// as for the primary), their connections started like the primary's.
-fn replica_set(config: &Config) -> Result<db::replicas::ReplicaSet, StartError> {
+/// Public for the test harness, which builds its apps' replicas this way.
+pub fn replica_set(config: &Config) -> Result<db::replicas::ReplicaSet, StartError> {
     let default_path =
         crate::pipeline::query::search_path(&config.db.schemas[0], &config.db.extra_search_path);
     let targets = config

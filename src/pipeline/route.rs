@@ -8,7 +8,10 @@
 //! `Pgrpc-Lsn` runs only on a replica that has replayed that position: known
 //! from the health check, or asked on the replica before the transaction
 //! (replay only moves forward, so a snapshot taken after the answer includes
-//! the client's write), else on the primary. Does not choose among replicas
+//! the client's write), else on the primary. A replica that does not know
+//! the function the schema cache (loaded from the primary) planned for has
+//! not replayed its DDL yet: the read runs on the primary instead of failing
+//! with 404 while the replica catches up. Does not choose among replicas
 //! (`db::replicas`) and does not build or run the transaction (`execute`).
 
 use deadpool_postgres::Pool;
@@ -118,6 +121,10 @@ async fn attempt(
     }
     match execute::run(&choice.pool, tx, cancel).await {
         Err(e) if node_failure(&e) => Attempt::NodeFailed(e),
+        Err(e) if behind_the_schema(&e) => {
+            tracing::info!(replica = choice.replica().name(), "the replica lacks the function (it has not replayed its DDL yet); reading on the primary");
+            Attempt::Behind
+        }
         result => Attempt::Done(result),
     }
 }
@@ -153,6 +160,16 @@ pub fn node_failure(e: &Error) -> bool {
         }
         _ => false,
     }
+}
+
+/// 42883 undefined_function from a replica: the gateway calls only what its
+/// schema cache (loaded from the primary) has, so the replica has not
+/// replayed that function's `CREATE` (or `ALTER`) yet — a function just
+/// deployed would otherwise answer 404 for as long as the replica lags. A
+/// function whose own body calls a missing function gets the same error from
+/// the primary (a READ ONLY transaction is safe to repeat).
+fn behind_the_schema(e: &Error) -> bool {
+    matches!(e, Error::Db(DbError::Server { code, .. }) if code == "42883")
 }
 
 /// A standby cancelled the query for a conflict with recovery: worth a
@@ -198,5 +215,12 @@ mod tests {
         assert!(!node_failure(&server("P0001")), "the function's own error");
         assert!(!node_failure(&server("57014")), "a statement timeout");
         assert!(!node_failure(&Error::Db(DbError::PoolTimeout)));
+        assert!(!node_failure(&server("42883")), "not the node's failure…");
+        assert!(
+            behind_the_schema(&server("42883")),
+            "…but the primary answers"
+        );
+        assert!(!behind_the_schema(&server("42P01")));
+        assert!(!behind_the_schema(&server("P0001")));
     }
 }

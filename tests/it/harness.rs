@@ -34,6 +34,9 @@ struct Shared {
     /// PgBouncer in front of the cluster for the request pools, when
     /// `PGRPC_TEST_PGBOUNCER=1` (see `topology::Bouncer`).
     bouncer: Option<crate::topology::Bouncer>,
+    /// Streaming replicas of `cluster` (empty unless `PGRPC_TEST_REPLICAS=1`,
+    /// see `replica_suite`).
+    replicas: Vec<Cluster>,
     next: AtomicUsize,
     _dir: tempfile::TempDir,
 }
@@ -89,6 +92,9 @@ extern "C" fn stop_cluster_at_exit() {
         let _ = shared.cluster.stop();
         for w in &shared.workers {
             let _ = w.stop();
+        }
+        for r in &shared.replicas {
+            let _ = r.stop();
         }
         let _ = std::fs::remove_dir_all(shared._dir.path());
     }
@@ -169,10 +175,21 @@ fn build_shared() -> Shared {
         drop(rt);
         let bouncer =
             crate::topology::pgbouncer_wanted().then(|| crate::topology::Bouncer::start(&cluster));
+        // Copies of the finished template: every test database then streams over.
+        let replicas = if crate::replica_suite::enabled() {
+            assert!(
+                !citus,
+                "PGRPC_TEST_REPLICAS and PGRPC_TEST_CITUS do not combine"
+            );
+            crate::replica_suite::start(&cluster, dir.path(), &settings)
+        } else {
+            Vec::new()
+        };
         Shared {
             cluster,
             workers,
             bouncer,
+            replicas,
             next: AtomicUsize::new(0),
             _dir: dir,
         }
@@ -187,6 +204,11 @@ pub fn cluster() -> &'static Cluster {
 /// The Citus workers (empty unless `PGRPC_TEST_CITUS=1`).
 pub fn workers() -> &'static [Cluster] {
     &shared().workers
+}
+
+/// The streaming replicas (empty unless `PGRPC_TEST_REPLICAS=1`).
+pub fn replicas() -> &'static [Cluster] {
+    &shared().replicas
 }
 
 /// A database of the test cluster, fresh from the template.
@@ -275,6 +297,9 @@ async fn setup_jwt(toml: &str, jwt: Jwt) -> Ctx {
     // connections so that many tests fit the cluster's max_connections.
     config.server.workers = 1;
     config.db.pool_size = config.db.pool_size.min(4);
+    if !shared().replicas.is_empty() {
+        crate::replica_suite::configure(&mut config, &shared().replicas, &db.name);
+    }
     let pools = match &shared().bouncer {
         // As the server builds them with db.prepared_statements = false and
         // db.listen_uri set: requests through PgBouncer, the schema cache on
@@ -293,13 +318,18 @@ async fn setup_jwt(toml: &str, jwt: Jwt) -> Ctx {
             db.config("authenticator"),
         ),
     };
-    let state = web::Data::new(AppState::new(Arc::new(config), pools, Some(Arc::new(jwt))));
+    let mut state = AppState::new(Arc::new(config), pools, Some(Arc::new(jwt)));
+    if !state.config.db.replica_uris.is_empty() {
+        crate::replica_suite::attach(&mut state);
+    }
+    let state = web::Data::new(state);
     state.load_schema_cache().await.expect("load schema cache");
     Ctx { db, state }
 }
 
 impl Ctx {
-    /// The in-process service.
+    /// The in-process service. With replicas, first waits until they have
+    /// replayed everything the test set up so far (`replica_suite`).
     pub async fn app(
         &self,
     ) -> impl Service<
@@ -307,6 +337,7 @@ impl Ctx {
         Response = ServiceResponse<impl MessageBody>,
         Error = actix_web::Error,
     > {
+        crate::replica_suite::wait_caught_up(self).await;
         test::init_service(http::app(self.state.clone())).await
     }
 

@@ -58,6 +58,7 @@ mod limits;
 mod disconnect;
 mod outcome_unknown;
 // Read replicas with read-your-writes (issue 14).
+mod replica_suite;
 mod replicas;
 // Citus (issue 16): run with PGRPC_TEST_CITUS=1.
 mod citus_bench;

@@ -267,8 +267,41 @@ fn reads_go_to_replicas_writes_to_the_primary_and_lsn_reads_are_never_stale() {
             "a stale read despite Pgrpc-Lsn"
         );
     }
-    drop(late);
     phase("stale without the header, fresh with it");
+
+    // Regression: a function deployed a moment ago is in the schema cache
+    // (loaded from the primary, reloaded by the DDL's event trigger) but not
+    // yet on the delayed replica, which answered 404 (42883) for its whole
+    // delay. The read now runs on the primary instead.
+    primary.query_text(
+        "pgrpc",
+        "create function probe.fresh() returns json language sql stable as
+           $$ select json_build_object('recovery', pg_is_in_recovery(), 'port', current_setting('port')::int) $$;
+         grant execute on function probe.fresh() to web_anon",
+    );
+    let mut last = (0, String::new(), None);
+    assert!(
+        wait_until(Duration::from_secs(20), || {
+            last = call(&late, "GET", "/rpc/fresh", "", None);
+            !last.1.contains("PGRST202")
+        }),
+        "the schema cache never saw the new function: {last:?}\n{}",
+        late.log()
+    );
+    let replica_lacks_it =
+        slow.query_text("pgrpc", "select to_regprocedure('probe.fresh()') is null") == "t";
+    assert_eq!(last.0, 200, "a new function: {last:?}");
+    if replica_lacks_it {
+        assert_eq!(
+            place(&last.1),
+            (false, primary.port),
+            "a new function the replica lacks"
+        );
+    } else {
+        eprintln!("replicas: the cache reload took longer than the replica's delay");
+    }
+    drop(late);
+    phase("a function the replica lacks yet runs on the primary");
 
     // A replica lagging past db.replica_max_lag is skipped, and comes back.
     let strict = gateway(&primary, &[&slow], "1");

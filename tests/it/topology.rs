@@ -411,12 +411,25 @@ pub fn start_standby_with(
     settings: &[(&str, String)],
 ) -> TcpCluster {
     let dir = TcpCluster::dir_for();
-    let data = dir.path().join("data");
-    std::fs::create_dir(&data).expect("mkdir");
-    std::fs::set_permissions(&data, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+    base_backup(
+        primary.cluster.socket_dir(),
+        primary.port,
+        &dir.path().join("data"),
+    );
+    let mut all = vec![("cluster_name", name.to_string())];
+    all.extend(settings.iter().cloned());
+    TcpCluster::start(dir, hba, &all)
+}
+
+/// `pg_basebackup -R` of the cluster listening on `socket_dir`/`port` into
+/// the new directory `data` (owned by the cluster's OS user, mode 0700): a
+/// standby's data directory, its `primary_conninfo` naming that socket.
+pub fn base_backup(socket_dir: &Path, port: u16, data: &Path) {
+    std::fs::create_dir(data).expect("mkdir");
+    std::fs::set_permissions(data, std::os::unix::fs::PermissionsExt::from_mode(0o700))
         .expect("chmod");
     if let Some((uid, gid)) = postgres_owner() {
-        std::os::unix::fs::chown(&data, Some(uid), Some(gid)).expect("chown");
+        std::os::unix::fs::chown(data, Some(uid), Some(gid)).expect("chown");
     }
     let bindir = Cluster::find_bindir().expect("PostgreSQL binaries");
     let mut cmd = if postgres_owner().is_some() {
@@ -429,11 +442,11 @@ pub fn start_standby_with(
     };
     let out = cmd
         .arg("-D")
-        .arg(&data)
+        .arg(data)
         // A fast checkpoint: the default spreads it over minutes.
         .args(["-R", "-X", "stream", "-c", "fast", "-U", "postgres", "-h"])
-        .arg(primary.cluster.socket_dir())
-        .args(["-p", &primary.port.to_string()])
+        .arg(socket_dir)
+        .args(["-p", &port.to_string()])
         .current_dir("/")
         .output()
         .expect("run pg_basebackup");
@@ -442,7 +455,4 @@ pub fn start_standby_with(
         "pg_basebackup: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let mut all = vec![("cluster_name", name.to_string())];
-    all.extend(settings.iter().cloned());
-    TcpCluster::start(dir, hba, &all)
 }
