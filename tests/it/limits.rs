@@ -99,16 +99,27 @@ async fn waiting_calls_hold_no_connection_and_other_calls_pass() {
         assert!(queued, "never saw 1 running and 3 waiting");
         let pool = ctx.state.pools.status();
         let busy = pool.size - pool.available;
-        // A cheap call meanwhile gets a connection at once.
+        // A cheap call meanwhile gets a connection at once: it is answered
+        // while calls still wait in the queue (they take 0.3 s each, one at
+        // a time), not after them. (A bound in milliseconds failed on a
+        // loaded machine; the queue's state does not depend on its speed.)
         let started = Instant::now();
         let ping = send(&app, get("/rpc/ping")).await;
-        (busy, ping.status, started.elapsed())
+        let still_waiting = ctx
+            .state
+            .admission
+            .load(oid)
+            .map_or(0, |(_, waiting)| waiting);
+        (busy, ping.status, started.elapsed(), still_waiting)
     };
-    let (results, (busy, ping, ping_time)) = futures_util::join!(calls, observer);
+    let (results, (busy, ping, ping_time, still_waiting)) = futures_util::join!(calls, observer);
     assert_eq!(statuses(&results), vec![200; 4], "queued calls run in turn");
     assert!(busy <= 1, "{busy} connections busy with one call running");
     assert_eq!(ping, 200);
-    assert!(ping_time < Duration::from_millis(250), "{ping_time:?}");
+    assert!(
+        still_waiting >= 1,
+        "the cheap call ({ping_time:?}) was answered only after the queue drained"
+    );
 }
 
 #[actix_web::test]
