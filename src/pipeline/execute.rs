@@ -28,12 +28,13 @@
 //! `PGRST050`), never a plain error ([`commit_failure`]).
 
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use actix_web::web::BytesMut;
 use deadpool_postgres::{Pool, PoolError};
-use futures_util::future::{Either, OptionFuture};
+use futures_util::future::{Either, FutureExt, OptionFuture};
 use tokio_postgres::error::Severity;
 use tokio_postgres::types::{to_sql_checked, Format, IsNull, ToSql, Type};
 use tokio_postgres::NoTls;
@@ -220,12 +221,11 @@ fn connection_gone(e: &tokio_postgres::Error) -> bool {
 /// while it still runs); each cancel request is awaited to its end, so none
 /// is in flight once the pipeline has ended and the connection goes back.
 async fn unless_cancelled<F: Future>(
-    pipeline: F,
+    mut pipeline: Pin<&mut F>,
     client: &tokio_postgres::Client,
     call_done: &AtomicBool,
     cancel: &CancellationToken,
 ) -> F::Output {
-    let mut pipeline = std::pin::pin!(pipeline);
     tokio::select! {
         biased;
         out = &mut pipeline => return out,
@@ -236,7 +236,9 @@ async fn unless_cancelled<F: Future>(
             // Only COMMIT is left (or, for a singular call, nothing sent yet).
             return pipeline.await;
         }
-        if let Err(e) = client.cancel_token().cancel_query(NoTls).await {
+        // Boxed: only a cancelled call needs it, and inline it would make
+        // every transaction's state larger by its size (~1 KB).
+        if let Err(e) = Box::pin(client.cancel_token().cancel_query(NoTls)).await {
             tracing::debug!(error = %e, "cancel request failed");
         }
         if let Ok(out) = tokio::time::timeout(CANCEL_RETRY, &mut pipeline).await {
@@ -401,28 +403,11 @@ async fn attempt(
         None => None,
     };
 
-    let begin = client.batch_execute(if tx.read_only {
-        "BEGIN READ ONLY"
-    } else {
-        "BEGIN"
-    });
-    let setup_params: [&(dyn ToSql + Sync); 8] = [
-        &tx.role,
-        &tx.claims_json,
-        &tx.method,
-        &tx.path,
-        &tx.headers_json,
-        &tx.cookies_json,
-        &tx.search_path,
-        &tx.client_ip,
-    ];
-    let setup_typed = setup_params.map(|p| (p, Type::TEXT));
-    let setup = match &setup_stmt {
-        Some(stmt) => Either::Left(client.query(stmt, &setup_params)),
-        None => Either::Right(client.query_typed(SETUP_SQL, &setup_typed)),
-    };
     // PostgREST's impersonated role settings (a statement_timeout for web
-    // users, say): after the settings statement, before the call.
+    // users, say): after the settings statement, before the call. Prepared
+    // here, before any future of the pipeline exists: a future held across
+    // an await is stored in this function's state, and that state is what
+    // every request copies when its task is spawned.
     let (names, values): (Vec<&str>, Vec<&str>) = tx
         .role_settings
         .iter()
@@ -439,12 +424,20 @@ async fn attempt(
                 .map_err(|e| Error::from_pg(&e, authed))?,
         )
     };
+
+    let setup_params: [&(dyn ToSql + Sync); 8] = [
+        &tx.role,
+        &tx.claims_json,
+        &tx.method,
+        &tx.path,
+        &tx.headers_json,
+        &tx.cookies_json,
+        &tx.search_path,
+        &tx.client_ip,
+    ];
+    let setup_typed = setup_params.map(|p| (p, Type::TEXT));
     let settings_params: [&(dyn ToSql + Sync); 2] = [&names, &values];
     let settings_typed = settings_params.map(|p| (p, Type::TEXT_ARRAY));
-    let settings = OptionFuture::from((!names.is_empty()).then(|| match &settings_stmt {
-        Some(stmt) => Either::Left(client.query(stmt, &settings_params)),
-        None => Either::Right(client.query_typed(ROLE_SETTINGS_SQL, &settings_typed)),
-    }));
     // A Citus database: the same settings again as SET LOCAL, which Citus
     // replays on the workers (see `pipeline::citus`); one message each.
     let propagated = if tx.query.propagate_settings {
@@ -460,32 +453,14 @@ async fn attempt(
     } else {
         Vec::new()
     };
-    let propagate =
-        futures_util::future::join_all(propagated.iter().map(|s| client.batch_execute(s)));
-    let pre = OptionFuture::from(tx.pre_request.as_deref().map(|sql| match &pre_stmt {
-        Some(stmt) => Either::Left(client.query(stmt, &[])),
-        None => Either::Right(client.query_typed(sql, &[])),
-    }));
     let bound: Vec<&(dyn ToSql + Sync)> = call_params.iter().map(|(p, _)| *p).collect();
-    let call = match &call_stmt {
-        Some(stmt) => Either::Left(client.query(stmt, &bound)),
-        None => Either::Right(client.query_typed(&tx.query.sql, &call_params)),
-    };
     // Set when the call's answer is in: from then on only COMMIT is left,
     // and a hang-up no longer cancels.
     let call_done = AtomicBool::new(false);
-    let call = async {
-        let r = call.await;
-        call_done.store(true, Ordering::Release);
-        r
-    };
-    let commit = OptionFuture::from((!tx.singular).then(|| client.batch_execute("COMMIT")));
     // After COMMIT, in the same pipeline (no extra round trip): the insert
     // position then covers the commit record (PostgreSQL's WAIT FOR LSN
     // docs: the position must be taken after the commit, not before).
     let want_lsn = tx.commit_lsn && !tx.read_only;
-    let lsn =
-        OptionFuture::from((want_lsn && !tx.singular).then(|| client.query_typed(LSN_SQL, &[])));
 
     if cancel.is_cancelled() {
         // Nothing of the transaction was sent.
@@ -496,10 +471,57 @@ async fn attempt(
         // unknown outcome.
         return Err(Error::from(DbError::Connection("the connection closed".into())).into());
     }
-    let pipeline =
-        async { futures_util::join!(begin, setup, settings, propagate, pre, call, commit, lsn) };
-    let (r_begin, r_setup, r_settings, r_propagate, r_pre, r_call, r_commit, r_lsn) =
-        unless_cancelled(pipeline, client, &call_done, cancel).await;
+    // The size of this function's state is what every request copies when
+    // its task is spawned, so the statement futures are built in a block of
+    // their own and moved once, into a join that is pinned where it stands
+    // and never moved: a future held in a local across the await would be
+    // stored twice (a moved-from local keeps its storage to the end of its
+    // scope), and `join!` in an async block would keep each one twice too.
+    // The statements most requests do not send (role settings, pre-request,
+    // the LSN after a write) are boxed: absent, each costs a pointer instead
+    // of a whole query future (~1 KB).
+    use futures_util::future::{join, join4};
+    let ((r_begin, r_setup, r_settings, r_propagate), (r_pre, r_call, r_commit, r_lsn)) = {
+        let pipeline = std::pin::pin!({
+            let begin = client.batch_execute(if tx.read_only {
+                "BEGIN READ ONLY"
+            } else {
+                "BEGIN"
+            });
+            let setup = match &setup_stmt {
+                Some(stmt) => Either::Left(client.query(stmt, &setup_params)),
+                None => Either::Right(client.query_typed(SETUP_SQL, &setup_typed)),
+            };
+            let settings = OptionFuture::from((!names.is_empty()).then(|| {
+                Box::pin(match &settings_stmt {
+                    Some(stmt) => Either::Left(client.query(stmt, &settings_params)),
+                    None => Either::Right(client.query_typed(ROLE_SETTINGS_SQL, &settings_typed)),
+                })
+            }));
+            let propagate =
+                futures_util::future::join_all(propagated.iter().map(|s| client.batch_execute(s)));
+            let pre = OptionFuture::from(tx.pre_request.as_deref().map(|sql| {
+                Box::pin(match &pre_stmt {
+                    Some(stmt) => Either::Left(client.query(stmt, &[])),
+                    None => Either::Right(client.query_typed(sql, &[])),
+                })
+            }));
+            let call = match &call_stmt {
+                Some(stmt) => Either::Left(client.query(stmt, &bound)),
+                None => Either::Right(client.query_typed(&tx.query.sql, &call_params)),
+            }
+            .inspect(|_| call_done.store(true, Ordering::Release));
+            let commit = OptionFuture::from((!tx.singular).then(|| client.batch_execute("COMMIT")));
+            let lsn = OptionFuture::from(
+                (want_lsn && !tx.singular).then(|| Box::pin(client.query_typed(LSN_SQL, &[]))),
+            );
+            join(
+                join4(begin, setup, settings, propagate),
+                join4(pre, call, commit, lsn),
+            )
+        });
+        unless_cancelled(pipeline, client, &call_done, cancel).await
+    };
     // A FATAL or a lost connection ends this connection: the caller keeps it
     // out of the pool even before tokio-postgres has read the close, or the
     // next request would take it and fail.
@@ -606,5 +628,52 @@ mod tests {
         assert_eq!(hex("*/ x"), "2a2f2078");
         assert_eq!(hex("é"), "c3a9");
         assert_eq!(hex(""), "");
+    }
+}
+
+#[cfg(test)]
+mod size {
+    use super::*;
+
+    /// Regression: the transaction's future had grown to 30 KB (every
+    /// statement future stored two or three times over), and each request
+    /// copied it when its task was spawned: +70 % instructions per request
+    /// against the previous release (bench/results/profile.md, 2026-12-01).
+    #[test]
+    fn the_transaction_state_stays_small() {
+        let pool = crate::db::pool(tokio_postgres::Config::new(), 1, Duration::from_secs(1));
+        let tx = TxRequest {
+            role: String::new(),
+            authenticated: false,
+            claims_json: String::new(),
+            method: String::new(),
+            path: String::new(),
+            headers_json: String::new(),
+            cookies_json: String::new(),
+            search_path: String::new(),
+            client_ip: String::new(),
+            role_settings: None,
+            pre_request: None,
+            query: CallQuery {
+                sql: String::new(),
+                binds_payload: false,
+                params: vec![],
+                propagate_settings: false,
+            },
+            payload: String::new(),
+            read_only: true,
+            singular: false,
+            prepared: true,
+            commit_lsn: false,
+        };
+        let cancel = CancellationToken::new();
+        let route = crate::pipeline::route::ReadRoute {
+            to_replica: false,
+            min_lsn: None,
+        };
+        // Not polled: only its size is looked at.
+        let task = crate::pipeline::route::run(&pool, None, route, &tx, &cancel);
+        let size = std::mem::size_of_val(&task);
+        assert!(size <= 8 * 1024, "the transaction's future is {size} bytes");
     }
 }
