@@ -22,8 +22,8 @@
 --   not delegated and runs on the coordinator, with username null.
 -- Extending a session with a token (identify without credentials) is not
 -- delegated (the gateway delegates only calls that give every argument, see
--- README) and runs on the coordinator, as auth.identify_with_token; its
--- answers are those of api/identify.sql. Same responses, rights,
+-- README) and runs on the coordinator, as auth.identify_with_token, the
+-- same function api/identify.sql calls. Same responses, rights,
 -- comments and limits (api/_limits.sql) otherwise; keep in step with api/identify.sql and
 -- api/access_token.sql.
 do $citus$
@@ -49,43 +49,9 @@ begin
   select p.proconfig into v_access_token_config from pg_proc p
    where p.oid = 'api.access_token(text, text)'::regprocedure;
 
-  -- The token branch of api/identify.sql, on the coordinator alone (it uses
-  -- auth.sessions).
-  set local citus.enable_ddl_propagation = off;
-  execute $def$
-create function auth.identify_with_token() returns auth.token_result
-language plpgsql volatile
-as $$
-declare
-  v_settings auth.settings := auth.current_settings();
-  v_claims json := auth.request_claims();
-  v_token auth.jwt_claims;
-  v_user auth.users;
-  v_session auth.sessions;
-begin
-  if v_claims ->> 'sub' is null then
-    raise sqlstate 'PT401' using message = 'no credentials',
-      hint = 'Send username and password, or a token in the Authorization header to extend its session';
-  end if;
-  v_token := json_populate_record(null::auth.jwt_claims, v_claims);
-  v_user := auth.token_user(v_token.sub, 'PT401');
-  v_session := auth.continue_session(v_token, 'PT401');
-  if v_session.id is null then
-    return null;
-  end if;
-  if not auth.within_refresh_limit(floor(extract(epoch from v_session.created_at))::bigint) then
-    raise sqlstate 'PT401' using message = 'session has expired',
-      hint = 'Sign in again with username and password';
-  end if;
-  return row(auth.issue_claims(v_user, v_settings.token_lifetime, v_session));
-end
-$$;
-  $def$;
-  comment on function auth.identify_with_token() is
-    'Citus: identify without credentials (extend the Authorization token''s session), as api/identify.sql does; on the coordinator.';
-  alter function auth.identify_with_token() owner to auth_owner;
-  revoke all on function auth.identify_with_token() from public;
-  set local citus.enable_ddl_propagation = on;
+  -- identify with a token and no parameters runs auth.identify_with_token
+  -- (api/identify.sql) on the coordinator: it uses auth.sessions.
+
 
   -- Citus replays the GRANT EXECUTEs below on the workers as their grantor,
   -- the functions' owner auth_owner, who must be able to look the function
