@@ -65,6 +65,78 @@ comment on function auth.respond_locked(timestamptz) is
 alter function auth.respond_locked(timestamptz) owner to auth_owner;
 revoke all on function auth.respond_locked(timestamptz) from public;
 
+create function auth.lock_ends(
+  p_address_locked_until timestamptz,
+  p_account_failures int,
+  p_account_window_started_at timestamptz,
+  p_settings auth.settings
+) returns timestamptz
+language sql stable
+as $$
+  -- Locked for this address (whether or not the account exists: the answer
+  -- must not tell), or the account is locked for every address; null when
+  -- neither. One expression, so PL/pgSQL's callers get it inlined.
+  select greatest(
+    case when p_address_locked_until > now() then p_address_locked_until end,
+    case when p_account_failures >= p_settings.max_failed_logins_per_user
+          and p_account_window_started_at + p_settings.failure_window_per_user > now()
+      then p_account_window_started_at + p_settings.failure_window_per_user end)
+$$;
+comment on function auth.lock_ends(timestamptz, int, timestamptz, auth.settings) is
+  'When the lock on a login ends: the address''s lock or the account''s ceiling, whichever is later; null when not locked. Shared by auth.login and its Citus variant.';
+alter function auth.lock_ends(timestamptz, int, timestamptz, auth.settings) owner to auth_owner;
+revoke all on function auth.lock_ends(timestamptz, int, timestamptz, auth.settings) from public;
+
+create function auth.next_failure_count(
+  p_failures int,
+  p_last_failed_at timestamptz,
+  p_locked_until timestamptz,
+  p_lockout_duration interval
+) returns int
+language sql stable
+as $$
+  -- Failures are consecutive while each comes within lockout_duration of the
+  -- previous one and no lock has run out since; a pair without a row
+  -- (p_failures null) starts at 1. One expression: inlined into PL/pgSQL.
+  select case
+    when p_failures is null
+      or p_locked_until is not null
+      or p_last_failed_at < now() - p_lockout_duration then 1
+    else p_failures + 1
+  end
+$$;
+comment on function auth.next_failure_count(int, timestamptz, timestamptz, interval) is
+  'The count of consecutive failures of a (username, address) pair after one more. Shared by auth.login and its Citus variant.';
+alter function auth.next_failure_count(int, timestamptz, timestamptz, interval) owner to auth_owner;
+revoke all on function auth.next_failure_count(int, timestamptz, timestamptz, interval) from public;
+
+create function auth.password_ok(
+  p_password text,
+  p_password_hash text,
+  p_disabled_at timestamptz,
+  p_bcrypt_cost int
+) returns boolean
+language plpgsql volatile
+as $$
+begin
+  if p_password_hash is null then
+    -- No such user: hash anyway so that an unknown username takes as long as
+    -- a wrong password.
+    perform extensions.crypt(p_password, extensions.gen_salt('bf', p_bcrypt_cost));
+    return false;
+  end if;
+  -- Longer than 72 bytes cannot have been registered; bcrypt would compare
+  -- only the first 72, so refuse it after hashing like any other failure.
+  return extensions.crypt(p_password, p_password_hash) = p_password_hash
+    and octet_length(p_password) <= 72
+    and p_disabled_at is null;
+end
+$$;
+comment on function auth.password_ok(text, text, timestamptz, int) is
+  'Whether p_password signs in the account with p_password_hash (null: no such account, still hashed at p_bcrypt_cost) that is not disabled. Shared by auth.login and its Citus variant.';
+alter function auth.password_ok(text, text, timestamptz, int) owner to auth_owner;
+revoke all on function auth.password_ok(text, text, timestamptz, int) from public;
+
 create function auth.login(p_username text, p_password text) returns auth.users
 language plpgsql volatile
 as $$
@@ -118,30 +190,17 @@ begin
     select * into v_account from auth.user_login_failures a where a.user_id = v_user.id;
   end if;
 
-  -- Locked for this address (whether or not the account exists: the answer
-  -- must not tell), or the account is locked for every address. Checked again
-  -- under the lock: an attempt that locked it may have finished meanwhile.
-  v_locked_until := greatest(
-    case when v_failure.locked_until > now() then v_failure.locked_until end,
-    case when v_account.failures >= v_settings.max_failed_logins_per_user
-          and v_account.window_started_at + v_settings.failure_window_per_user > now()
-      then v_account.window_started_at + v_settings.failure_window_per_user end);
+  -- Locked? Checked again under the lock: an attempt that locked it may have
+  -- finished meanwhile.
+  v_locked_until := auth.lock_ends(v_failure.locked_until, v_account.failures,
+                                   v_account.window_started_at, v_settings);
   if v_locked_until is not null then
     perform auth.respond_locked(v_locked_until);
     return null;
   end if;
 
-  if v_user.id is null then
-    -- Hash anyway so that an unknown username takes as long as a wrong password.
-    perform extensions.crypt(p_password, extensions.gen_salt('bf', v_settings.bcrypt_cost));
-    v_ok := false;
-  else
-    -- Longer than 72 bytes cannot have been registered; bcrypt would compare
-    -- only the first 72, so refuse it after hashing like any other failure.
-    v_ok := extensions.crypt(p_password, v_user.password_hash) = v_user.password_hash
-      and octet_length(p_password) <= 72
-      and v_user.disabled_at is null;
-  end if;
+  v_ok := auth.password_ok(p_password, v_user.password_hash, v_user.disabled_at,
+                           v_settings.bcrypt_cost);
 
   if v_ok then
     -- A success clears this address's count only. The account's count stays:
@@ -152,16 +211,11 @@ begin
 
   -- Count the failure for this address. A username no account can have is
   -- not recorded (it can never be locked usefully and would only fill the
-  -- table); its answer is the same 401. Failures are consecutive while each
-  -- comes within lockout_duration of the previous one and no lock has run
-  -- out since.
+  -- table); its answer is the same 401.
   if v_key ~ '^[a-z0-9_.-]{3,32}$' then
-    v_failures := case
-      when v_failure.username is null
-        or v_failure.locked_until is not null
-        or v_failure.last_failed_at < now() - v_settings.lockout_duration then 1
-      else v_failure.failures + 1
-    end;
+    v_failures := auth.next_failure_count(
+      case when v_failure.username is not null then v_failure.failures end,
+      v_failure.last_failed_at, v_failure.locked_until, v_settings.lockout_duration);
     -- Random usernames from random addresses must not grow the table without
     -- bound: a pair not yet tracked is recorded only while the table has room.
     -- Known and unknown usernames alike, so being full tells nothing either.

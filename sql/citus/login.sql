@@ -102,30 +102,17 @@ begin
     select * into v_account from auth.user_login_failures a where a.username operator(extensions.=) v_key;
   end if;
 
-  -- Locked for this address (whether or not the account exists: the answer
-  -- must not tell), or the account is locked for every address. Checked again
-  -- under the lock: an attempt that locked it may have finished meanwhile.
-  v_locked_until := greatest(
-    case when v_failure.locked_until > now() then v_failure.locked_until end,
-    case when v_account.failures >= v_settings.max_failed_logins_per_user
-          and v_account.window_started_at + v_settings.failure_window_per_user > now()
-      then v_account.window_started_at + v_settings.failure_window_per_user end);
+  -- Locked? Checked again under the lock: an attempt that locked it may have
+  -- finished meanwhile.
+  v_locked_until := auth.lock_ends(v_failure.locked_until, v_account.failures,
+                                   v_account.window_started_at, v_settings);
   if v_locked_until is not null then
     perform auth.respond_locked(v_locked_until);
     return null;
   end if;
 
-  if v_user.id is null then
-    -- Hash anyway so that an unknown username takes as long as a wrong password.
-    perform extensions.crypt(p_password, extensions.gen_salt('bf', v_settings.bcrypt_cost));
-    v_ok := false;
-  else
-    -- Longer than 72 bytes cannot have been registered; bcrypt would compare
-    -- only the first 72, so refuse it after hashing like any other failure.
-    v_ok := extensions.crypt(p_password, v_user.password_hash) = v_user.password_hash
-      and octet_length(p_password) <= 72
-      and v_user.disabled_at is null;
-  end if;
+  v_ok := auth.password_ok(p_password, v_user.password_hash, v_user.disabled_at,
+                           v_settings.bcrypt_cost);
 
   if v_ok then
     -- A success clears this address's count only. The account's count stays:
@@ -164,16 +151,11 @@ begin
 
   -- Count the failure for this address. A username no account can have is
   -- not recorded (it can never be locked usefully and would only fill the
-  -- table); its answer is the same 401. Failures are consecutive while each
-  -- comes within lockout_duration of the previous one and no lock has run
-  -- out since.
+  -- table); its answer is the same 401.
   if v_key ~ '^[a-z0-9_.-]{3,32}$' then
-    v_failures := case
-      when v_failure.username is null
-        or v_failure.locked_until is not null
-        or v_failure.last_failed_at < now() - v_settings.lockout_duration then 1
-      else v_failure.failures + 1
-    end;
+    v_failures := auth.next_failure_count(
+      case when v_failure.username is not null then v_failure.failures end,
+      v_failure.last_failed_at, v_failure.locked_until, v_settings.lockout_duration);
     -- Random usernames from random addresses must not grow the table without
     -- bound: a pair not yet tracked is recorded only while there is room.
     -- Known and unknown usernames alike, so being full tells nothing either.
