@@ -12,6 +12,7 @@ declare
   v_user auth.users;
   v_checked auth.users;
   v_new text;
+  v_hash text;
 begin
   if v_token.sub is null then
     raise sqlstate 'PT401' using message = 'token names no user',
@@ -34,12 +35,18 @@ begin
     return null;
   end if;
 
-  -- The trigger users_end_sessions ends every session of the user,
-  -- this one included; the caller continues in a new one.
+  -- Hashed before the UPDATE: Citus runs no volatile function in an UPDATE
+  -- of a distributed table. Then every session of the user ends, this one
+  -- included; the caller continues in a new one. Without Citus the trigger
+  -- users_end_sessions has already ended them (the call below then finds
+  -- none); on Citus that trigger cannot exist (citus/sessions_end.sql) and
+  -- this call is what ends them.
+  v_hash := extensions.crypt(v_new, extensions.gen_salt('bf', v_settings.bcrypt_cost));
   update auth.users u
-     set password_hash = extensions.crypt(v_new, extensions.gen_salt('bf', v_settings.bcrypt_cost))
+     set password_hash = v_hash
    where u.id = v_user.id
   returning * into v_user;
+  perform auth.end_user_sessions(v_user.id, 'password_changed');
   return row(auth.issue_claims(v_user, v_settings.token_lifetime, auth.start_session(v_user)));
 end
 $$;

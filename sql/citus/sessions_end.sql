@@ -4,7 +4,7 @@
 -- are on the workers), so they are dropped rather than left to look active,
 -- while DDL propagation is still off (Citus would refuse the DROP TRIGGER
 -- too); then propagation is on again. What they did is done instead by
--- citus/change_password.sql for a password change, and by the DBA for a
+-- api/change_password.sql for a password change, and by the DBA for a
 -- user disabled, given another role or deleted: call
 -- auth.end_user_sessions(id, reason) in the same transaction (README
 -- "Citus").
