@@ -49,6 +49,44 @@ async fn invalid_response_headers_is_500_pgrst111() {
     assert_eq!(r.header("x-a"), None);
 }
 
+// Unlike PostgREST, which rolls the transaction back, pgrpc has committed a
+// call whose response settings it cannot use: the call, its settings and
+// COMMIT go as one pipeline. The code says which setting was wrong; README
+// (Errors) says the call committed. This pins that.
+#[actix_web::test]
+async fn invalid_response_headers_after_a_write_is_500_pgrst111_and_committed() {
+    let ctx = setup().await;
+    ctx.db
+        .admin()
+        .await
+        .batch_execute(
+            "create function api.write_then_bad_headers(name text) returns int
+               language plpgsql volatile as $$
+             begin
+               insert into test_data.items(name) values (name);
+               perform set_config('response.headers', '{\"X-A\": \"b\"}', true);
+               return 1;
+             end $$;
+             grant execute on function api.write_then_bad_headers(text) to web_anon;",
+        )
+        .await
+        .expect("the function");
+    ctx.state.load_schema_cache().await.expect("reload");
+    let app = ctx.app().await;
+    let r = send(
+        &app,
+        post("/rpc/write_then_bad_headers", r#"{"name": "kept"}"#),
+    )
+    .await;
+    assert_error(&r, 500, "PGRST111");
+    assert_eq!(
+        ctx.count("select count(*) from test_data.items where name = 'kept'")
+            .await,
+        1,
+        "the call committed"
+    );
+}
+
 #[actix_web::test]
 async fn raise_pt_code_chooses_the_status() {
     let ctx = setup().await;
