@@ -195,3 +195,41 @@ pub async fn create_database(workers: &[Cluster], name: &str, template: &str) {
             .expect("create the test database on a worker");
     }
 }
+
+/// How often `node` ran statements whose text (whitespace collapsed) matches
+/// the `ILIKE` pattern `like` in `ctx`'s database, by pg_stat_statements,
+/// which tracks the statements inside functions too (with PL/pgSQL's INTO
+/// blanked out): the delegation proofs count where a body ran with it.
+pub async fn statement_calls(ctx: &crate::harness::Ctx, node: &Cluster, like: &str) -> i64 {
+    let client = pgrpc::db::connect(&pgrpc::db::socket_config(node, "postgres", &ctx.db.name))
+        .await
+        .expect("connect to a node");
+    client
+        .query_one(
+            "select coalesce(sum(s.calls), 0)::int8 from pg_stat_statements s
+               join pg_database d on d.oid = s.dbid
+              where d.datname = current_database()
+                and regexp_replace(s.query, '\\s+', ' ', 'g') ilike $1
+                and s.query not ilike 'create%'",
+            &[&like],
+        )
+        .await
+        .expect("pg_stat_statements")
+        .get(0)
+}
+
+/// The port of the worker that holds the shard of `table` for the
+/// distribution value `key`, as Citus's metadata says.
+pub async fn shard_port(ctx: &crate::harness::Ctx, table: &str, key: &str) -> i32 {
+    ctx.db
+        .admin()
+        .await
+        .query_one(
+            "select p.nodeport from pg_dist_shard_placement p
+              where p.shardid = get_shard_id_for_distribution_column($1::text::regclass, $2::text)",
+            &[&table, &key],
+        )
+        .await
+        .expect("placement of a shard")
+        .get(0)
+}

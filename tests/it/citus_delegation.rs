@@ -36,40 +36,14 @@ select create_distributed_function('api.note_of(text)', 'owner',
   colocate_with := 'public.notes', force_delegation := true);
 "#;
 
-/// How often `node` ran note_of's own query in this test's database
-/// (pg_stat_statements, which tracks statements inside functions too).
+/// How often `node` ran note_of's own query in this test's database.
 async fn inner_query_calls(ctx: &Ctx, node: &pgrpc::db::embedded::Cluster) -> i64 {
-    let client = pgrpc::db::connect(&pgrpc::db::socket_config(node, "postgres", &ctx.db.name))
-        .await
-        .expect("connect to a node");
-    client
-        .query_one(
-            "select coalesce(sum(s.calls), 0)::int8 from pg_stat_statements s
-               join pg_database d on d.oid = s.dbid
-              where d.datname = current_database()
-                and s.query ilike '%n.note from public.notes n where n.owner%'
-                and s.query not ilike 'create%'",
-            &[],
-        )
-        .await
-        .expect("pg_stat_statements")
-        .get(0)
+    crate::citus::statement_calls(ctx, node, "%n.note from public.notes n where n.owner%").await
 }
 
 /// The worker port that holds `owner`'s shard, as Citus's metadata says.
 async fn worker_port_of(ctx: &Ctx, owner: &str) -> i32 {
-    let row = ctx
-        .db
-        .admin()
-        .await
-        .query_one(
-            "select p.nodeport from pg_dist_shard_placement p
-              where p.shardid = get_shard_id_for_distribution_column('public.notes', $1::text)",
-            &[&owner],
-        )
-        .await
-        .expect("placement of a shard");
-    row.get(0)
+    crate::citus::shard_port(ctx, "public.notes", owner).await
 }
 
 #[actix_web::test]

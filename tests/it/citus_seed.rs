@@ -1,11 +1,9 @@
 // Citus (PGRPC_TEST_CITUS=1): identify and access_token with credentials run on the worker holding the user's shard, with the login's rows and the session there; skipped otherwise.
 
-use std::time::Duration;
-
 use serde_json::{json, Value};
 
 use crate::harness::*;
-use crate::seed::{claims, int, register, PASSWORD};
+use crate::seed::{claims, int, listen, next_end, register, PASSWORD};
 
 fn login(username: &str, password: &str) -> String {
     json!({"username": username, "password": password}).to_string()
@@ -13,25 +11,14 @@ fn login(username: &str, password: &str) -> String {
 
 /// How often `node` ran auth.login's first statement, the look-up of the
 /// username's lock for the client's address that every attempt makes (Citus
-/// sql/citus/login.sql), in this test's database: pg_stat_statements tracks
-/// the statements inside functions too (pg_stat_statements.track = all),
-/// with PL/pgSQL's INTO blanked out.
+/// sql/citus/login.sql), in this test's database.
 async fn login_lookups(ctx: &Ctx, node: &pgrpc::db::embedded::Cluster) -> i64 {
-    let client = pgrpc::db::connect(&pgrpc::db::socket_config(node, "postgres", &ctx.db.name))
-        .await
-        .expect("connect to a node");
-    client
-        .query_one(
-            "select coalesce(sum(s.calls), 0)::int8 from pg_stat_statements s
-               join pg_database d on d.oid = s.dbid
-              where d.datname = current_database()
-                and regexp_replace(s.query, '\\s+', ' ', 'g')
-                    ilike 'select f.locked_until from auth.login_failures f where f.username operator(extensions.=)%'",
-            &[],
-        )
-        .await
-        .expect("pg_stat_statements")
-        .get(0)
+    crate::citus::statement_calls(
+        ctx,
+        node,
+        "select f.locked_until from auth.login_failures f where f.username operator(extensions.=)%",
+    )
+    .await
 }
 
 /// pg_stat_statements in this test's database (Citus creates it on the
@@ -57,18 +44,7 @@ async fn lookups(ctx: &Ctx) -> Vec<i64> {
 /// The index in `lookups` of the worker holding `username`'s shard of
 /// auth.users, as Citus's metadata says.
 async fn holder(ctx: &Ctx, username: &str) -> usize {
-    let port: i32 = ctx
-        .db
-        .admin()
-        .await
-        .query_one(
-            "select p.nodeport from pg_dist_shard_placement p
-              where p.shardid = get_shard_id_for_distribution_column('auth.users', $1::text)",
-            &[&username],
-        )
-        .await
-        .expect("placement of a shard")
-        .get(0);
+    let port = crate::citus::shard_port(ctx, "auth.users", username).await;
     1 + workers()
         .iter()
         .position(|w| i32::from(w.port()) == port)
@@ -206,48 +182,6 @@ async fn lockout_on_the_shard_behaves_as_on_one_server() {
             .await,
         3
     );
-}
-
-/// A connection that LISTENs on channel pgrpc (on the coordinator, where the
-/// gateways listen); its notifications' payloads.
-async fn listen(
-    ctx: &Ctx,
-) -> (
-    tokio_postgres::Client,
-    tokio::sync::mpsc::UnboundedReceiver<String>,
-) {
-    let (client, mut connection) = ctx
-        .db
-        .config("postgres")
-        .connect(tokio_postgres::NoTls)
-        .await
-        .expect("connect");
-    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    tokio::spawn(async move {
-        while let Some(message) = std::future::poll_fn(|cx| connection.poll_message(cx)).await {
-            match message {
-                Ok(tokio_postgres::AsyncMessage::Notification(n)) => {
-                    let _ = tx.send(n.payload().to_string());
-                }
-                Ok(_) => {}
-                Err(_) => break,
-            }
-        }
-    });
-    client.batch_execute("listen pgrpc").await.expect("listen");
-    (client, rx)
-}
-
-async fn next_end(rx: &mut tokio::sync::mpsc::UnboundedReceiver<String>) -> String {
-    loop {
-        let payload = tokio::time::timeout(Duration::from_secs(10), rx.recv())
-            .await
-            .expect("a notification within 10 s")
-            .expect("the listener is alive");
-        if payload.starts_with("session ended") {
-            return payload;
-        }
-    }
 }
 
 #[actix_web::test]

@@ -141,3 +141,46 @@ pub(crate) async fn session_claims(
     claims["gen"] = json!(0);
     claims
 }
+
+/// A connection that LISTENs on channel pgrpc (on the coordinator on Citus,
+/// where the gateways listen); its notifications' payloads.
+pub async fn listen(
+    ctx: &Ctx,
+) -> (
+    tokio_postgres::Client,
+    tokio::sync::mpsc::UnboundedReceiver<String>,
+) {
+    let (client, mut connection) = ctx
+        .db
+        .config("postgres")
+        .connect(tokio_postgres::NoTls)
+        .await
+        .expect("connect");
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Some(message) = std::future::poll_fn(|cx| connection.poll_message(cx)).await {
+            match message {
+                Ok(tokio_postgres::AsyncMessage::Notification(n)) => {
+                    let _ = tx.send(n.payload().to_string());
+                }
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+    });
+    client.batch_execute("listen pgrpc").await.expect("listen");
+    (client, rx)
+}
+
+/// The next `session ended …` payload, skipping schema reloads.
+pub async fn next_end(rx: &mut tokio::sync::mpsc::UnboundedReceiver<String>) -> String {
+    loop {
+        let payload = tokio::time::timeout(std::time::Duration::from_secs(10), rx.recv())
+            .await
+            .expect("a notification within 10 s")
+            .expect("the listener is alive");
+        if payload.starts_with("session ended") {
+            return payload;
+        }
+    }
+}

@@ -8,7 +8,9 @@ use futures_util::future::join_all;
 use serde_json::{json, Value};
 
 use crate::harness::*;
-use crate::seed::{claims, int, register, user_claims, user_id, PASSWORD, ROUTES};
+use crate::seed::{
+    claims, int, listen, next_end, register, user_claims, user_id, PASSWORD, ROUTES,
+};
 
 fn login(username: &str, password: &str) -> String {
     json!({"username": username, "password": password}).to_string()
@@ -567,48 +569,6 @@ async fn a_token_outside_any_session_verifies_but_cannot_be_extended_or_refreshe
     c["sid"] = json!("00000000-0000-4000-8000-000000000000");
     c["gen"] = json!(0);
     assert_refused(&app, &ctx.token(c)).await;
-}
-
-/// A connection that LISTENs on channel pgrpc; its notifications' payloads.
-async fn listen(
-    ctx: &Ctx,
-) -> (
-    tokio_postgres::Client,
-    tokio::sync::mpsc::UnboundedReceiver<String>,
-) {
-    let (client, mut connection) = ctx
-        .db
-        .config("postgres")
-        .connect(tokio_postgres::NoTls)
-        .await
-        .expect("connect");
-    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    tokio::spawn(async move {
-        while let Some(message) = std::future::poll_fn(|cx| connection.poll_message(cx)).await {
-            match message {
-                Ok(tokio_postgres::AsyncMessage::Notification(n)) => {
-                    let _ = tx.send(n.payload().to_string());
-                }
-                Ok(_) => {}
-                Err(_) => break,
-            }
-        }
-    });
-    client.batch_execute("listen pgrpc").await.expect("listen");
-    (client, rx)
-}
-
-/// The next `session ended …` payload, skipping schema reloads.
-async fn next_end(rx: &mut tokio::sync::mpsc::UnboundedReceiver<String>) -> String {
-    loop {
-        let payload = tokio::time::timeout(Duration::from_secs(10), rx.recv())
-            .await
-            .expect("a notification within 10 s")
-            .expect("the listener is alive");
-        if payload.starts_with("session ended") {
-            return payload;
-        }
-    }
 }
 
 #[actix_web::test]
