@@ -66,7 +66,7 @@ start_gateway() {
     die "something already listens on port $PORT or $ADMIN_PORT (choose others with --port)"
   fi
   t0=$(now_ms)
-  (gw_exports && exec "$BIN") >>"$TMP/gateway.log.tmp" 2>&1 &
+  (gw_exports && exec setsid -w "$BIN") >>"$TMP/gateway.log.tmp" 2>&1 &
   GW_PID=$!
   for ((i = 0; i < 3000; i++)); do
     if curl -sf -o /dev/null --max-time 1 "http://127.0.0.1:$ADMIN_PORT/ready"; then
@@ -195,7 +195,7 @@ run_wrk() {
   local conns=$1 secs=$2 path=$3 out=$4
   local threads=$WRK_THREADS
   ((conns < threads)) && threads=$conns
-  wrk -t"$threads" -c"$conns" -d"${secs}s" --timeout 5s --latency -s "$ROOT/bench/wrk.lua" \
+  setsid -w wrk -t"$threads" -c"$conns" -d"${secs}s" --timeout 5s --latency -s "$ROOT/bench/wrk.lua" \
     "http://127.0.0.1:$PORT$path" >"$out" 2>&1 || true
 }
 
@@ -206,7 +206,7 @@ run_oha() {
   local args=(--no-tui --output-format json -z "${secs}s" -w -c "$conns" -t 5s -m POST
     -H "Content-Type: application/json" -d "$BENCH_BODY")
   [[ -n "${BENCH_TOKEN:-}" ]] && args+=(-H "Authorization: Bearer $BENCH_TOKEN")
-  oha "${args[@]}" "http://127.0.0.1:$PORT$path" >"$out" 2>&1 || true
+  setsid -w oha "${args[@]}" "http://127.0.0.1:$PORT$path" >"$out" 2>&1 || true
 }
 
 # pgbench on the same cluster. Args: script conns seconds out_file [log prefix]
@@ -215,7 +215,7 @@ run_pgbench() {
   local script=$1 conns=$2 secs=$3 out=$4 logprefix=${5:-}
   local args=(-n -M prepared -h "$(socket_dir)" -p 5432 -U "${PGB_USER:-postgres}" -c "$conns" -j 2 -T "$secs" -f "$script")
   [[ -n "$logprefix" ]] && args+=(-l --sampling-rate "$PGB_SAMPLING" --log-prefix "$logprefix")
-  pgbench "${args[@]}" "${PGB_DEFS[@]}" pgrpc >"$out" 2>&1 || true
+  setsid -w pgbench "${args[@]}" "${PGB_DEFS[@]}" pgrpc >"$out" 2>&1 || true
 }
 
 # --- PgBouncer (issue 13): a second gateway, external mode, its request pool
@@ -254,7 +254,7 @@ INI
     PGRPC_DB_URI="postgres://authenticator@127.0.0.1:$PGB_LISTEN/pgrpc?sslmode=disable" \
     PGRPC_DB_LISTEN_URI="host=$sock port=5432 user=authenticator dbname=pgrpc" \
     PGRPC_DB_PREPARED_STATEMENTS=false PGRPC_JWT_SECRET_FILE="$DATA/pg/pgrpc_jwt_secret" \
-    exec "$BIN") >>"$TMP/gateway-pgbouncer.log.tmp" 2>&1 &
+    exec setsid -w "$BIN") >>"$TMP/gateway-pgbouncer.log.tmp" 2>&1 &
   PGB_GW_PID=$!
   for ((i = 0; i < 3000; i++)); do
     curl -sf -o /dev/null --max-time 1 "http://127.0.0.1:$((PORT + 3))/ready" && return 0
