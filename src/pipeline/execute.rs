@@ -538,6 +538,16 @@ async fn attempt(
     .flatten()
     .any(connection_gone);
     let r_propagate = r_propagate.into_iter().find(Result::is_err);
+    // A COMMIT refused with an ERROR may have left the transaction open: a
+    // cancel request that reaches the backend after the call's last check
+    // for interrupts (while it writes the call's answer, say) is taken as
+    // the COMMIT starts, before it runs, and the block stays aborted. That
+    // connection would fail the next request with 25P02, so end the block
+    // here (a ROLLBACK after a COMMIT that did end it only warns) and keep
+    // the connection out of the pool if even that fails.
+    if !*gone && matches!(&r_commit, Some(Err(e)) if e.as_db_error().is_some()) {
+        *gone = client.batch_execute("ROLLBACK").await.is_err();
+    }
 
     // The first failure in pipeline order is the cause; later ones are 25P02.
     let call_result = match (r_begin, r_setup, r_settings, r_propagate, r_pre) {
@@ -577,6 +587,13 @@ async fn attempt(
         }
     };
     if let Some(Err(e)) = r_commit {
+        if e.code() == Some(&tokio_postgres::error::SqlState::QUERY_CANCELED)
+            && cancel.is_cancelled()
+        {
+            // Our own cancel request, taken as COMMIT began: rolled back.
+            tracing::info!("the hang-up's cancel request reached COMMIT; rolled back");
+            return Err(Error::from(RequestError::ClientClosed).into());
+        }
         return Err(commit_failure(&e, authed).into());
     }
     let row = rows
@@ -599,10 +616,13 @@ async fn attempt(
                 .map_err(|e| Error::from_pg(&e, authed))?;
             return Err(Error::from(RequestError::Singularity { rows: outcome.rows }).into());
         }
-        client
-            .batch_execute("COMMIT")
-            .await
-            .map_err(|e| commit_failure(&e, authed))?;
+        if let Err(e) = client.batch_execute("COMMIT").await {
+            // As above: a refused COMMIT may leave the block open.
+            if e.as_db_error().is_some() && client.batch_execute("ROLLBACK").await.is_err() {
+                *gone = true;
+            }
+            return Err(commit_failure(&e, authed).into());
+        }
         if want_lsn {
             outcome.lsn = first_text(client.query_typed(LSN_SQL, &[]).await.ok());
         }

@@ -33,6 +33,12 @@ create function api.dc_write_slow_commit(tag text) returns int
     select 1
   $$;
 grant execute on function api.dc_write_slow_commit(text) to web_anon;
+create function api.dc_write_big_answer(tag text, bytes int) returns text
+  language sql volatile as $$
+    insert into public.dc_log values (tag);
+    select repeat('x', bytes)
+  $$;
+grant execute on function api.dc_write_big_answer(text, int) to web_anon;
 ";
 
 const POOL: usize = 10;
@@ -48,6 +54,14 @@ fn runtime() -> tokio::runtime::Runtime {
 /// A fresh database with [`FUNCTIONS`], a superuser connection to it, and the
 /// real binary serving it in external mode with a pool of [`POOL`].
 fn start(rt: &tokio::runtime::Runtime) -> (TestDb, tokio_postgres::Client, Gateway) {
+    start_with_pool(rt, POOL)
+}
+
+/// [`start`] with a pool of `pool` connections.
+fn start_with_pool(
+    rt: &tokio::runtime::Runtime,
+    pool: usize,
+) -> (TestDb, tokio_postgres::Client, Gateway) {
     let (db, admin) = rt.block_on(async {
         let db = TestDb::new().await;
         let admin = db.admin().await;
@@ -63,7 +77,7 @@ fn start(rt: &tokio::runtime::Runtime) -> (TestDb, tokio_postgres::Client, Gatew
         cluster().port(),
         db.name
     );
-    let pool = POOL.to_string();
+    let pool = pool.to_string();
     let gw = Gateway::start(
         "",
         &[
@@ -325,4 +339,71 @@ fn a_hang_up_once_only_commit_is_left_lets_the_transaction_complete() {
         gw.log()
     );
     assert!(!gw.log().contains("PGRST157"), "{}", gw.log());
+}
+
+/// A cancel request taken as the pipelined COMMIT starts, before it runs,
+/// fails the COMMIT and leaves the transaction block open and aborted: the
+/// gateway's hang-up cancel can arrive just after the call's last check for
+/// interrupts. Found by `bench/run` (the next request on that connection
+/// failed with 25P02). With one pooled connection, every next request gets
+/// the connection a hung-up one left behind. The moment is a race, so the
+/// hang-ups are spread over the call's duration until a few have met the
+/// COMMIT (the gateway logs each).
+#[test]
+fn a_cancel_taken_at_commit_leaves_no_open_transaction_behind() {
+    let rt = runtime();
+    let (_db, admin, gw) = start_with_pool(&rt, 1);
+    let body = r#"{"tag": "big", "bytes": 2000000}"#;
+    let request = format!(
+        "POST /rpc/dc_write_big_answer HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    // How long the call takes when nobody hangs up.
+    let mut s = connect(&gw);
+    let started = Instant::now();
+    s.write_all(request.as_bytes()).expect("send");
+    let (status, _) = read_response(&mut s, &mut Vec::new());
+    assert_eq!(status, 200);
+    let whole = started.elapsed();
+    drop(s);
+
+    let at_commit = |log: &str| log.matches("reached COMMIT").count();
+    let mut attempts = 0u32;
+    let t0 = Instant::now();
+    while at_commit(&gw.log()) < 1 && attempts < 2000 {
+        let delay = whole.mul_f64(f64::from(attempts % 50) / 40.0);
+        attempts += 1;
+        let mut s = connect(&gw);
+        s.write_all(request.as_bytes()).expect("send");
+        std::thread::sleep(delay);
+        drop(s);
+        let mut s = connect(&gw);
+        s.write_all(&call("next", 0.0)).expect("send");
+        let (status, body) = read_response(&mut s, &mut Vec::new());
+        assert_eq!(
+            (status, body.as_str()),
+            (200, "1"),
+            "attempt {attempts} (hang-up after {delay:?}):\n{}",
+            gw.log()
+        );
+    }
+    eprintln!(
+        "a cancel met the COMMIT after {attempts} hang-ups, {:?} (the call alone: {whole:?})",
+        t0.elapsed()
+    );
+    assert!(
+        at_commit(&gw.log()) > 0,
+        "no cancel request met the COMMIT in {attempts} tries:\n{}",
+        gw.log()
+    );
+    assert_eq!(
+        number(
+            &rt,
+            &admin,
+            "select count(*) from pg_stat_activity
+             where datname = current_database() and state like 'idle in transaction%'"
+        ),
+        0
+    );
+    assert!(!gw.log().contains("25P02"), "{}", gw.log());
 }
