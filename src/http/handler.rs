@@ -338,7 +338,7 @@ async fn call(
     trace.mark("parse");
     let cache = state.cache.load_full().ok_or(SchemaCacheError::NotLoaded)?;
     let plan = plan::plan(&rpc, &cache)?;
-    let call = query::call_query(&plan);
+    let call = state.call_memo.call_query(&plan, &cache);
     // Admit: the function's declared limits, before any database work (a
     // rate-limited call costs no token verification either).
     let limits = if admit::COMPILED {

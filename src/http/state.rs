@@ -48,6 +48,8 @@ pub struct AppState {
     pub replicas: Option<Arc<crate::db::replicas::ReplicaSet>>,
     /// `select "schema"."fn"()` for `db.pre_request`.
     pub(crate) pre_request_sql: Option<String>,
+    /// Call statements already built (`query::CallMemo`).
+    pub call_memo: query::CallMemo,
 }
 
 impl AppState {
@@ -75,6 +77,7 @@ impl AppState {
             metrics: Arc::new(Metrics::new()),
             admission: Arc::new(Admission::new(trusted_proxies)),
             pre_request_sql,
+            call_memo: query::CallMemo::default(),
         }
     }
 
