@@ -165,17 +165,21 @@ impl CallMemo {
     }
 }
 
-/// The memo key of a plain call; None when the statement depends on more
-/// (the query string shapes the result) or the arguments do not fit the key.
-fn memo_key(plan: &CallPlan) -> Option<MemoKey> {
-    let read = &plan.read;
-    let plain = read.select.is_none()
+/// Whether the query string leaves the call's result as the function gives
+/// it: no `select`, filter, order, page or count.
+fn plain(read: &ReadPlan) -> bool {
+    read.select.is_none()
         && read.conditions.is_empty()
         && read.order.is_empty()
         && read.limit.is_none()
         && read.offset == 0
-        && !read.count;
-    if !plain {
+        && !read.count
+}
+
+/// The memo key of a plain call; None when the statement depends on more
+/// (the query string shapes the result) or the arguments do not fit the key.
+fn memo_key(plan: &CallPlan) -> Option<MemoKey> {
+    if !plain(&plan.read) {
         return None;
     }
     let (args, whole_body) = match &plan.args {
@@ -226,14 +230,7 @@ const DELEGABLE_TYPES: &[u32] = &[
 /// the coordinator, correct but not delegated.
 fn delegated_call(plan: &CallPlan) -> Option<CallQuery> {
     let r = &plan.routine;
-    let read = &plan.read;
-    let plain = read.select.is_none()
-        && read.conditions.is_empty()
-        && read.order.is_empty()
-        && read.limit.is_none()
-        && read.offset == 0
-        && !read.count;
-    if !r.distributed || !plain {
+    if !r.distributed || !plain(&plan.read) {
         return None;
     }
     let Args::Named(indexes) = &plan.args else {

@@ -104,6 +104,10 @@ fn number(rt: &tokio::runtime::Runtime, admin: &tokio_postgres::Client, sql: &st
 const SLEEPING: &str = "select count(*) from pg_stat_activity
     where datname = current_database() and wait_event = 'PgSleep'";
 
+/// Connections of this database left inside a transaction.
+const OPEN_TRANSACTIONS: &str = "select count(*) from pg_stat_activity
+    where datname = current_database() and state like 'idle in transaction%'";
+
 /// `POST /rpc/dc_write_then_sleep` as raw HTTP/1.1 (keep-alive).
 fn call(tag: &str, seconds: f64) -> Vec<u8> {
     let body = format!(r#"{{"tag": "{tag}", "seconds": {seconds}}}"#);
@@ -226,15 +230,7 @@ fn fifty_hung_up_calls_are_cancelled_rolled_back_and_free_the_pool() {
     // Rolled back: only the cheap call's row is there, and no transaction
     // was left open on any connection.
     assert_eq!(number(&rt, &admin, "select count(*) from public.dc_log"), 1);
-    assert_eq!(
-        number(
-            &rt,
-            &admin,
-            "select count(*) from pg_stat_activity
-             where datname = current_database() and state like 'idle in transaction%'"
-        ),
-        0
-    );
+    assert_eq!(number(&rt, &admin, OPEN_TRANSACTIONS), 0);
     // Every pooled connection is idle again.
     assert!(
         wait_until(Duration::from_secs(5), || {
@@ -396,14 +392,6 @@ fn a_cancel_taken_at_commit_leaves_no_open_transaction_behind() {
         "no cancel request met the COMMIT in {attempts} tries:\n{}",
         gw.log()
     );
-    assert_eq!(
-        number(
-            &rt,
-            &admin,
-            "select count(*) from pg_stat_activity
-             where datname = current_database() and state like 'idle in transaction%'"
-        ),
-        0
-    );
+    assert_eq!(number(&rt, &admin, OPEN_TRANSACTIONS), 0);
     assert!(!gw.log().contains("25P02"), "{}", gw.log());
 }
