@@ -214,7 +214,7 @@ pub enum DbError {
     /// `RAISE SQLSTATE 'PGRST'` with a valid payload: the function chose the
     /// whole response. Parsed once, where the error enters ([`Error::server`]).
     #[error("database error PGRST: {}", .0.message)]
-    Raised(Raised),
+    Raised(Box<Raised>),
     /// PGRST001: the connection failed or broke.
     #[error("database connection error: {0}")]
     Connection(String),
@@ -314,7 +314,7 @@ impl Error {
     ) -> Error {
         if code == "PGRST" {
             return match parse_raise_pgrst(message, detail) {
-                Ok(raised) => Error::Db(DbError::Raised(raised)),
+                Ok(raised) => Error::Db(DbError::Raised(Box::new(raised))),
                 Err(e) => Error::Response(e),
             };
         }

@@ -55,8 +55,6 @@ pub(super) struct Mapper<'a> {
 /// Nesting deeper than this (composites of arrays of composites …) is `{}`.
 const MAX_DEPTH: usize = 8;
 
-/// `record`.
-
 impl Mapper<'_> {
     /// A JWT string standing for a value of the claims type.
     pub(super) fn jwt(input: bool) -> Value {

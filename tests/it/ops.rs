@@ -302,6 +302,8 @@ fn json_logs_have_one_line_per_request_and_never_secrets() {
     );
     let token = sign("not-the-gateway-secret-but-a-token-0123456789");
     let password = "hunter2-very-secret-password";
+    // ureq's own error type, as the matches below want it.
+    #[allow(clippy::result_large_err)]
     let call = || {
         ureq::post(&format!(
             "http://127.0.0.1:{}/rpc/login_like?debug=query-secret",
