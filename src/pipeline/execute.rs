@@ -218,13 +218,17 @@ fn connection_gone(e: &tokio_postgres::Error) -> bool {
 
 /// Drive `pipeline` to its end. When `cancel` fires while the call has not
 /// returned, send PostgreSQL a cancel request (again every [`CANCEL_RETRY`]
-/// while it still runs); each cancel request is awaited to its end, so none
-/// is in flight once the pipeline has ended and the connection goes back.
+/// while it still runs), and set `cancel_sent`. A sent cancel request has
+/// not necessarily reached the backend: PostgreSQL acts on it whenever its
+/// signal arrives, which can be after this pipeline has ended, in the next
+/// request's statement on the same connection. So a connection a cancel
+/// request was sent for is never used again (the caller drops it).
 async fn unless_cancelled<F: Future>(
     mut pipeline: Pin<&mut F>,
     client: &tokio_postgres::Client,
     call_done: &AtomicBool,
     cancel: &CancellationToken,
+    cancel_sent: &mut bool,
 ) -> F::Output {
     tokio::select! {
         biased;
@@ -236,6 +240,7 @@ async fn unless_cancelled<F: Future>(
             // Only COMMIT is left (or, for a singular call, nothing sent yet).
             return pipeline.await;
         }
+        *cancel_sent = true;
         // Boxed: only a cancelled call needs it, and inline it would make
         // every transaction's state larger by its size (~1 KB).
         if let Err(e) = Box::pin(client.cancel_token().cancel_query(NoTls)).await {
@@ -461,6 +466,7 @@ async fn attempt(
     // position then covers the commit record (PostgreSQL's WAIT FOR LSN
     // docs: the position must be taken after the commit, not before).
     let want_lsn = tx.commit_lsn && !tx.read_only;
+    let mut cancel_sent = false;
 
     if cancel.is_cancelled() {
         // Nothing of the transaction was sent.
@@ -520,7 +526,7 @@ async fn attempt(
                 join4(pre, call, commit, lsn),
             )
         });
-        unless_cancelled(pipeline, client, &call_done, cancel).await
+        unless_cancelled(pipeline, client, &call_done, cancel, &mut cancel_sent).await
     };
     // A FATAL or a lost connection ends this connection: the caller keeps it
     // out of the pool even before tokio-postgres has read the close, or the
@@ -536,7 +542,8 @@ async fn attempt(
     ]
     .into_iter()
     .flatten()
-    .any(connection_gone);
+    .any(connection_gone)
+        || cancel_sent;
     let r_propagate = r_propagate.into_iter().find(Result::is_err);
     // A COMMIT refused with an ERROR may have left the transaction open: a
     // cancel request that reaches the backend after the call's last check

@@ -337,16 +337,20 @@ fn a_hang_up_once_only_commit_is_left_lets_the_transaction_complete() {
     assert!(!gw.log().contains("PGRST157"), "{}", gw.log());
 }
 
-/// A cancel request taken as the pipelined COMMIT starts, before it runs,
-/// fails the COMMIT and leaves the transaction block open and aborted: the
-/// gateway's hang-up cancel can arrive just after the call's last check for
-/// interrupts. Found by `bench/run` (the next request on that connection
-/// failed with 25P02). With one pooled connection, every next request gets
-/// the connection a hung-up one left behind. The moment is a race, so the
-/// hang-ups are spread over the call's duration until a few have met the
-/// COMMIT (the gateway logs each).
+/// Hang-ups at every point of a call leave nothing behind for the next
+/// request on the same connection (one pooled connection, so every next
+/// request gets the one a hung-up call used). Two races: a cancel request
+/// that arrives after the call's last check for interrupts is taken as the
+/// pipelined COMMIT starts, which fails before it runs and leaves the
+/// transaction block open (found by `bench/run`: the next request failed
+/// with 25P02); and a cancel request reaches the backend whenever its
+/// signal arrives, possibly after the call ended, in the next request's
+/// statement (found by this test: a 504 57014 for the next client). Without
+/// their fixes the second shows within a few dozen hang-ups here, the first
+/// within some hundreds (the gateway logs "reached COMMIT"); the test
+/// prints how many met the COMMIT but needs neither to.
 #[test]
-fn a_cancel_taken_at_commit_leaves_no_open_transaction_behind() {
+fn hang_ups_at_any_point_leave_nothing_for_the_next_request() {
     let rt = runtime();
     let (_db, admin, gw) = start_with_pool(&rt, 1);
     let body = r#"{"tag": "big", "bytes": 2000000}"#;
@@ -366,7 +370,7 @@ fn a_cancel_taken_at_commit_leaves_no_open_transaction_behind() {
     let at_commit = |log: &str| log.matches("reached COMMIT").count();
     let mut attempts = 0u32;
     let t0 = Instant::now();
-    while at_commit(&gw.log()) < 1 && attempts < 2000 {
+    while attempts < 300 {
         let delay = whole.mul_f64(f64::from(attempts % 50) / 40.0);
         attempts += 1;
         let mut s = connect(&gw);
@@ -384,13 +388,9 @@ fn a_cancel_taken_at_commit_leaves_no_open_transaction_behind() {
         );
     }
     eprintln!(
-        "a cancel met the COMMIT after {attempts} hang-ups, {:?} (the call alone: {whole:?})",
-        t0.elapsed()
-    );
-    assert!(
-        at_commit(&gw.log()) > 0,
-        "no cancel request met the COMMIT in {attempts} tries:\n{}",
-        gw.log()
+        "{attempts} hang-ups in {:?} (the call alone: {whole:?}), {} cancels taken at COMMIT",
+        t0.elapsed(),
+        at_commit(&gw.log())
     );
     assert_eq!(number(&rt, &admin, OPEN_TRANSACTIONS), 0);
     assert!(!gw.log().contains("25P02"), "{}", gw.log());
