@@ -310,7 +310,7 @@ mod tests {
 /// --test-threads=1` (alone: other tests' allocations would blur the RSS).
 /// Measurements, not tests: they assert nothing about time or memory.
 #[cfg(test)]
-mod cost {
+pub(crate) mod cost {
     use std::time::Instant;
 
     use crate::jwt::{Jwt, JwtSettings};
@@ -330,7 +330,8 @@ mod cost {
         }
     }
 
-    fn rss_kb() -> usize {
+    /// The process's resident set (`VmRSS`), in kB; 0 when unreadable.
+    pub(crate) fn rss_kb() -> usize {
         std::fs::read_to_string("/proc/self/status")
             .ok()
             .and_then(|s| {

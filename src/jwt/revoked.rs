@@ -541,7 +541,21 @@ mod tests {
 #[cfg(test)]
 mod cost {
     use super::*;
+    use crate::jwt::cache::cost::rss_kb;
     use std::time::Instant;
+
+    /// The `i`-th distinct session id, as a UUID (`…-0000000000001` on).
+    fn sid(i: u128) -> String {
+        let hex = format!("{:032x}", i + 1);
+        format!(
+            "{}-{}-{}-{}-{}",
+            &hex[0..8],
+            &hex[8..12],
+            &hex[12..16],
+            &hex[16..20],
+            &hex[20..32]
+        )
+    }
 
     #[test]
     #[ignore = "a measurement (bench/results/sessions.md), not a check"]
@@ -551,16 +565,7 @@ mod cost {
             let set = EndedSessions::new(30);
             let mut fresh = set.loading();
             for i in 0..size as u128 {
-                let hex = format!("{:032x}", i + 1);
-                let sid = format!(
-                    "{}-{}-{}-{}-{}",
-                    &hex[0..8],
-                    &hex[8..12],
-                    &hex[12..16],
-                    &hex[16..20],
-                    &hex[20..32]
-                );
-                fresh.add(&sid, now + 3600);
+                fresh.add(&sid(i), now + 3600);
             }
             set.install(fresh);
             let claims: Claims = serde_json::from_value(serde_json::json!({
@@ -587,31 +592,12 @@ mod cost {
     #[test]
     #[ignore = "a measurement (README, Operations), not a check"]
     fn of_a_full_set() {
-        let rss_kb = || -> usize {
-            std::fs::read_to_string("/proc/self/status")
-                .ok()
-                .and_then(|s| {
-                    s.lines()
-                        .find(|l| l.starts_with("VmRSS:"))
-                        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-                })
-                .unwrap_or(0)
-        };
         let now = unix_now();
         let set = EndedSessions::new(30);
         let before = rss_kb();
         let mut fresh = set.loading();
         for i in 0..MAX_ENDED_SESSIONS as u128 {
-            let hex = format!("{:032x}", i + 1);
-            let sid = format!(
-                "{}-{}-{}-{}-{}",
-                &hex[0..8],
-                &hex[8..12],
-                &hex[12..16],
-                &hex[16..20],
-                &hex[20..32]
-            );
-            fresh.add(&sid, now + 3600);
+            fresh.add(&sid(i), now + 3600);
         }
         set.install(fresh);
         let after = rss_kb();

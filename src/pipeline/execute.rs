@@ -545,13 +545,15 @@ async fn attempt(
     .any(connection_gone)
         || cancel_sent;
     let r_propagate = r_propagate.into_iter().find(Result::is_err);
-    // A COMMIT refused with an ERROR may have left the transaction open: a
-    // cancel request that reaches the backend after the call's last check
-    // for interrupts (while it writes the call's answer, say) is taken as
-    // the COMMIT starts, before it runs, and the block stays aborted. That
-    // connection would fail the next request with 25P02, so end the block
-    // here (a ROLLBACK after a COMMIT that did end it only warns) and keep
-    // the connection out of the pool if even that fails.
+    // A COMMIT refused with an ERROR may have left the transaction open: an
+    // interrupt that arrives after the call's last check for interrupts
+    // (while it writes the call's answer, say) is taken as the COMMIT starts,
+    // before it runs, and the block stays aborted. Our cancel request is one
+    // (that connection is dropped anyway, `cancel_sent`); the call's own
+    // `statement_timeout` firing that late is another. Such a connection
+    // would fail the next request with 25P02, so end the block here (a
+    // ROLLBACK after a COMMIT that did end it only warns) and keep the
+    // connection out of the pool if even that fails.
     if !*gone && matches!(&r_commit, Some(Err(e)) if e.as_db_error().is_some()) {
         *gone = client.batch_execute("ROLLBACK").await.is_err();
     }
@@ -568,8 +570,9 @@ async fn attempt(
     let rows = match call_result {
         Ok(rows) => rows,
         Err(e) => {
-            if tx.singular {
-                // No COMMIT was pipelined: end the aborted transaction ourselves.
+            if tx.singular && !*gone {
+                // No COMMIT was pipelined: end the aborted transaction ourselves
+                // (a connection that is going needs no ROLLBACK).
                 let _ = client.batch_execute("ROLLBACK").await;
             }
             if e.code() == Some(&tokio_postgres::error::SqlState::QUERY_CANCELED)

@@ -155,6 +155,7 @@ impl CallMemo {
     }
 
     /// How many statements are kept.
+    #[cfg(test)]
     pub fn statements(&self) -> usize {
         self.lock().entries.len()
     }
