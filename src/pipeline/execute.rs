@@ -581,9 +581,11 @@ async fn attempt(
                 // Our own cancel request, not a statement_timeout.
                 return Err(Error::from(RequestError::ClientClosed).into());
             }
-            if e.as_db_error().is_none() && !tx.singular {
+            if e.as_db_error().is_none() && !tx.singular && !tx.read_only {
                 // No answer to the call, COMMIT sent behind it: the server
-                // may have run both before the connection went.
+                // may have run both before the connection went. (A READ ONLY
+                // transaction changed nothing either way: a plain connection
+                // failure, which a read may retry on another node.)
                 return Err(commit_failure(&e, authed).into());
             }
             let error = Error::from_pg(&e, authed);
@@ -604,7 +606,12 @@ async fn attempt(
             tracing::info!("the hang-up's cancel request reached COMMIT; rolled back");
             return Err(Error::from(RequestError::ClientClosed).into());
         }
-        return Err(commit_failure(&e, authed).into());
+        // A READ ONLY transaction whose answer is in has nothing to commit:
+        // losing the connection at its COMMIT (a replica stopped, say)
+        // changes nothing, and the answer stands.
+        if !(tx.read_only && e.as_db_error().is_none()) {
+            return Err(commit_failure(&e, authed).into());
+        }
     }
     let row = rows
         .first()
