@@ -12,8 +12,8 @@
 --   auth.users is citext (V0015). Clients see no difference: JSON strings
 --   either way, and citext makes the case irrelevant, as lower() did;
 -- * auth.login of citus/login.sql touches only that username's rows;
--- * the session starts on the shard (auth.session_starts, V0016,
---   citus/sessions.sql), not in the coordinator's auth.sessions.
+-- * the session starts on the shard (auth.sessions is distributed by
+--   username, V0017, citus/sessions.sql).
 -- * username's default is null, but not a constant: Citus 13.2 hashes a
 --   constant NULL distribution argument without checking it
 --   (ShardPlacementForFunctionColocatedWithDistTable: the coordinator's
@@ -71,7 +71,7 @@ as $$
 declare
   v_settings auth.settings := auth.current_settings();
   v_user auth.users;
-  v_start auth.session_starts;
+  v_start auth.sessions;
 begin
   if identify.username is null and identify.password is null then
     return auth.identify_with_token();
@@ -84,7 +84,7 @@ begin
     return null;
   end if;
   v_start := auth.start_session_on_shard(v_user, identify.username);
-  return row(auth.issue_start_claims(v_user, v_settings.token_lifetime, v_start, identify.username));
+  return row(auth.issue_claims_on_shard(v_user, v_settings.token_lifetime, v_start, identify.username));
 end
 $$;
   $def$;
@@ -117,7 +117,7 @@ declare
   v_username alias for $1;
   v_password alias for $2;
   v_user auth.users;
-  v_start auth.session_starts;
+  v_start auth.sessions;
 begin
   v_user := auth.login(v_username, v_password);
   if v_user.id is null then
@@ -125,8 +125,8 @@ begin
     return;
   end if;
   v_start := auth.start_session_on_shard(v_user, v_username);
-  access_token := auth.issue_start_claims(v_user, (auth.current_settings()).access_token_lifetime,
-                                          v_start, v_username);
+  access_token := auth.issue_claims_on_shard(v_user, (auth.current_settings()).access_token_lifetime,
+                                             v_start, v_username);
   expires_in := auth.iso_utc(access_token.exp);
   "user" := v_user.username;
 end

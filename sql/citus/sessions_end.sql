@@ -1,6 +1,6 @@
 -- Citus only (nothing without the citus extension), right after
 -- auth/sessions.sql (see citus/sessions_begin.sql): the triggers on
--- auth.users that end a user's sessions could never fire on Citus (the rows
+-- auth.users and auth.sessions could never fire on Citus (the rows
 -- are on the workers), so they are dropped rather than left to look active,
 -- while DDL propagation is still off (Citus would refuse the DROP TRIGGER
 -- too); then propagation is on again. What they did is done instead by
@@ -15,6 +15,13 @@ begin
   end if;
   drop trigger if exists users_end_sessions on auth.users;
   drop trigger if exists users_end_sessions_on_delete on auth.users;
+  -- Likewise those on auth.sessions (distributed by V0017): the session
+  -- functions of citus/sessions.sql announce every end themselves; the
+  -- guard that keeps an ended session ended is theirs to keep (they never
+  -- resume one), and a DBA ends sessions with auth.end_session /
+  -- auth.end_user_sessions (README "Citus").
+  drop trigger if exists sessions_announce_end on auth.sessions;
+  drop trigger if exists sessions_keep_ended on auth.sessions;
   set local citus.enable_ddl_propagation = on;
 end
 $$;

@@ -1,4 +1,4 @@
-// Citus (PGRPC_TEST_CITUS=1): identify and access_token with credentials run on the worker holding the user's shard, with the login's rows and the session there; skipped otherwise.
+// Citus (PGRPC_TEST_CITUS=1): the seed API's calls run on the worker holding the user's shard, with the login's rows and the sessions there; skipped otherwise.
 
 use serde_json::{json, Value};
 
@@ -199,7 +199,7 @@ async fn a_delegated_sign_in_starts_its_session_on_the_shard() {
     let token = r.json()["token"].as_str().expect("token").to_string();
     let c = claims(&Value::from(token.as_str()));
     let sid = c["sid"].as_str().expect("sid").to_string();
-    // On the shard, keyed by the username as given; not on the coordinator.
+    // On the shard, keyed by the username as given.
     let row = ctx
         .db
         .admin()
@@ -207,11 +207,11 @@ async fn a_delegated_sign_in_starts_its_session_on_the_shard() {
         .query_one(
             "select username::text, user_id, floor(extract(epoch from created_at))::int8,
                     floor(extract(epoch from tokens_expire_at))::int8
-               from auth.session_starts where id = $1::text::uuid",
+               from auth.sessions where id = $1::text::uuid",
             &[&sid],
         )
         .await
-        .expect("a start on the shard");
+        .expect("a session on the shard");
     assert_eq!(row.get::<_, String>(0), "Alice");
     assert_eq!(
         row.get::<_, i64>(1).to_string(),
@@ -220,18 +220,15 @@ async fn a_delegated_sign_in_starts_its_session_on_the_shard() {
     assert_eq!(row.get::<_, i64>(2), int(&c, "orig_iat"));
     assert_eq!(row.get::<_, i64>(3), int(&c, "exp"));
     assert_eq!(
-        ctx.count(&format!(
-            "select count(*) from auth.sessions where id = '{sid}'"
-        ))
-        .await,
-        0
+        crate::citus::shard_port(&ctx, "auth.sessions", "alice").await,
+        crate::citus::shard_port(&ctx, "auth.users", "alice").await,
+        "co-located with the user"
     );
-    // Live: a call that checks the session accepts it (read-only, it stays
-    // a start).
+    // Live: a call that checks the session accepts it.
     let r = send(&app, bearer(get("/rpc/me"), &token)).await;
     assert_eq!(r.status, 200, "{}", r.body);
-    // Logout moves it to the coordinator and ends it there: the trigger
-    // announces it to the gateways, which refuse the token from then on.
+    // Logout ends it on the shard and the end is announced to the gateways,
+    // which refuse the token from then on.
     let r = send(&app, bearer(post("/rpc/logout", ""), &token)).await;
     assert_eq!(r.status, 204, "{}", r.body);
     assert_eq!(
@@ -245,17 +242,10 @@ async fn a_delegated_sign_in_starts_its_session_on_the_shard() {
         .await,
         1
     );
-    assert_eq!(
-        ctx.count(&format!(
-            "select count(*) from auth.session_starts where id = '{sid}'"
-        ))
-        .await,
-        0
-    );
     let r = send(&app, bearer(get("/rpc/me"), &token)).await;
     assert_eq!(r.status, 401, "{}", r.body);
 
-    // A sign-in sweeps its user's long-expired starts, on the shard.
+    // A sign-in sweeps its user's long-expired sessions, on the shard.
     let r = send(&app, post("/rpc/identify", &login("alice", PASSWORD))).await;
     let old = claims(&r.json()["token"])["sid"]
         .as_str()
@@ -265,7 +255,7 @@ async fn a_delegated_sign_in_starts_its_session_on_the_shard() {
         .admin()
         .await
         .execute(
-            "update auth.session_starts set tokens_expire_at = now() - interval '2 days'
+            "update auth.sessions set tokens_expire_at = now() - interval '2 days'
               where username = 'alice' and id = $1::text::uuid",
             &[&old],
         )
@@ -277,13 +267,17 @@ async fn a_delegated_sign_in_starts_its_session_on_the_shard() {
         .db
         .admin()
         .await
-        .query("select id::text from auth.session_starts", &[])
+        .query(
+            "select id::text from auth.sessions where username = 'alice' and ended_at is null",
+            &[],
+        )
         .await
         .expect("starts")
         .iter()
         .map(|r| r.get(0))
         .collect();
-    assert_eq!(left.len(), 1, "{left:?}");
+    // register's and the newest sign-in's.
+    assert_eq!(left.len(), 2, "{left:?}");
     assert!(!left.contains(&old));
 }
 

@@ -124,18 +124,24 @@ pub(crate) async fn session_claims(
     exp: i64,
     orig_iat: i64,
 ) -> Value {
-    let sid: String = ctx
-        .db
-        .admin()
+    // On Citus a session is keyed by its user's name too (V0017).
+    let db = ctx.db.admin().await;
+    let row = if crate::citus::enabled() {
+        db.query_one(
+            "insert into auth.sessions (username, user_id, created_at, tokens_expire_at) \
+             values ($4, $1, to_timestamp($2::int8), to_timestamp($3::int8)) returning id::text",
+            &[&id, &orig_iat, &exp, &username],
+        )
         .await
-        .query_one(
+    } else {
+        db.query_one(
             "insert into auth.sessions (user_id, created_at, tokens_expire_at) \
              values ($1, to_timestamp($2::int8), to_timestamp($3::int8)) returning id::text",
             &[&id, &orig_iat, &exp],
         )
         .await
-        .expect("create session")
-        .get(0);
+    };
+    let sid: String = row.expect("create session").get(0);
     let mut claims = user_claims(id, username, iat, exp, orig_iat);
     claims["sid"] = json!(sid);
     claims["gen"] = json!(0);
