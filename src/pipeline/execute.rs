@@ -245,7 +245,8 @@ async fn unless_cancelled<F: Future>(
     }
     loop {
         if call_done.load(Ordering::Acquire) {
-            // Only COMMIT is left (or, for a singular call, nothing sent yet).
+            // Only COMMIT is left (or, for a singular call or a Citus call
+            // that may relay ended sessions, nothing sent yet).
             return pipeline.await;
         }
         *cancel_sent = true;

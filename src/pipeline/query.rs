@@ -247,12 +247,15 @@ const DELEGABLE_TYPES: &[u32] = &[
 /// bound (`function_call_delegation.c`, `TryToDelegateFunctionCall`). So each
 /// argument is read from the bound payload by its own immutable expression,
 /// `($1::json ->> 'name')::type`, which the planner folds into a constant for
-/// the bound value; the whole statement, aggregate and `response.*`
-/// settings included, then runs on the worker after the function. None when
-/// the call needs the general shape (a filter, select, order, page or count,
-/// a parameter left to its default,
-/// a VARIADIC or non-scalar argument, a one-column result); it then runs on
-/// the coordinator, correct but not delegated.
+/// the bound value; the whole statement, aggregate, `response.*` and
+/// `pgrpc.sessions_ended` settings included, then runs on the worker after
+/// the function. A parameter of the claims type (not an array of it) is
+/// delegable too, by a stable expression (`delegated_claims_argument`), and
+/// a parameter the gateway filled from the claims (`pgrpc.from_claims`)
+/// counts as given. None when the call needs the general shape (a filter,
+/// select, order, page or count, a parameter left to its default, a VARIADIC
+/// or other non-scalar argument, a one-column result); it then runs on the
+/// coordinator, correct but not delegated.
 fn delegated_call(plan: &CallPlan) -> Option<CallQuery> {
     let r = &plan.routine;
     if !r.distributed || !plain(&plan.read) {
