@@ -351,3 +351,54 @@ async fn sessions_ended_on_a_worker_are_relayed_to_the_gateways() {
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(ctx.state.ended_sessions.len(), 1);
 }
+
+/// A function distributed by a parameter the gateway fills from the claims
+/// (as the seed's token functions on Citus are by `username`). Its default
+/// is a volatile NULL: a constant NULL distribution argument crashes Citus
+/// 13.2's coordinator (README, "How pgrpc's call shape cooperates").
+const FILLED_FIXTURE: &str = r#"
+create function api.my_note(
+  owner text default (case when pg_catalog.random() < 2 then null end),
+  out note text, out port int)
+language plpgsql volatile
+as $$
+begin
+  note := (select n.note from public.notes n where n.owner = my_note.owner);
+  port := current_setting('port')::int;
+end
+$$;
+alter function api.my_note(text) set pgrpc.from_claims = 'owner';
+grant execute on function api.my_note(text) to web_anon, app_user;
+select create_distributed_function('api.my_note(text)', 'owner',
+  colocate_with := 'public.notes', force_delegation := true);
+"#;
+
+#[actix_web::test]
+async fn a_parameter_filled_from_the_claims_makes_the_call_delegable() {
+    if !crate::citus::enabled() {
+        eprintln!("skipped: set PGRPC_TEST_CITUS=1 to run the Citus tests");
+        return;
+    }
+    let ctx = setup().await;
+    let admin = ctx.db.admin().await;
+    admin.batch_execute(FIXTURE).await.expect("Citus fixture");
+    admin
+        .batch_execute(FILLED_FIXTURE)
+        .await
+        .expect("filled fixture");
+    ctx.state.load_schema_cache().await.expect("reload");
+    let app = ctx.app().await;
+    let dave = ctx.token(json!({"role": "app_user", "owner": "dave"}));
+    for body in [json!({}), json!({"owner": "alice"})] {
+        let r = send(&app, bearer(post("/rpc/my_note", &body.to_string()), &dave)).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(r.json()["note"], "a note of dave", "{body}: {}", r.body);
+        assert_eq!(r.json()["port"], worker_port_of(&ctx, "dave").await);
+    }
+    // No claim: the default, on the coordinator (not every parameter is
+    // given), and the client's value is not used.
+    let r = send(&app, post("/rpc/my_note", r#"{"owner": "alice"}"#)).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["note"], Value::Null, "{}", r.body);
+    assert_eq!(r.json()["port"], i64::from(cluster().port()));
+}
