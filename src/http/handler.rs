@@ -337,8 +337,7 @@ async fn call(
     let min_lsn = route::parse_lsn(req.headers().get(PGRPC_LSN).map(HeaderValue::as_bytes))?;
     trace.mark("parse");
     let cache = state.cache.load_full().ok_or(SchemaCacheError::NotLoaded)?;
-    let plan = plan::plan(&rpc, &cache)?;
-    let call = state.call_memo.call_query(&plan, &cache);
+    let mut plan = plan::plan(&rpc, &cache)?;
     // Admit: the function's declared limits, before any database work (a
     // rate-limited call costs no token verification either).
     let limits = if admit::COMPILED {
@@ -359,6 +358,9 @@ async fn call(
         None => None,
     };
     let payload = token_arguments(&mut rpc, &plan, state, &mut jwt).await?;
+    let payload = auth::fill_from_claims(payload, &mut plan, auth.token.as_deref())?;
+    // After the arguments are final: `pgrpc.from_claims` decides some.
+    let call = state.call_memo.call_query(&plan, &cache);
     trace.mark("plan");
     // The permit is taken before the connection (execute::run takes it), so a
     // call waiting for a slot holds no pooled connection.

@@ -11,6 +11,11 @@
 //! ([`EndedSessions`]). This module does not decide whether the role may act:
 //! PostgreSQL does, when the role is set; nor whether a cookie-borne request
 //! may write: [`super::csrf`] does.
+//!
+//! After the plan, two steps on the arguments belong here too: tokens given
+//! as claims-type arguments are verified and replaced by their claims
+//! ([`verify_token_arguments`]), and the parameters a function declares in
+//! `pgrpc.from_claims` are set from the claims ([`fill_from_claims`]).
 
 use std::sync::Arc;
 
@@ -19,7 +24,7 @@ use serde_json::{Map, Value};
 use crate::error::{AuthError, Error, RequestError};
 use crate::jwt::revoked::EndedSessions;
 use crate::jwt::{Jwt, JwtError, Verified};
-use crate::pipeline::plan::ClaimsArg;
+use crate::pipeline::plan::{Args, CallPlan, ClaimsArg};
 
 /// Who the request runs as.
 #[derive(Debug, Clone)]
@@ -33,6 +38,9 @@ pub struct AuthContext {
     /// The token came from the `jwt.cookie_name` cookie, which a browser sends
     /// by itself: writes then need the CSRF check.
     pub via_cookie: bool,
+    /// The verified token the request came with (header or cookie), role
+    /// claim or not; None when anonymous. What `pgrpc.from_claims` reads.
+    pub token: Option<Arc<Verified>>,
 }
 
 /// The token of an `Authorization` header, if it uses our schemes.
@@ -84,6 +92,7 @@ pub fn authenticate(
             claims_json: serde_json::json!({ "role": role }).to_string(),
             authenticated: false,
             via_cookie: false,
+            token: None,
         })
     };
     // A cleared cookie (`name=`) is no token, not an empty one: that is how
@@ -107,6 +116,7 @@ pub fn authenticate(
         None => {
             let mut auth = anonymous_with_claims(&claims.claims(), anon_role)?;
             auth.via_cookie = via_cookie;
+            auth.token = Some(claims);
             return Ok(auth);
         }
     };
@@ -116,6 +126,7 @@ pub fn authenticate(
         role,
         authenticated: true,
         via_cookie,
+        token: Some(claims),
     })
 }
 
@@ -191,6 +202,57 @@ fn verify_one(
     Ok(())
 }
 
+/// `pgrpc.from_claims`: set each parameter the function has filled from the
+/// claims to the claim of its name, so that a client can never choose it.
+/// The claims are those of the token given as the call's claims-type
+/// argument (already verified and replaced by its claims, see
+/// [`verify_token_arguments`]; the first such parameter in order that is not
+/// null), else those of the request's own token (`request`). A claim that is
+/// a string or a number becomes the argument as it is (JSON, in the payload
+/// bound as `$1`) and counts as given in `plan.args`; otherwise the parameter
+/// is not given (a value the client sent is dropped) and the function sees
+/// its default. Also before any connection is taken; the payload is read
+/// again only for a function that declares the setting.
+pub fn fill_from_claims(
+    payload: String,
+    plan: &mut CallPlan,
+    request: Option<&Verified>,
+) -> Result<String, Error> {
+    let (Some(filled), Args::Named(given)) = (plan.from_claims.clone(), &plan.args) else {
+        return Ok(payload);
+    };
+    let mut args: Map<String, Value> = serde_json::from_str(&payload)
+        .map_err(|e| Error::Internal(format!("payload re-parse: {e}")))?;
+    let from_argument =
+        plan.claims_args
+            .iter()
+            .filter(|c| !c.array)
+            .find_map(|c| match args.get(&c.name) {
+                Some(Value::Object(claims)) => Some(claims.clone()),
+                _ => None,
+            });
+    let claims = from_argument.or_else(|| request.map(Verified::claims));
+    let mut given: Vec<usize> = given.clone();
+    for &i in filled.iter() {
+        let Some(p) = plan.routine.params.get(i) else {
+            continue;
+        };
+        args.remove(&p.name);
+        given.retain(|&g| g != i);
+        let value = claims
+            .as_ref()
+            .and_then(|c| c.get(&p.name))
+            .filter(|v| v.is_string() || v.is_number());
+        if let Some(value) = value {
+            args.insert(p.name.clone(), value.clone());
+            given.push(i);
+        }
+    }
+    given.sort_unstable();
+    plan.args = Args::Named(given);
+    Ok(Value::Object(args).to_string())
+}
+
 fn not_a_token(param: &str) -> Error {
     RequestError::InvalidBody {
         message: format!("Parameter '{param}' must be a token string"),
@@ -212,6 +274,7 @@ fn anonymous_with_claims(
         role: role.to_string(),
         authenticated: false,
         via_cookie: false,
+        token: None,
     })
 }
 
@@ -330,6 +393,112 @@ mod tests {
         let e = authenticate(None, Some("a.b.c"), Some(&jwt), &ended, Some("web_anon"))
             .expect_err("bad");
         assert_eq!(e.status().as_u16(), 401);
+    }
+
+    /// A plan for `api.f(token auth.jwt_claims, n int, sub text, who text)`
+    /// with `pgrpc.from_claims = 'sub, who'`, given `args`.
+    fn filling(args: Vec<usize>) -> CallPlan {
+        use crate::db::schema_cache::Volatility;
+        use crate::pipeline::plan::tests::{int, routine};
+        let r = routine(
+            "f",
+            &[
+                ("token", "auth.jwt_claims", false),
+                ("n", "integer", false),
+                ("sub", "text", false),
+                ("who", "text", false),
+            ],
+            Volatility::Volatile,
+            int(),
+        );
+        CallPlan {
+            routine: Arc::new(r),
+            args: Args::Named(args),
+            read_only: false,
+            singular: false,
+            claims_at: crate::pipeline::plan::ClaimsAt::Nowhere,
+            claims_args: vec![ClaimsArg {
+                name: "token".into(),
+                array: false,
+                domain: false,
+            }],
+            query_args: false,
+            strip_nulls: false,
+            read: Default::default(),
+            head: false,
+            profile: None,
+            citus: false,
+            from_claims: Some(Arc::from(vec![2, 3])),
+        }
+    }
+
+    fn verified(claims: Value) -> Arc<Verified> {
+        let jwt = Jwt::new(crate::jwt::JwtSettings::with_secret(
+            b"reallyreallyreallyreallyverysafe",
+        ))
+        .expect("jwt");
+        let Value::Object(claims) = claims else {
+            panic!("claims are an object");
+        };
+        let token = jwt.sign(claims).expect("sign");
+        jwt.verify(&token).expect("verify")
+    }
+
+    fn fill(payload: Value, args: Vec<usize>, request: Option<&Verified>) -> (Value, Args) {
+        let mut plan = filling(args);
+        let out = fill_from_claims(payload.to_string(), &mut plan, request).expect("fill");
+        (serde_json::from_str(&out).expect("json"), plan.args)
+    }
+
+    #[test]
+    fn parameters_come_from_the_request_claims_never_from_the_client() {
+        let me = verified(serde_json::json!({"role": "app_user", "sub": "u1", "who": 7}));
+        let (payload, args) = fill(
+            serde_json::json!({"n": 1, "sub": "chosen by the client"}),
+            vec![1, 2],
+            Some(&me),
+        );
+        assert_eq!(payload, serde_json::json!({"n": 1, "sub": "u1", "who": 7}));
+        assert_eq!(args, Args::Named(vec![1, 2, 3]));
+        // Anonymous: not given at all, whatever the client sent.
+        let (payload, args) = fill(serde_json::json!({"sub": "x", "n": 1}), vec![1, 2], None);
+        assert_eq!(payload, serde_json::json!({"n": 1}));
+        assert_eq!(args, Args::Named(vec![1]));
+        // A claim that is no string or number is not used either.
+        let odd = verified(serde_json::json!({"role": "app_user", "sub": {"a": 1}, "who": null}));
+        let (payload, args) = fill(serde_json::json!({}), vec![], Some(&odd));
+        assert_eq!(payload, serde_json::json!({}));
+        assert_eq!(args, Args::Named(vec![]));
+    }
+
+    #[test]
+    fn a_token_argument_s_claims_come_first() {
+        let me = verified(serde_json::json!({"role": "app_user", "sub": "request"}));
+        let (payload, args) = fill(
+            serde_json::json!({"token": {"sub": "argument"}}),
+            vec![0],
+            Some(&me),
+        );
+        assert_eq!(
+            payload,
+            serde_json::json!({"token": {"sub": "argument"}, "sub": "argument"})
+        );
+        assert_eq!(args, Args::Named(vec![0, 2]));
+        // A null token argument: the request's claims.
+        let (payload, _) = fill(serde_json::json!({"token": null}), vec![0], Some(&me));
+        assert_eq!(
+            payload,
+            serde_json::json!({"token": null, "sub": "request"})
+        );
+    }
+
+    #[test]
+    fn a_function_without_the_setting_keeps_its_payload_as_sent() {
+        let mut plan = filling(vec![2]);
+        plan.from_claims = None;
+        let out = fill_from_claims("{\"sub\": 1}".into(), &mut plan, None).expect("fill");
+        assert_eq!(out, "{\"sub\": 1}");
+        assert_eq!(plan.args, Args::Named(vec![2]));
     }
 
     #[test]

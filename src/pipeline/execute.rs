@@ -26,6 +26,11 @@
 //! before its answer, and no earlier statement was refused by the server, the
 //! transaction may have committed; that is `DbError::OutcomeUnknown` (503
 //! `PGRST050`), never a plain error ([`commit_failure`]).
+//!
+//! Citus: a call that may commit waits for the call's answer before `COMMIT`
+//! (one round trip more), because the sessions a delegated function ended on
+//! a worker are relayed from here, before `COMMIT` and only when there are
+//! any (`pipeline::sessions_relay`).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -105,6 +110,9 @@ pub struct Outcome {
     pub total: Option<i64>,
     /// `pg_current_wal_insert_lsn()` after COMMIT, when `commit_lsn` asked.
     pub lsn: Option<String>,
+    /// `pgrpc.sessions_ended` where the function ran (Citus only), as it
+    /// set it; the entries were relayed when the transaction committed.
+    pub sessions_ended: Option<String>,
 }
 
 /// A parameter sent in text format with the type left to the server
@@ -237,7 +245,8 @@ async fn unless_cancelled<F: Future>(
     }
     loop {
         if call_done.load(Ordering::Acquire) {
-            // Only COMMIT is left (or, for a singular call, nothing sent yet).
+            // Only COMMIT is left (or, for a singular call or a Citus call
+            // that may relay ended sessions, nothing sent yet).
             return pipeline.await;
         }
         *cancel_sent = true;
@@ -466,6 +475,11 @@ async fn attempt(
     // position then covers the commit record (PostgreSQL's WAIT FOR LSN
     // docs: the position must be taken after the commit, not before).
     let want_lsn = tx.commit_lsn && !tx.read_only;
+    // COMMIT after the call's answer rather than pipelined behind it: a
+    // singular call checks the row count first, and a Citus call that may
+    // commit relays the sessions it ended first.
+    let relay = tx.query.relays_sessions && !tx.read_only;
+    let commit_later = tx.singular || relay;
     let mut cancel_sent = false;
 
     if cancel.is_cancelled() {
@@ -517,9 +531,10 @@ async fn attempt(
                 None => Either::Right(client.query_typed(&tx.query.sql, &call_params)),
             }
             .inspect(|_| call_done.store(true, Ordering::Release));
-            let commit = OptionFuture::from((!tx.singular).then(|| client.batch_execute("COMMIT")));
+            let commit =
+                OptionFuture::from((!commit_later).then(|| client.batch_execute("COMMIT")));
             let lsn = OptionFuture::from(
-                (want_lsn && !tx.singular).then(|| Box::pin(client.query_typed(LSN_SQL, &[]))),
+                (want_lsn && !commit_later).then(|| Box::pin(client.query_typed(LSN_SQL, &[]))),
             );
             join(
                 join4(begin, setup, settings, propagate),
@@ -570,7 +585,7 @@ async fn attempt(
     let rows = match call_result {
         Ok(rows) => rows,
         Err(e) => {
-            if tx.singular && !*gone {
+            if commit_later && !*gone {
                 // No COMMIT was pipelined: end the aborted transaction ourselves
                 // (a connection that is going needs no ROLLBACK).
                 let _ = client.batch_execute("ROLLBACK").await;
@@ -581,7 +596,7 @@ async fn attempt(
                 // Our own cancel request, not a statement_timeout.
                 return Err(Error::from(RequestError::ClientClosed).into());
             }
-            if e.as_db_error().is_none() && !tx.singular && !tx.read_only {
+            if e.as_db_error().is_none() && !commit_later && !tx.read_only {
                 // No answer to the call, COMMIT sent behind it: the server
                 // may have run both before the connection went. (A READ ONLY
                 // transaction changed nothing either way: a plain connection
@@ -624,14 +639,28 @@ async fn attempt(
         status: row.try_get(3).map_err(|e| Error::from_pg(&e, authed))?,
         error: row.try_get(4).map_err(|e| Error::from_pg(&e, authed))?,
         total: row.try_get(5).map_err(|e| Error::from_pg(&e, authed))?,
+        sessions_ended: if tx.query.relays_sessions {
+            row.try_get(6).map_err(|e| Error::from_pg(&e, authed))?
+        } else {
+            None
+        },
     };
-    if tx.singular {
-        if outcome.rows != 1 {
+    if let Some(value) = outcome.sessions_ended.as_deref().filter(|_| tx.read_only) {
+        tracing::warn!(
+            sessions_ended = value,
+            "a READ ONLY call set pgrpc.sessions_ended; nothing is relayed (NOTIFY needs a read-write transaction)"
+        );
+    }
+    if commit_later {
+        if tx.singular && outcome.rows != 1 {
             client
                 .batch_execute("ROLLBACK")
                 .await
                 .map_err(|e| Error::from_pg(&e, authed))?;
             return Err(Error::from(RequestError::Singularity { rows: outcome.rows }).into());
+        }
+        if relay {
+            relay_ended_sessions(client, tx, outcome.sessions_ended.as_deref(), gone).await?;
         }
         if let Err(e) = client.batch_execute("COMMIT").await {
             // As above: a refused COMMIT may leave the block open.
@@ -645,6 +674,42 @@ async fn attempt(
         }
     }
     Ok(outcome)
+}
+
+/// Relay the sessions the call ended where it ran (`pgrpc.sessions_ended`),
+/// in the transaction, before `COMMIT`; nothing is sent when there are none.
+/// (A READ ONLY transaction cannot NOTIFY: its entries are only logged.) A
+/// failed relay rolls the call back: its sessions would end without the
+/// gateways hearing of it.
+async fn relay_ended_sessions(
+    client: &deadpool_postgres::Client,
+    tx: &TxRequest,
+    value: Option<&str>,
+    gone: &mut bool,
+) -> Result<(), Failure> {
+    let Some(value) = value else {
+        return Ok(());
+    };
+    let entries = crate::pipeline::sessions_relay::entries(value);
+    if entries.is_empty() {
+        return Ok(());
+    }
+    // Boxed: most calls never get here, and inline the future would make
+    // every transaction's state larger (see `size` below).
+    let relayed = Box::pin(client.query_typed(
+        crate::pipeline::sessions_relay::RELAY_SQL,
+        &[(&entries, Type::TEXT_ARRAY)],
+    ))
+    .await;
+    if let Err(e) = relayed {
+        *gone = connection_gone(&e);
+        if !*gone {
+            let _ = client.batch_execute("ROLLBACK").await;
+        }
+        tracing::error!(error = %e, "relaying the ended sessions failed; the call is rolled back");
+        return Err(Error::from_pg(&e, tx.authenticated).into());
+    }
+    Ok(())
 }
 
 /// The WAL position after a commit, as text (`16/B374D848`).
@@ -696,6 +761,7 @@ mod size {
                 binds_payload: false,
                 params: vec![],
                 propagate_settings: false,
+                relays_sessions: false,
             },
             payload: String::new(),
             read_only: true,

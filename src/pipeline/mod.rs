@@ -19,6 +19,7 @@ pub mod plan;
 pub mod query;
 pub mod respond;
 pub mod route;
+pub mod sessions_relay;
 
 #[cfg(test)]
 mod proptests;

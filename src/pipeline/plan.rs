@@ -67,6 +67,10 @@ pub struct CallPlan {
     /// The database is a Citus database: the request settings must reach
     /// the workers too (see `pipeline::citus`).
     pub citus: bool,
+    /// Parameters the gateway fills from the claims (`pgrpc.from_claims`):
+    /// positions into `routine.params`. Until `pipeline::auth::fill_from_claims`
+    /// ran, `args` says what the client sent; after it, what the call gives.
+    pub from_claims: Option<Arc<[usize]>>,
 }
 
 /// The query string's effect on the result, with every column resolved
@@ -161,6 +165,8 @@ pub struct ClaimsArg {
     pub name: String,
     /// An array of the claims type: every element is a token.
     pub array: bool,
+    /// The claims type is a domain over json/jsonb, not a composite.
+    pub domain: bool,
 }
 
 /// `Allow` for a function (or all overloads of a name).
@@ -217,7 +223,10 @@ pub fn plan(req: &RpcRequest, cache: &SchemaCache) -> Result<CallPlan, Error> {
     let keys: Vec<&str> = req.payload.keys.iter().map(String::as_str).collect();
 
     let named: Vec<&Arc<Routine>> = if req.payload.is_object {
-        candidates.iter().filter(|r| r.accepts(&keys)).collect()
+        candidates
+            .iter()
+            .filter(|r| accepts_filled(r, &keys, cache))
+            .collect()
     } else {
         Vec::new()
     };
@@ -284,7 +293,6 @@ pub fn plan(req: &RpcRequest, cache: &SchemaCache) -> Result<CallPlan, Error> {
     let read = read_plan(req, &chosen)?;
     let claims_at = claims_after_select(claims_at, &read, &chosen)?;
     Ok(CallPlan {
-        routine: chosen,
         args,
         read_only,
         singular: req.singular,
@@ -296,7 +304,24 @@ pub fn plan(req: &RpcRequest, cache: &SchemaCache) -> Result<CallPlan, Error> {
         head: req.method == RpcMethod::Head,
         profile: req.schema_from_header.then(|| req.schema.clone()),
         citus: cache.citus,
+        from_claims: cache.from_claims(chosen.oid).cloned(),
+        routine: chosen,
     })
+}
+
+/// [`Routine::accepts`], where a parameter the gateway fills from the claims
+/// counts as given: the client need not (and cannot) send it.
+fn accepts_filled(routine: &Routine, keys: &[&str], cache: &SchemaCache) -> bool {
+    let Some(filled) = cache.from_claims(routine.oid) else {
+        return routine.accepts(keys);
+    };
+    let mut all = keys.to_vec();
+    for p in filled.iter().filter_map(|&i| routine.params.get(i)) {
+        if !all.contains(&p.name.as_str()) {
+            all.push(&p.name);
+        }
+    }
+    routine.accepts(&all)
 }
 
 /// On GET, `x=foo.1` is an argument when `foo` is no operator (PostgREST's
@@ -583,12 +608,14 @@ fn claims_arguments(
             out.push(ClaimsArg {
                 name: p.name.clone(),
                 array: false,
+                domain: claims.domain,
             });
         } else if let Some(element) = cache.claims_containers.get(&p.type_oid) {
             if *element == Some(claims.oid) {
                 out.push(ClaimsArg {
                     name: p.name.clone(),
                     array: true,
+                    domain: claims.domain,
                 });
             } else {
                 return Err(RequestError::InvalidBody {
@@ -876,6 +903,30 @@ pub(crate) mod tests {
         assert_eq!(p.args, Args::WholeBody);
         let e = plan(&request(RpcMethod::Post, "add", &[], false), &cache()).expect_err("400");
         assert_eq!(e.code(), "PGRST102");
+    }
+
+    #[test]
+    fn a_parameter_filled_from_the_claims_need_not_be_sent() {
+        let r = routine(
+            "whoami",
+            &[("n", "integer", true), ("sub", "text", true)],
+            Volatility::Stable,
+            int(),
+        );
+        let mut cache = SchemaCache::from_routines(vec![r], None);
+        let plain = plan(&request(RpcMethod::Post, "whoami", &["n"], true), &cache);
+        assert_eq!(plain.expect_err("sub is required").code(), "PGRST202");
+        cache.from_claims.insert(1, Arc::from(vec![1]));
+        let p = plan(&request(RpcMethod::Post, "whoami", &["n"], true), &cache).expect("plan");
+        assert_eq!(p.args, Args::Named(vec![0]));
+        assert_eq!(p.from_claims.as_deref(), Some(&[1][..]));
+        // Sent anyway: accepted, and the fill step decides its value.
+        let p = plan(
+            &request(RpcMethod::Post, "whoami", &["n", "sub"], true),
+            &cache,
+        )
+        .expect("plan");
+        assert_eq!(p.args, Args::Named(vec![0, 1]));
     }
 
     #[test]

@@ -15,6 +15,9 @@
 //! Filters, order and page apply to the call's rows in a subquery
 //! (`pgrst_t`) before the aggregate; with a count, the filtered rows are a CTE
 //! that both the page and the count read, so the function still runs once.
+//! On a Citus database the row also carries `pgrpc.sessions_ended` (read
+//! where the function ran, like `response.*`), for the execute stage to relay
+//! ([`SESSIONS_ENDED_COLUMN`]).
 
 use std::collections::HashMap;
 use std::fmt::Write;
@@ -53,7 +56,8 @@ pub const ROLE_SETTINGS_SQL: &str =
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CallQuery {
     /// Statement text; columns: body text, row count int8, response.headers,
-    /// response.status, response.error, total count int8 (NULL unless counted).
+    /// response.status, response.error, total count int8 (NULL unless counted),
+    /// and with `relays_sessions` pgrpc.sessions_ended.
     pub sql: String,
     /// Bind the payload as `$1` (text). Always true when `params` is not empty.
     pub binds_payload: bool,
@@ -63,6 +67,10 @@ pub struct CallQuery {
     /// A Citus database: the execute stage also sends the request settings
     /// as `SET LOCAL` statements, the form Citus carries to the workers.
     pub propagate_settings: bool,
+    /// A Citus database: the statement has a seventh column, the
+    /// `pgrpc.sessions_ended` the function set where it ran (a worker's
+    /// NOTIFY reaches no gateway), for the execute stage to relay.
+    pub relays_sessions: bool,
 }
 
 /// `select "schema"."fn"()` for `db.pre_request`.
@@ -87,7 +95,23 @@ pub fn call_query(plan: &CallPlan) -> CallQuery {
         lateral_call(plan)
     };
     q.propagate_settings = plan.citus;
+    q.relays_sessions = plan.citus;
     q
+}
+
+/// The last column on a Citus database: the entries (`<sid> <exp>`, comma
+/// separated) of the sessions the call ended, as the function left them in
+/// `pgrpc.sessions_ended`; NULL when it set none.
+pub const SESSIONS_ENDED_COLUMN: &str = "nullif(current_setting('pgrpc.sessions_ended', true), '')";
+
+/// The columns after the body: [`TAIL_COLUMNS`], the total, and on Citus
+/// [`SESSIONS_ENDED_COLUMN`].
+fn tail(plan: &CallPlan, total: &str) -> String {
+    if plan.citus {
+        format!("{TAIL_COLUMNS}, {total}, {SESSIONS_ENDED_COLUMN}")
+    } else {
+        format!("{TAIL_COLUMNS}, {total}")
+    }
 }
 
 /// Call statements built before, for the calls whose statement depends only
@@ -223,12 +247,15 @@ const DELEGABLE_TYPES: &[u32] = &[
 /// bound (`function_call_delegation.c`, `TryToDelegateFunctionCall`). So each
 /// argument is read from the bound payload by its own immutable expression,
 /// `($1::json ->> 'name')::type`, which the planner folds into a constant for
-/// the bound value; the whole statement, aggregate and `response.*`
-/// settings included, then runs on the worker after the function. None when
-/// the call needs the general shape (a filter, select, order, page or count,
-/// a parameter left to its default,
-/// a VARIADIC or non-scalar argument, a one-column result); it then runs on
-/// the coordinator, correct but not delegated.
+/// the bound value; the whole statement, aggregate, `response.*` and
+/// `pgrpc.sessions_ended` settings included, then runs on the worker after
+/// the function. A parameter of the claims type (not an array of it) is
+/// delegable too, by a stable expression (`delegated_claims_argument`), and
+/// a parameter the gateway filled from the claims (`pgrpc.from_claims`)
+/// counts as given. None when the call needs the general shape (a filter,
+/// select, order, page or count, a parameter left to its default, a VARIADIC
+/// or other non-scalar argument, a one-column result); it then runs on the
+/// coordinator, correct but not delegated.
 fn delegated_call(plan: &CallPlan) -> Option<CallQuery> {
     let r = &plan.routine;
     if !r.distributed || !plain(&plan.read) {
@@ -245,10 +272,24 @@ fn delegated_call(plan: &CallPlan) -> Option<CallQuery> {
     let mut args = Vec::with_capacity(indexes.len());
     for &i in indexes {
         let p = &r.params[i];
-        if p.variadic || !(DELEGABLE_TYPES.contains(&p.type_oid) || is_citext(&p.type_sql)) {
+        if p.variadic {
             return None;
         }
-        args.push(delegated_argument(&p.name, &p.type_sql));
+        if DELEGABLE_TYPES.contains(&p.type_oid) || is_citext(&p.type_sql) {
+            args.push(delegated_argument(&p.name, &p.type_sql));
+        } else if let Some(claims) = plan
+            .claims_args
+            .iter()
+            .find(|c| !c.array && c.name == p.name)
+        {
+            args.push(delegated_claims_argument(
+                &p.name,
+                &p.type_sql,
+                claims.domain,
+            ));
+        } else {
+            return None;
+        }
     }
     let call = format!("{}({})", qualified(&r.schema, &r.name), args.join(", "));
     let (from, body) = match &r.returns {
@@ -269,10 +310,14 @@ fn delegated_call(plan: &CallPlan) -> Option<CallQuery> {
         ),
     };
     Some(CallQuery {
-        sql: format!("SELECT ({body})::text, {TAIL_COLUMNS}, NULL::int8 FROM {from}"),
+        sql: format!(
+            "SELECT ({body})::text, {} FROM {from}",
+            tail(plan, "NULL::int8")
+        ),
         binds_payload: !indexes.is_empty(),
         params: Vec::new(),
         propagate_settings: false,
+        relays_sessions: false,
     })
 }
 
@@ -297,6 +342,28 @@ fn delegated_argument(name: &str, type_sql: &str) -> String {
     )
 }
 
+/// One claims-type argument of a delegated call (the gateway has put the
+/// verified claims object, or null, in the payload): the value the general
+/// shape's `json_to_record` gives, SQL NULL for a JSON null or an absent key,
+/// from a stable expression. Citus refuses only volatile arguments
+/// (`contain_volatile_functions` in `TryToDelegateFunctionCall`), and
+/// `json_populate_record` is stable; it fills a composite from an object
+/// exactly as `json_to_record` fills a composite column (both are
+/// `populate_record_worker`: nested objects, arrays, unknown keys ignored).
+/// A domain over json/jsonb is the object cast to it.
+fn delegated_claims_argument(name: &str, type_sql: &str, domain: bool) -> String {
+    let value = format!("$1::json -> {}", literal(name));
+    let claims = if domain {
+        format!("({value})::{type_sql}")
+    } else {
+        format!("json_populate_record(NULL::{type_sql}, {value})")
+    };
+    format!(
+        "{} := CASE WHEN json_typeof({value}) = 'object' THEN {claims} END",
+        ident(name)
+    )
+}
+
 /// The general call: arguments through one `json_to_record` row, the call
 /// `LATERAL`, filters and page in a subquery.
 fn lateral_call(plan: &CallPlan) -> CallQuery {
@@ -311,10 +378,14 @@ fn lateral_call(plan: &CallPlan) -> CallQuery {
         let from = format!("{}LATERAL {call} pgrst_call", args.from);
         let from = from.strip_prefix("LATERAL ").unwrap_or(&from).to_string();
         return CallQuery {
-            sql: format!("SELECT (NULL::json)::text, {TAIL_COLUMNS}, NULL::int8 FROM {from}"),
+            sql: format!(
+                "SELECT (NULL::json)::text, {} FROM {from}",
+                tail(plan, "NULL::int8")
+            ),
             binds_payload: args.binds_payload,
             params: Vec::new(),
             propagate_settings: false,
+            relays_sessions: false,
         };
     };
     let read = &plan.read;
@@ -334,14 +405,16 @@ fn lateral_call(plan: &CallPlan) -> CallQuery {
         (String::new(), format!("{from}{filter}"), "NULL::int8")
     };
     let sql = format!(
-        "{with}SELECT ({body})::text, {TAIL_COLUMNS}, {total} \
-FROM (SELECT {projection} FROM {source}{page}) pgrst_t"
+        "{with}SELECT ({body})::text, {} \
+FROM (SELECT {projection} FROM {source}{page}) pgrst_t",
+        tail(plan, total)
     );
     CallQuery {
         sql,
         binds_payload: args.binds_payload || !params.values.is_empty(),
         params: params.values,
         propagate_settings: false,
+        relays_sessions: false,
     }
 }
 
@@ -763,6 +836,7 @@ mod tests {
             head: false,
             profile: None,
             citus: false,
+            from_claims: None,
         }
     }
 
@@ -1235,7 +1309,7 @@ mod tests {
         let q = call_query(&plan);
         assert_eq!(
             q.sql,
-            format!("SELECT (json_agg(pgrst_call.pgrst_scalar) -> 0)::text, {TAIL} FROM \"api\".\"add\"(\"a\" := CASE WHEN ($1::json ->> 'a') IS NULL AND pg_catalog.random() < 2 THEN NULL ELSE ($1::json ->> 'a')::integer END, \"b\" := CASE WHEN ($1::json ->> 'b') IS NULL AND pg_catalog.random() < 2 THEN NULL ELSE ($1::json ->> 'b')::integer END) AS pgrst_call(pgrst_scalar)")
+            format!("SELECT (json_agg(pgrst_call.pgrst_scalar) -> 0)::text, {TAIL}, {SESSIONS_ENDED_COLUMN} FROM \"api\".\"add\"(\"a\" := CASE WHEN ($1::json ->> 'a') IS NULL AND pg_catalog.random() < 2 THEN NULL ELSE ($1::json ->> 'a')::integer END, \"b\" := CASE WHEN ($1::json ->> 'b') IS NULL AND pg_catalog.random() < 2 THEN NULL ELSE ($1::json ->> 'b')::integer END) AS pgrst_call(pgrst_scalar)")
         );
         assert!(q.binds_payload && q.params.is_empty() && q.propagate_settings);
         // A parameter left out (its default is a constant NULL) keeps the
@@ -1248,6 +1322,79 @@ mod tests {
         let q = call_query(&plan);
         assert!(q.sql.contains("json_to_record"), "{}", q.sql);
         assert!(q.propagate_settings);
+    }
+
+    /// A distributed function with a claims-type parameter (the seed's
+    /// `refresh_token(token, username)` on Citus): delegated, the claims
+    /// from a stable expression that gives what `json_to_record` gives.
+    fn with_claims(domain: bool, array: bool) -> CallPlan {
+        let mut r = routine(
+            "refresh",
+            &[("owner", "text", true), ("token", "auth.jwt_claims", true)],
+            Volatility::Volatile,
+            int(),
+        );
+        r.params[0].type_oid = 25;
+        r.params[1].type_oid = 777;
+        r.distributed = true;
+        let mut plan = plan_for(r, Args::Named(vec![0, 1]), false);
+        plan.citus = true;
+        plan.claims_args = vec![crate::pipeline::plan::ClaimsArg {
+            name: "token".into(),
+            array,
+            domain,
+        }];
+        plan
+    }
+
+    #[test]
+    fn a_claims_type_argument_is_delegated_as_a_stable_expression() {
+        let q = call_query(&with_claims(false, false));
+        assert_eq!(
+            q.sql,
+            format!("SELECT (json_agg(pgrst_call.pgrst_scalar) -> 0)::text, {TAIL}, {SESSIONS_ENDED_COLUMN} FROM \"api\".\"refresh\"(\"owner\" := CASE WHEN ($1::json ->> 'owner') IS NULL AND pg_catalog.random() < 2 THEN NULL ELSE ($1::json ->> 'owner')::text END, \"token\" := CASE WHEN json_typeof($1::json -> 'token') = 'object' THEN json_populate_record(NULL::auth.jwt_claims, $1::json -> 'token') END) AS pgrst_call(pgrst_scalar)")
+        );
+        assert!(q.binds_payload && q.relays_sessions);
+        // A domain over json/jsonb: the object cast to it.
+        let q = call_query(&with_claims(true, false));
+        assert!(
+            q.sql.contains("\"token\" := CASE WHEN json_typeof($1::json -> 'token') = 'object' THEN ($1::json -> 'token')::auth.jwt_claims END)"),
+            "{}",
+            q.sql
+        );
+        // Not an array of them, nor a parameter of another composite type.
+        let q = call_query(&with_claims(false, true));
+        assert!(q.sql.contains("json_to_record"), "{}", q.sql);
+        let mut plan = with_claims(false, false);
+        plan.claims_args.clear();
+        assert!(call_query(&plan).sql.contains("json_to_record"));
+    }
+
+    #[test]
+    fn on_citus_every_shape_reads_the_ended_sessions_last() {
+        let mut plan = plan_for(points(), Args::Named(vec![0]), false);
+        plan.citus = true;
+        plan.read.count = true;
+        let q = call_query(&plan);
+        assert!(q.relays_sessions);
+        assert!(
+            q.sql.contains(&format!(
+                "(SELECT count(*) FROM pgrst_source), {SESSIONS_ENDED_COLUMN} FROM"
+            )),
+            "{}",
+            q.sql
+        );
+        let void = routine("hook", &[], Volatility::Volatile, Returns::Void);
+        let mut plan = plan_for(void, Args::Named(vec![]), false);
+        plan.citus = true;
+        let q = call_query(&plan);
+        assert_eq!(
+            q.sql,
+            format!("SELECT (NULL::json)::text, {TAIL}, {SESSIONS_ENDED_COLUMN} FROM \"api\".\"hook\"() pgrst_call")
+        );
+        plan.citus = false;
+        let q = call_query(&plan);
+        assert!(!q.relays_sessions && !q.sql.contains("sessions_ended"));
     }
 
     #[test]

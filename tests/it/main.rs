@@ -40,6 +40,9 @@ mod seed_rules;
 mod seed_sessions;
 mod seed_tokens;
 
+// Parameters filled from the claims (issue 16).
+mod from_claims;
+
 // Sessions refused by the gateway (issue 15).
 mod sessions_gateway;
 

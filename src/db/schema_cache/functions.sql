@@ -4,7 +4,10 @@
 -- Arguments come from proallargtypes (all modes) or proargtypes (IN only);
 -- format_type() yields the SQL spelling of a type, already quoted where needed.
 -- 'config' is the function's own `pgrpc.*` settings (ALTER FUNCTION … SET
--- pgrpc.max_concurrency = '2'), as `name=value` texts: the gateway's limits.
+-- pgrpc.max_concurrency = '2'), as `name=value` texts: the gateway's limits
+-- and `pgrpc.from_claims`. An argument is 'scalar' when a JSON string or number
+-- can be its value (no array, composite or pseudo-type, not json/jsonb, and no
+-- domain over those: a domain has its base type's category).
 select json_build_object(
   'schema', n.nspname,
   'name', p.proname,
@@ -21,7 +24,10 @@ select json_build_object(
              'type_oid', a.typ::int8,
              'type', format_type(a.typ, null),
              'mode', coalesce(p.proargmodes[a.ord]::text, 'i'),
-             'pseudo', (select tt.typtype = 'p' from pg_type tt where tt.oid = a.typ))
+             'pseudo', (select tt.typtype = 'p' from pg_type tt where tt.oid = a.typ),
+             'scalar', (select tt.typcategory not in ('A', 'C', 'P', 'X')
+                          and coalesce(nullif(tt.typbasetype, 0), tt.oid) not in (114, 3802)
+                        from pg_type tt where tt.oid = a.typ))
            order by a.ord)
     from unnest(coalesce(p.proallargtypes, p.proargtypes::oid[])) with ordinality as a(typ, ord)
   ), '[]'),

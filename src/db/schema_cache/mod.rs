@@ -7,8 +7,11 @@
 //! one. This module only reads the catalog and answers look-ups; when to reload
 //! (NOTIFY, SIGUSR1) is the listener's business, and which overload to call is
 //! the planner's. A function's declared admission limits ([`limits`]) are
-//! read here too; enforcing them is `pipeline::admit`'s.
+//! read here too; enforcing them is `pipeline::admit`'s. So are the
+//! parameters a function has the gateway fill from the claims
+//! ([`from_claims`]); filling them is `pipeline::auth`'s.
 
+pub mod from_claims;
 pub mod limits;
 
 use std::collections::{HashMap, HashSet};
@@ -207,6 +210,11 @@ pub struct SchemaCache {
     /// Declared admission limits (`pgrpc.*` function settings), by
     /// `pg_proc.oid`; only functions that declare one are here.
     pub limits: HashMap<i64, Arc<Limits>>,
+    /// Parameters filled from the claims (`pgrpc.from_claims`), by
+    /// `pg_proc.oid`: positions into the function's parameters, ascending;
+    /// only functions that declare usable ones are here.
+    #[serde(skip)]
+    pub from_claims: HashMap<i64, Arc<[usize]>>,
     /// OIDs of the functions whose reads are pinned to the primary
     /// (`set pgrpc.read_from = 'primary'`, `read_from.sql`).
     #[serde(skip)]
@@ -246,6 +254,8 @@ struct RawArg {
     type_sql: String,
     mode: String,
     pseudo: Option<bool>,
+    /// A JSON string or number can be its value (`functions.sql`).
+    scalar: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -405,10 +415,18 @@ impl SchemaCache {
         let rows = client.query(FUNCTIONS_SQL, &[&schemas]).await?;
         let mut functions: HashMap<String, HashMap<String, Vec<Arc<Routine>>>> = HashMap::new();
         let mut limits = HashMap::new();
+        let mut fill = HashMap::new();
         for row in rows {
             let text: &str = row.try_get(0)?;
             let mut raw: RawRoutine = serde_json::from_str(text)?;
             let config = raw.config.take().unwrap_or_default();
+            // Per input parameter, in the order `into_routine` keeps them.
+            let scalar: Vec<bool> = raw
+                .args
+                .iter()
+                .filter(|a| matches!(a.mode.as_str(), "i" | "b" | "v"))
+                .map(|a| a.scalar == Some(true))
+                .collect();
             if let Some(mut routine) = raw.into_routine() {
                 routine.distributed = distributed.contains(&routine.oid);
                 let mut warnings = Vec::new();
@@ -416,6 +434,15 @@ impl SchemaCache {
                     Limits::from_config(config.iter().map(String::as_str), &mut warnings)
                 {
                     limits.insert(routine.oid, Arc::new(l));
+                }
+                let filled = from_claims::from_config(
+                    config.iter().map(String::as_str),
+                    &routine.params,
+                    &scalar,
+                    &mut warnings,
+                );
+                if !filled.is_empty() {
+                    fill.insert(routine.oid, Arc::from(filled));
                 }
                 for w in warnings {
                     tracing::warn!(function = %routine.signature(), "{w}");
@@ -476,6 +503,7 @@ impl SchemaCache {
             role_settings,
             citus,
             limits,
+            from_claims: fill,
             primary_reads,
             loaded_at: SystemTime::now(),
             load_time: started.elapsed(),
@@ -493,6 +521,14 @@ impl SchemaCache {
             return None;
         }
         self.limits.get(&oid)
+    }
+
+    /// The parameters `oid` has filled from the claims, if any.
+    pub fn from_claims(&self, oid: i64) -> Option<&Arc<[usize]>> {
+        if self.from_claims.is_empty() {
+            return None;
+        }
+        self.from_claims.get(&oid)
     }
 
     /// Whether `name` is a function of an exposed schema (metrics label only
@@ -542,6 +578,7 @@ impl SchemaCache {
             role_settings: HashMap::new(),
             citus: false,
             limits: HashMap::new(),
+            from_claims: HashMap::new(),
             primary_reads: HashSet::new(),
             loaded_at: SystemTime::now(),
             load_time: Duration::ZERO,
