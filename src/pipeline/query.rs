@@ -67,8 +67,8 @@ pub struct CallQuery {
     /// A Citus database: the execute stage also sends the request settings
     /// as `SET LOCAL` statements, the form Citus carries to the workers.
     pub propagate_settings: bool,
-    /// A Citus database: the statement has a seventh column, the
-    /// `pgrpc.sessions_ended` the function set where it ran (a worker's
+    /// A call Citus delegates: the statement has a seventh column, the
+    /// `pgrpc.sessions_ended` the function set on the worker (a worker's
     /// NOTIFY reaches no gateway), for the execute stage to relay.
     pub relays_sessions: bool,
 }
@@ -95,19 +95,22 @@ pub fn call_query(plan: &CallPlan) -> CallQuery {
         lateral_call(plan)
     };
     q.propagate_settings = plan.citus;
-    q.relays_sessions = plan.citus;
     q
 }
 
-/// The last column on a Citus database: the entries (`<sid> <exp>`, comma
+/// The last column of a delegated call: the entries (`<sid> <exp>`, comma
 /// separated) of the sessions the call ended, as the function left them in
-/// `pgrpc.sessions_ended`; NULL when it set none.
+/// `pgrpc.sessions_ended` on the worker; NULL when it set none. Only a
+/// delegated call needs it: a call in the general shape runs its function
+/// on the coordinator, whose own NOTIFY reaches the gateways (the seed's
+/// `auth.announce_session_end` sends both), so no other shape reads it and
+/// only a delegated call that may commit holds its COMMIT for the relay.
 pub const SESSIONS_ENDED_COLUMN: &str = "nullif(current_setting('pgrpc.sessions_ended', true), '')";
 
-/// The columns after the body: [`TAIL_COLUMNS`], the total, and on Citus
-/// [`SESSIONS_ENDED_COLUMN`].
-fn tail(plan: &CallPlan, total: &str) -> String {
-    if plan.citus {
+/// The columns after the body: [`TAIL_COLUMNS`], the total, and with
+/// `relay` [`SESSIONS_ENDED_COLUMN`].
+fn tail(relay: bool, total: &str) -> String {
+    if relay {
         format!("{TAIL_COLUMNS}, {total}, {SESSIONS_ENDED_COLUMN}")
     } else {
         format!("{TAIL_COLUMNS}, {total}")
@@ -312,12 +315,12 @@ fn delegated_call(plan: &CallPlan) -> Option<CallQuery> {
     Some(CallQuery {
         sql: format!(
             "SELECT ({body})::text, {} FROM {from}",
-            tail(plan, "NULL::int8")
+            tail(plan.citus, "NULL::int8")
         ),
         binds_payload: !indexes.is_empty(),
         params: Vec::new(),
         propagate_settings: false,
-        relays_sessions: false,
+        relays_sessions: plan.citus,
     })
 }
 
@@ -380,7 +383,7 @@ fn lateral_call(plan: &CallPlan) -> CallQuery {
         return CallQuery {
             sql: format!(
                 "SELECT (NULL::json)::text, {} FROM {from}",
-                tail(plan, "NULL::int8")
+                tail(false, "NULL::int8")
             ),
             binds_payload: args.binds_payload,
             params: Vec::new(),
@@ -407,7 +410,7 @@ fn lateral_call(plan: &CallPlan) -> CallQuery {
     let sql = format!(
         "{with}SELECT ({body})::text, {} \
 FROM (SELECT {projection} FROM {source}{page}) pgrst_t",
-        tail(plan, total)
+        tail(false, total)
     );
     CallQuery {
         sql,
@@ -1371,16 +1374,22 @@ mod tests {
     }
 
     #[test]
-    fn on_citus_every_shape_reads_the_ended_sessions_last() {
+    fn only_a_delegated_call_reads_the_ended_sessions() {
+        // Delegated: the function ran on a worker, the column is last.
+        let q = call_query(&with_claims(false, false));
+        assert!(q.relays_sessions);
+        assert!(
+            q.sql.contains(&format!("{SESSIONS_ENDED_COLUMN} FROM")),
+            "{}",
+            q.sql
+        );
+        // The general shape on Citus runs the function on the coordinator.
         let mut plan = plan_for(points(), Args::Named(vec![0]), false);
         plan.citus = true;
         plan.read.count = true;
         let q = call_query(&plan);
-        assert!(q.relays_sessions);
         assert!(
-            q.sql.contains(&format!(
-                "(SELECT count(*) FROM pgrst_source), {SESSIONS_ENDED_COLUMN} FROM"
-            )),
+            !q.relays_sessions && !q.sql.contains("sessions_ended"),
             "{}",
             q.sql
         );
@@ -1390,11 +1399,9 @@ mod tests {
         let q = call_query(&plan);
         assert_eq!(
             q.sql,
-            format!("SELECT (NULL::json)::text, {TAIL}, {SESSIONS_ENDED_COLUMN} FROM \"api\".\"hook\"() pgrst_call")
+            format!("SELECT (NULL::json)::text, {TAIL} FROM \"api\".\"hook\"() pgrst_call")
         );
-        plan.citus = false;
-        let q = call_query(&plan);
-        assert!(!q.relays_sessions && !q.sql.contains("sessions_ended"));
+        assert!(!q.relays_sessions);
     }
 
     #[test]
