@@ -589,6 +589,7 @@ async fn document(
         routes: &config.routes,
         server: server_url(req),
         anonymous: config.db.anon_role.is_some(),
+        from_claims: &cache.from_claims,
     });
     let mut res = HttpResponse::Ok();
     res.insert_header((header::CONTENT_TYPE, openapi::MEDIA_TYPE));

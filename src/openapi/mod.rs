@@ -124,6 +124,9 @@ pub struct Input<'a> {
     pub server: Option<String>,
     /// Whether requests without a token are allowed (`db.anon_role`).
     pub anonymous: bool,
+    /// Parameters the gateway fills from the claims (`pgrpc.from_claims`),
+    /// by function OID: not the client's to send, so not documented.
+    pub from_claims: &'a HashMap<i64, Arc<[usize]>>,
 }
 
 /// Whether plan can ever choose this routine: by named arguments, or by the
@@ -319,7 +322,10 @@ fn path_item(
             json!([profile_parameter("Content-Profile", input.schema)]),
         );
     }
-    post.insert("requestBody".into(), request_body(mapper, overloads));
+    post.insert(
+        "requestBody".into(),
+        request_body(mapper, overloads, input.from_claims),
+    );
     let mut post_errors = errors.clone();
     post_errors.extend(["409", "413"]);
     post.insert(
@@ -343,7 +349,7 @@ fn path_item(
         if let Some(d) = &description {
             get.insert("description".into(), json!(d));
         }
-        let mut parameters = query_parameters(mapper, &readable);
+        let mut parameters = query_parameters(mapper, &readable, input.from_claims);
         if !input.default_schema {
             parameters.push(profile_parameter("Accept-Profile", input.schema));
         }
@@ -409,16 +415,32 @@ fn merge(schemas: Vec<Value>) -> Value {
     }
 }
 
+/// The parameters of `r` a client sends: all but those the gateway fills
+/// from the claims.
+fn documented_params<'r>(
+    r: &'r Routine,
+    filled: &HashMap<i64, Arc<[usize]>>,
+) -> Vec<&'r crate::db::schema_cache::Param> {
+    let skip = filled.get(&r.oid);
+    r.params
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !skip.is_some_and(|s| s.contains(i)))
+        .map(|(_, p)| p)
+        .collect()
+}
+
 /// Named parameters merged over overloads: name → schemas (first-seen order),
 /// and the names every overload requires.
 fn merged_params(
     overloads: &[&Routine],
+    filled: &HashMap<i64, Arc<[usize]>>,
     schema_of: impl Fn(&crate::db::schema_cache::Param) -> Value,
 ) -> (Vec<(String, Value)>, Vec<String>) {
     let mut order: Vec<String> = Vec::new();
     let mut schemas: HashMap<String, Vec<Value>> = HashMap::new();
     for r in overloads {
-        for p in &r.params {
+        for p in documented_params(r, filled) {
             if !schemas.contains_key(&p.name) {
                 order.push(p.name.clone());
             }
@@ -431,9 +453,11 @@ fn merged_params(
     let required: Vec<String> = order
         .iter()
         .filter(|name| {
-            overloads
-                .iter()
-                .all(|r| r.params.iter().any(|p| &p.name == *name && p.required))
+            overloads.iter().all(|r| {
+                documented_params(r, filled)
+                    .iter()
+                    .any(|p| &p.name == *name && p.required)
+            })
         })
         .cloned()
         .collect();
@@ -447,7 +471,11 @@ fn merged_params(
     (merged, required)
 }
 
-fn request_body(mapper: &Mapper<'_>, overloads: &[&Routine]) -> Value {
+fn request_body(
+    mapper: &Mapper<'_>,
+    overloads: &[&Routine],
+    filled: &HashMap<i64, Arc<[usize]>>,
+) -> Value {
     if overloads.iter().any(|r| r.takes_whole_body()) {
         return json!({
             "description": "Any JSON value: the function receives the whole body as its single json/jsonb parameter",
@@ -455,7 +483,8 @@ fn request_body(mapper: &Mapper<'_>, overloads: &[&Routine]) -> Value {
             "content": { "application/json": { "schema": {} } },
         });
     }
-    let (params, required) = merged_params(overloads, |p| mapper.input(p.type_oid, &p.type_sql));
+    let (params, required) =
+        merged_params(overloads, filled, |p| mapper.input(p.type_oid, &p.type_sql));
     let mut properties = Map::new();
     for (name, schema) in params {
         properties.insert(name, schema);
@@ -477,7 +506,11 @@ fn request_body(mapper: &Mapper<'_>, overloads: &[&Routine]) -> Value {
 
 /// GET arguments: each value is text that PostgreSQL casts to the parameter's
 /// type; an array is the parameter repeated (`?xs=1&xs=2`).
-fn query_parameters(mapper: &Mapper<'_>, overloads: &[&Routine]) -> Vec<Value> {
+fn query_parameters(
+    mapper: &Mapper<'_>,
+    overloads: &[&Routine],
+    filled: &HashMap<i64, Arc<[usize]>>,
+) -> Vec<Value> {
     if overloads.iter().any(|r| r.takes_whole_body()) {
         // The query string as one JSON object of strings is the single argument.
         return vec![json!({
@@ -490,7 +523,8 @@ fn query_parameters(mapper: &Mapper<'_>, overloads: &[&Routine]) -> Vec<Value> {
             "schema": { "type": "object", "additionalProperties": { "type": "string" } },
         })];
     }
-    let (params, required) = merged_params(overloads, |p| mapper.query(p.type_oid, &p.type_sql));
+    let (params, required) =
+        merged_params(overloads, filled, |p| mapper.query(p.type_oid, &p.type_sql));
     params
         .into_iter()
         .map(|(name, schema)| {
@@ -610,6 +644,15 @@ mod tests {
     }
 
     fn doc(routines: &[Arc<Routine>], routes: &[(String, String)], anonymous: bool) -> Value {
+        doc_filled(routines, routes, anonymous, &HashMap::new())
+    }
+
+    fn doc_filled(
+        routines: &[Arc<Routine>],
+        routes: &[(String, String)],
+        anonymous: bool,
+        from_claims: &HashMap<i64, Arc<[usize]>>,
+    ) -> Value {
         document(&Input {
             routines,
             types: &HashMap::new(),
@@ -619,7 +662,40 @@ mod tests {
             routes,
             server: Some("http://localhost:3000".into()),
             anonymous,
+            from_claims,
         })
+    }
+
+    #[test]
+    fn a_parameter_filled_from_the_claims_is_not_documented() {
+        let r = routine(
+            "mine",
+            5,
+            &[("a", "integer", true), ("owner", "text", true)],
+            Volatility::Stable,
+            int(),
+        );
+        let filled = HashMap::from([(5, Arc::from(vec![1]))]);
+        let d = doc_filled(&[r], &[], true, &filled);
+        let body = &d["paths"]["/rpc/mine"]["post"]["requestBody"]["content"]["application/json"]
+            ["schema"];
+        assert_eq!(
+            body["properties"].as_object().map(|p| p.len()),
+            Some(1),
+            "{body}"
+        );
+        assert!(body["properties"].get("owner").is_none(), "{body}");
+        assert_eq!(body["required"], json!(["a"]));
+        let query: Vec<&str> = d["paths"]["/rpc/mine"]["get"]["parameters"]
+            .as_array()
+            .expect("parameters")
+            .iter()
+            .filter_map(|p| p["name"].as_str())
+            .collect();
+        assert!(
+            query.contains(&"a") && !query.contains(&"owner"),
+            "{query:?}"
+        );
     }
 
     #[test]
