@@ -112,13 +112,39 @@ async fn citus_bench() {
         )
     })
     .await;
+    // A token call: verify_token checks the token's user and session (on
+    // Citus delegated to the user's worker, the username filled from the
+    // token's claims, sql/citus/token_calls.sql).
+    let mut tokens = Vec::new();
+    for u in users {
+        let r = send(
+            &app,
+            post(
+                "/rpc/identify",
+                &json!({"username": u, "password": crate::seed::PASSWORD}).to_string(),
+            ),
+        )
+        .await;
+        tokens.push(r.json()["token"].as_str().expect("token").to_string());
+    }
+    let verify = |path: &'static str| {
+        let tokens = tokens.clone();
+        move |i: usize| {
+            (
+                path.to_string(),
+                json!({"token": tokens[i % 4]}).to_string(),
+            )
+        }
+    };
+    let (vt_ms, vt_s) = measure(&app, n, 8, verify("/rpc/verify_token")).await;
     let topology = if crate::citus::enabled() {
         "citus (coordinator + 2 workers)"
     } else {
         "single node"
     };
     let mut line = format!(
-        "| {topology} | get_kv | {kv_ms:.2} | {kv_s:.0} |\n| {topology} | identify | {id_ms:.2} | {id_s:.0} |\n"
+        "| {topology} | get_kv | {kv_ms:.2} | {kv_s:.0} |\n| {topology} | identify | {id_ms:.2} | {id_s:.0} |\n\
+         | {topology} | verify_token | {vt_ms:.2} | {vt_s:.0} |\n"
     );
     if crate::citus::enabled() {
         // The same sign-ins in the general call shape (a `select`), which
@@ -133,6 +159,10 @@ async fn citus_bench() {
         .await;
         line.push_str(&format!(
             "| {topology} | identify, not delegated (`?select=token`) | {ms:.2} | {per_s:.0} |\n"
+        ));
+        let (ms, per_s) = measure(&app, n, 8, verify("/rpc/verify_token?select=token")).await;
+        line.push_str(&format!(
+            "| {topology} | verify_token, not delegated (`?select=token`) | {ms:.2} | {per_s:.0} |\n"
         ));
     }
     eprint!("{line}");

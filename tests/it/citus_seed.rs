@@ -134,6 +134,228 @@ async fn identify_with_credentials_runs_on_the_worker_holding_the_user() {
     assert_eq!(r.json()["message"], "no credentials");
 }
 
+/// How often `node` looked a session up by its user's name and id, as the
+/// token calls do (sql/citus/sessions.sql, auth.live_session_on_shard).
+async fn session_lookups(ctx: &Ctx, node: &pgrpc::db::embedded::Cluster) -> i64 {
+    crate::citus::statement_calls(
+        ctx,
+        node,
+        "%from auth.sessions s where s.username operator(extensions.=) p_key and s.id = p_sid%",
+    )
+    .await
+}
+
+/// The session look-ups on the coordinator and on each worker, in that order.
+async fn session_lookups_by_node(ctx: &Ctx) -> Vec<i64> {
+    let mut out = vec![session_lookups(ctx, cluster()).await];
+    for w in workers() {
+        out.push(session_lookups(ctx, w).await);
+    }
+    out
+}
+
+/// The token of a 200 answer, from field `field`.
+fn token_in(r: &Resp, field: &str) -> String {
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.json()[field].as_str().expect("a token").to_string()
+}
+
+#[actix_web::test]
+async fn token_calls_run_on_the_worker_holding_the_user() {
+    if !crate::citus::enabled() {
+        eprintln!("skipped: set PGRPC_TEST_CITUS=1 to run the Citus tests");
+        return;
+    }
+    let ctx = setup().await;
+    let app = ctx.app().await;
+    track_statements(&ctx).await;
+    let (_listener, mut rx) = listen(&ctx).await;
+    // A retired token presented again is reuse at once (no grace).
+    fast_settings(&ctx, "refresh_reuse_grace = '0'").await;
+    let names = ["alice", "bob", "carol", "dave", "erin", "frank"];
+    for name in names {
+        register(&ctx, &app, name).await;
+    }
+    let mut holders = std::collections::BTreeSet::new();
+    for name in names {
+        let at = holder(&ctx, name).await;
+        holders.insert(at);
+        // Every call below ran its body on the holder and nowhere else: the
+        // coordinator only sent the call.
+        let on_holder = |what: &str, before: &[i64], after: &[i64]| {
+            for (i, (b, a)) in before.iter().zip(after).enumerate() {
+                if i == at {
+                    assert!(
+                        a > b,
+                        "{name} {what}: not on the holder {i}: {before:?} -> {after:?}"
+                    );
+                } else {
+                    assert_eq!(
+                        a, b,
+                        "{name} {what}: ran on node {i}: {before:?} -> {after:?}"
+                    );
+                }
+            }
+        };
+        // Signed in with another spelling: the session is keyed by it, the
+        // token's username claim is the registered one; both find the user.
+        let r = send(
+            &app,
+            post("/rpc/identify", &login(&name.to_uppercase(), PASSWORD)),
+        )
+        .await;
+        let token = token_in(&r, "token");
+
+        let before = session_lookups_by_node(&ctx).await;
+        let r = send(
+            &app,
+            post("/rpc/verify_token", &json!({ "token": token }).to_string()),
+        )
+        .await;
+        assert_eq!(token_in(&r, "token"), token, "verify gives the token back");
+        assert_eq!(r.json()["user"]["username"], name);
+        on_holder(
+            "verify_token",
+            &before,
+            &session_lookups_by_node(&ctx).await,
+        );
+
+        let before = session_lookups_by_node(&ctx).await;
+        let r = send(&app, bearer(get("/rpc/me"), &token)).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(r.json()["username"], name);
+        on_holder("me", &before, &session_lookups_by_node(&ctx).await);
+
+        let before = session_lookups_by_node(&ctx).await;
+        let r = send(
+            &app,
+            post("/rpc/refresh_token", &json!({ "token": token }).to_string()),
+        )
+        .await;
+        let refreshed = token_in(&r, "token");
+        assert_eq!(claims(&Value::from(refreshed.as_str()))["gen"], 1);
+        on_holder(
+            "refresh_token",
+            &before,
+            &session_lookups_by_node(&ctx).await,
+        );
+
+        // A retired token presented again ends the session, on the worker,
+        // and the end reaches the gateways' channel (relayed by the gateway).
+        let before = session_lookups_by_node(&ctx).await;
+        let r = send(
+            &app,
+            post("/rpc/refresh_token", &json!({ "token": token }).to_string()),
+        )
+        .await;
+        assert_eq!(r.status, 400, "{}", r.body);
+        assert_eq!(r.json()["message"], "token has already been refreshed");
+        on_holder(
+            "reused refresh_token",
+            &before,
+            &session_lookups_by_node(&ctx).await,
+        );
+        let sid = claims(&Value::from(token.as_str()))["sid"]
+            .as_str()
+            .expect("sid")
+            .to_string();
+        assert!(next_end(&mut rx)
+            .await
+            .starts_with(&format!("session ended {sid} ")));
+
+        // change_password ends the user's other sessions (register's) and
+        // starts one.
+        let other = token_in(
+            &send(&app, post("/rpc/identify", &login(name, PASSWORD))).await,
+            "token",
+        );
+        let before = session_lookups_by_node(&ctx).await;
+        let body = json!({"old_password": PASSWORD, "new_password": "another horse staple"});
+        let r = send(
+            &app,
+            bearer(post("/rpc/change_password", &body.to_string()), &other),
+        )
+        .await;
+        let changed = token_in(&r, "token");
+        on_holder(
+            "change_password",
+            &before,
+            &session_lookups_by_node(&ctx).await,
+        );
+        let mut ended = Vec::new();
+        for _ in 0..2 {
+            ended.push(next_end(&mut rx).await);
+        }
+        let other_sid = claims(&Value::from(other.as_str()))["sid"]
+            .as_str()
+            .expect("sid")
+            .to_string();
+        assert!(
+            ended
+                .iter()
+                .any(|e| e.starts_with(&format!("session ended {other_sid} "))),
+            "{ended:?}"
+        );
+
+        let before = session_lookups_by_node(&ctx).await;
+        let r = send(&app, bearer(post("/rpc/logout", ""), &changed)).await;
+        assert_eq!(r.status, 204, "{}", r.body);
+        on_holder("logout", &before, &session_lookups_by_node(&ctx).await);
+        let changed_sid = claims(&Value::from(changed.as_str()))["sid"]
+            .as_str()
+            .expect("sid")
+            .to_string();
+        assert!(next_end(&mut rx)
+            .await
+            .starts_with(&format!("session ended {changed_sid} ")));
+        // The gateway refuses it now, before any SQL.
+        let r = send(&app, bearer(get("/rpc/me"), &changed)).await;
+        assert_eq!(r.status, 401, "{}", r.body);
+
+        let last = token_in(
+            &send(
+                &app,
+                post("/rpc/identify", &login(name, "another horse staple")),
+            )
+            .await,
+            "token",
+        );
+        let before = session_lookups_by_node(&ctx).await;
+        let r = send(&app, bearer(post("/rpc/logout_all", ""), &last)).await;
+        assert_eq!(r.status, 204, "{}", r.body);
+        on_holder("logout_all", &before, &session_lookups_by_node(&ctx).await);
+        let last_sid = claims(&Value::from(last.as_str()))["sid"]
+            .as_str()
+            .expect("sid")
+            .to_string();
+        assert!(next_end(&mut rx)
+            .await
+            .starts_with(&format!("session ended {last_sid} ")));
+        assert_eq!(
+            ctx.count(&format!(
+                "select count(*) from auth.sessions where username = '{name}' and ended_at is null"
+            ))
+            .await,
+            0
+        );
+    }
+    // Six users are spread over both workers.
+    assert_eq!(holders.len(), 2, "{holders:?}");
+
+    // A token without a username claim (`pgrpc token`) runs on the
+    // coordinator, by id, with the same answer.
+    let id = crate::seed::user_id(&ctx, "alice").await;
+    let t = now();
+    let mut c = crate::seed::session_claims(&ctx, id, "alice", t, t + 600, t).await;
+    c.as_object_mut().expect("claims").remove("username");
+    let token = ctx.token(c);
+    let before = session_lookups_by_node(&ctx).await;
+    let r = send(&app, bearer(get("/rpc/me"), &token)).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["username"], "alice");
+    assert_eq!(before, session_lookups_by_node(&ctx).await, "not keyed");
+}
+
 #[actix_web::test]
 async fn lockout_on_the_shard_behaves_as_on_one_server() {
     if !crate::citus::enabled() {
