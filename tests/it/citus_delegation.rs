@@ -36,6 +36,17 @@ select create_distributed_function('api.note_of(text)', 'owner',
   colocate_with := 'public.notes', force_delegation := true);
 "#;
 
+/// A test database with [`FIXTURE`] and then `more`, in the schema cache.
+async fn with_fixtures(more: &[&str]) -> Ctx {
+    let ctx = setup().await;
+    let admin = ctx.db.admin().await;
+    for sql in std::iter::once(&FIXTURE).chain(more) {
+        admin.batch_execute(sql).await.expect("Citus fixture");
+    }
+    ctx.state.load_schema_cache().await.expect("reload");
+    ctx
+}
+
 /// How often `node` ran note_of's own query in this test's database.
 async fn inner_query_calls(ctx: &Ctx, node: &pgrpc::db::embedded::Cluster) -> i64 {
     crate::citus::statement_calls(ctx, node, "%n.note from public.notes n where n.owner%").await
@@ -52,14 +63,7 @@ async fn a_distributed_function_runs_on_the_worker_holding_its_row() {
         eprintln!("skipped: set PGRPC_TEST_CITUS=1 to run the Citus tests");
         return;
     }
-    let ctx = setup().await;
-    ctx.db
-        .admin()
-        .await
-        .batch_execute(FIXTURE)
-        .await
-        .expect("Citus fixture");
-    ctx.state.load_schema_cache().await.expect("reload");
+    let ctx = with_fixtures(&[]).await;
     let app = ctx.app().await;
     let token = ctx.token(json!({"role": "app_user", "sub": "42"}));
     let mut ports = std::collections::BTreeSet::new();
@@ -130,14 +134,7 @@ async fn a_call_with_a_filter_is_not_delegated_but_still_right() {
         eprintln!("skipped: set PGRPC_TEST_CITUS=1 to run the Citus tests");
         return;
     }
-    let ctx = setup().await;
-    ctx.db
-        .admin()
-        .await
-        .batch_execute(FIXTURE)
-        .await
-        .expect("Citus fixture");
-    ctx.state.load_schema_cache().await.expect("reload");
+    let ctx = with_fixtures(&[]).await;
     let app = ctx.app().await;
     // The general call shape (json_to_record, LATERAL, a subquery: here
     // for `select`) is never delegated: the function runs on the
@@ -191,14 +188,7 @@ async fn a_claims_type_argument_is_delegated_with_the_same_claims() {
         eprintln!("skipped: set PGRPC_TEST_CITUS=1 to run the Citus tests");
         return;
     }
-    let ctx = setup().await;
-    let admin = ctx.db.admin().await;
-    admin.batch_execute(FIXTURE).await.expect("Citus fixture");
-    admin
-        .batch_execute(CLAIMS_FIXTURE)
-        .await
-        .expect("claims fixture");
-    ctx.state.load_schema_cache().await.expect("reload");
+    let ctx = with_fixtures(&[CLAIMS_FIXTURE]).await;
     let app = ctx.app().await;
     let token = ctx.token(json!({
         "role": "app_user", "sub": "7", "username": "alice", "iat": now(),
@@ -276,14 +266,7 @@ async fn sessions_ended_on_a_worker_are_relayed_to_the_gateways() {
         eprintln!("skipped: set PGRPC_TEST_CITUS=1 to run the Citus tests");
         return;
     }
-    let ctx = setup().await;
-    let admin = ctx.db.admin().await;
-    admin.batch_execute(FIXTURE).await.expect("Citus fixture");
-    admin
-        .batch_execute(RELAY_FIXTURE)
-        .await
-        .expect("relay fixture");
-    ctx.state.load_schema_cache().await.expect("reload");
+    let ctx = with_fixtures(&[RELAY_FIXTURE]).await;
     // The listener is up once it has swapped in a cache of its own.
     let before = ctx.state.cache.load_full().expect("a cache");
     let _listener = ctx.listen();
@@ -299,6 +282,7 @@ async fn sessions_ended_on_a_worker_are_relayed_to_the_gateways() {
     .await;
     assert!(up, "the listener never connected");
     let app = ctx.app().await;
+    let admin = ctx.db.admin().await;
     let uuid = || async {
         let row = admin
             .query_one("select gen_random_uuid()::text", &[])
@@ -379,14 +363,7 @@ async fn a_parameter_filled_from_the_claims_makes_the_call_delegable() {
         eprintln!("skipped: set PGRPC_TEST_CITUS=1 to run the Citus tests");
         return;
     }
-    let ctx = setup().await;
-    let admin = ctx.db.admin().await;
-    admin.batch_execute(FIXTURE).await.expect("Citus fixture");
-    admin
-        .batch_execute(FILLED_FIXTURE)
-        .await
-        .expect("filled fixture");
-    ctx.state.load_schema_cache().await.expect("reload");
+    let ctx = with_fixtures(&[FILLED_FIXTURE]).await;
     let app = ctx.app().await;
     let dave = ctx.token(json!({"role": "app_user", "owner": "dave"}));
     for body in [json!({}), json!({"owner": "alice"})] {

@@ -154,6 +154,14 @@ async fn session_lookups_by_node(ctx: &Ctx) -> Vec<i64> {
     out
 }
 
+/// The session (`sid` claim) of a token.
+fn sid_of(token: &str) -> String {
+    claims(&Value::from(token))["sid"]
+        .as_str()
+        .expect("sid")
+        .to_string()
+}
+
 /// The token of a 200 answer, from field `field`.
 fn token_in(r: &Resp, field: &str) -> String {
     assert_eq!(r.status, 200, "{}", r.body);
@@ -255,10 +263,7 @@ async fn token_calls_run_on_the_worker_holding_the_user() {
             &before,
             &session_lookups_by_node(&ctx).await,
         );
-        let sid = claims(&Value::from(token.as_str()))["sid"]
-            .as_str()
-            .expect("sid")
-            .to_string();
+        let sid = sid_of(&token);
         assert!(next_end(&mut rx)
             .await
             .starts_with(&format!("session ended {sid} ")));
@@ -286,10 +291,7 @@ async fn token_calls_run_on_the_worker_holding_the_user() {
         for _ in 0..2 {
             ended.push(next_end(&mut rx).await);
         }
-        let other_sid = claims(&Value::from(other.as_str()))["sid"]
-            .as_str()
-            .expect("sid")
-            .to_string();
+        let other_sid = sid_of(&other);
         assert!(
             ended
                 .iter()
@@ -301,14 +303,11 @@ async fn token_calls_run_on_the_worker_holding_the_user() {
         let r = send(&app, bearer(post("/rpc/logout", ""), &changed)).await;
         assert_eq!(r.status, 204, "{}", r.body);
         on_holder("logout", &before, &session_lookups_by_node(&ctx).await);
-        let changed_sid = claims(&Value::from(changed.as_str()))["sid"]
-            .as_str()
-            .expect("sid")
-            .to_string();
+        let changed_sid = sid_of(&changed);
         assert!(next_end(&mut rx)
             .await
             .starts_with(&format!("session ended {changed_sid} ")));
-        // The gateway refuses it now, before any SQL.
+        // Refused from now on.
         let r = send(&app, bearer(get("/rpc/me"), &changed)).await;
         assert_eq!(r.status, 401, "{}", r.body);
 
@@ -324,10 +323,7 @@ async fn token_calls_run_on_the_worker_holding_the_user() {
         let r = send(&app, bearer(post("/rpc/logout_all", ""), &last)).await;
         assert_eq!(r.status, 204, "{}", r.body);
         on_holder("logout_all", &before, &session_lookups_by_node(&ctx).await);
-        let last_sid = claims(&Value::from(last.as_str()))["sid"]
-            .as_str()
-            .expect("sid")
-            .to_string();
+        let last_sid = sid_of(&last);
         assert!(next_end(&mut rx)
             .await
             .starts_with(&format!("session ended {last_sid} ")));
