@@ -231,9 +231,17 @@ fn connection_gone(e: &tokio_postgres::Error) -> bool {
 /// signal arrives, which can be after this pipeline has ended, in the next
 /// request's statement on the same connection. So a connection a cancel
 /// request was sent for is never used again (the caller drops it).
+///
+/// No cancel is sent before `BEGIN` has been answered (`begun`): the
+/// statements are pipelined, each with its own Sync, so a `BEGIN` cancelled
+/// while it ran would leave the rest to run outside a transaction block,
+/// each committed on its own, the call with none of the request's settings
+/// and as `authenticator`. `BEGIN`'s answer is the first to come back, in
+/// microseconds.
 async fn unless_cancelled<F: Future>(
     mut pipeline: Pin<&mut F>,
     client: &tokio_postgres::Client,
+    begun: &AtomicBool,
     call_done: &AtomicBool,
     cancel: &CancellationToken,
     cancel_sent: &mut bool,
@@ -242,6 +250,16 @@ async fn unless_cancelled<F: Future>(
         biased;
         out = &mut pipeline => return out,
         () = cancel.cancelled() => {}
+    }
+    // Driven on until BEGIN is answered: its answer wakes this task.
+    let ended = std::future::poll_fn(|cx| match pipeline.as_mut().poll(cx) {
+        std::task::Poll::Ready(out) => std::task::Poll::Ready(Some(out)),
+        std::task::Poll::Pending if begun.load(Ordering::Acquire) => std::task::Poll::Ready(None),
+        std::task::Poll::Pending => std::task::Poll::Pending,
+    })
+    .await;
+    if let Some(out) = ended {
+        return out;
     }
     loop {
         if call_done.load(Ordering::Acquire) {
@@ -471,6 +489,8 @@ async fn attempt(
     // Set when the call's answer is in: from then on only COMMIT is left,
     // and a hang-up no longer cancels.
     let call_done = AtomicBool::new(false);
+    // Set when BEGIN is answered: no cancel request before that.
+    let begun = AtomicBool::new(false);
     // After COMMIT, in the same pipeline (no extra round trip): the insert
     // position then covers the commit record (PostgreSQL's WAIT FOR LSN
     // docs: the position must be taken after the commit, not before).
@@ -503,11 +523,13 @@ async fn attempt(
     use futures_util::future::{join, join4};
     let ((r_begin, r_setup, r_settings, r_propagate), (r_pre, r_call, r_commit, r_lsn)) = {
         let pipeline = std::pin::pin!({
-            let begin = client.batch_execute(if tx.read_only {
-                "BEGIN READ ONLY"
-            } else {
-                "BEGIN"
-            });
+            let begin = client
+                .batch_execute(if tx.read_only {
+                    "BEGIN READ ONLY"
+                } else {
+                    "BEGIN"
+                })
+                .inspect(|_| begun.store(true, Ordering::Release));
             let setup = match &setup_stmt {
                 Some(stmt) => Either::Left(client.query(stmt, &setup_params)),
                 None => Either::Right(client.query_typed(SETUP_SQL, &setup_typed)),
@@ -541,7 +563,15 @@ async fn attempt(
                 join4(pre, call, commit, lsn),
             )
         });
-        unless_cancelled(pipeline, client, &call_done, cancel, &mut cancel_sent).await
+        unless_cancelled(
+            pipeline,
+            client,
+            &begun,
+            &call_done,
+            cancel,
+            &mut cancel_sent,
+        )
+        .await
     };
     // A FATAL or a lost connection ends this connection: the caller keeps it
     // out of the pool even before tokio-postgres has read the close, or the
