@@ -16,10 +16,10 @@ begin
   drop trigger if exists users_end_sessions on auth.users;
   drop trigger if exists users_end_sessions_on_delete on auth.users;
   -- Likewise those on auth.sessions (distributed by V0017): the session
-  -- functions of citus/sessions.sql announce every end themselves; the
-  -- guard that keeps an ended session ended is theirs to keep (they never
-  -- resume one), and a DBA ends sessions with auth.end_session /
-  -- auth.end_user_sessions (README "Citus").
+  -- functions of citus/sessions.sql announce every end themselves, and a
+  -- DBA ends sessions with auth.end_session / auth.end_user_sessions
+  -- (README "Citus"); the guard that keeps an ended session ended runs on
+  -- the shards instead (migration V0018, auth_guard.sessions_keep_ended).
   drop trigger if exists sessions_announce_end on auth.sessions;
   drop trigger if exists sessions_keep_ended on auth.sessions;
   set local citus.enable_ddl_propagation = on;

@@ -710,13 +710,7 @@ async fn the_gateway_loads_ended_sessions_with_pgrpc_ended_sessions() {
 
 #[actix_web::test]
 async fn an_ended_session_stays_ended_and_a_live_one_is_not_deleted() {
-    if crate::citus::enabled() {
-        // The guard is a trigger on auth.sessions, which cannot exist on a
-        // distributed table (V0017, sql/citus/sessions_end.sql); the session
-        // functions never resume or delete a live session themselves.
-        eprintln!("skipped on Citus: no trigger on the distributed auth.sessions");
-        return;
-    }
+    // On Citus the guard is a trigger on the shards (migration V0018).
     let ctx = setup_with(ROUTES).await;
     let app = ctx.app().await;
     let token = register(&ctx, &app, "alice").await;
