@@ -63,12 +63,11 @@ fn parse(entry: &str) -> Option<String> {
     if parts.next().is_some() || parse_uuid(sid).is_none() {
         return None;
     }
-    if exp.is_empty() || !exp.bytes().all(|b| b.is_ascii_digit()) {
+    // Digits only (no sign), and what `db::sessions` parses back: an i64.
+    if !exp.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    let exp: u64 = exp.parse().ok()?;
-    // What `db::sessions` parses back (an i64).
-    i64::try_from(exp).ok()?;
+    let exp: i64 = exp.parse().ok()?;
     Some(format!("{sid} {exp}"))
 }
 

@@ -9,16 +9,24 @@ fn login(username: &str, password: &str) -> String {
     json!({"username": username, "password": password}).to_string()
 }
 
-/// How often `node` ran auth.login's first statement, the look-up of the
-/// username's lock for the client's address that every attempt makes (Citus
-/// sql/citus/login.sql), in this test's database.
-async fn login_lookups(ctx: &Ctx, node: &pgrpc::db::embedded::Cluster) -> i64 {
-    crate::citus::statement_calls(
-        ctx,
-        node,
-        "select f.locked_until from auth.login_failures f where f.username operator(extensions.=)%",
-    )
-    .await
+/// auth.login's first statement, the look-up of the username's lock for the
+/// client's address that every attempt makes (Citus sql/citus/login.sql).
+const LOGIN_LOOKUP: &str =
+    "select f.locked_until from auth.login_failures f where f.username operator(extensions.=)%";
+
+/// The look-up of a session by its user's name and id that the token calls
+/// make (sql/citus/sessions.sql, auth.live_session_on_shard).
+const SESSION_LOOKUP: &str =
+    "%from auth.sessions s where s.username operator(extensions.=) p_key and s.id = p_sid%";
+
+/// How often the coordinator and each worker, in that order, ran statements
+/// matching `like` in this test's database.
+async fn by_node(ctx: &Ctx, like: &str) -> Vec<i64> {
+    let mut out = vec![crate::citus::statement_calls(ctx, cluster(), like).await];
+    for w in workers() {
+        out.push(crate::citus::statement_calls(ctx, w, like).await);
+    }
+    out
 }
 
 /// pg_stat_statements in this test's database (Citus creates it on the
@@ -34,11 +42,7 @@ async fn track_statements(ctx: &Ctx) {
 
 /// The login look-ups on the coordinator and on each worker, in that order.
 async fn lookups(ctx: &Ctx) -> Vec<i64> {
-    let mut out = vec![login_lookups(ctx, cluster()).await];
-    for w in workers() {
-        out.push(login_lookups(ctx, w).await);
-    }
-    out
+    by_node(ctx, LOGIN_LOOKUP).await
 }
 
 /// The index in `lookups` of the worker holding `username`'s shard of
@@ -134,24 +138,9 @@ async fn identify_with_credentials_runs_on_the_worker_holding_the_user() {
     assert_eq!(r.json()["message"], "no credentials");
 }
 
-/// How often `node` looked a session up by its user's name and id, as the
-/// token calls do (sql/citus/sessions.sql, auth.live_session_on_shard).
-async fn session_lookups(ctx: &Ctx, node: &pgrpc::db::embedded::Cluster) -> i64 {
-    crate::citus::statement_calls(
-        ctx,
-        node,
-        "%from auth.sessions s where s.username operator(extensions.=) p_key and s.id = p_sid%",
-    )
-    .await
-}
-
 /// The session look-ups on the coordinator and on each worker, in that order.
 async fn session_lookups_by_node(ctx: &Ctx) -> Vec<i64> {
-    let mut out = vec![session_lookups(ctx, cluster()).await];
-    for w in workers() {
-        out.push(session_lookups(ctx, w).await);
-    }
-    out
+    by_node(ctx, SESSION_LOOKUP).await
 }
 
 /// The session (`sid` claim) of a token.

@@ -8,8 +8,6 @@
 # clusters at the end. Does not build or run the gateway.
 #
 #   tests/upgrade/citus_v0017.sh              # HEAD's V0017 (about 30 s; exit 1 on a failed check)
-#   FIX=1 tests/upgrade/citus_v0017.sh        # if it fails, go on with the fix first proposed for
-#                                             # 30810c8's V0017 (kept for the record; since fixed)
 #
 # A one-off check of that upgrade (session 6), not part of `cargo test`: it needs Citus installed
 # (../shared/citus/build.sh) and the git history (39fc166). It found that 30810c8's V0017 could not
@@ -21,7 +19,6 @@ set -uo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 OLD=${OLD:-39fc166}
 NEW=${NEW:-HEAD}
-FIX=${FIX:-0}
 D=/tmp/upg
 BIN=/usr/lib/postgresql/15/bin
 PORTS=(56001 56002 56003)
@@ -229,70 +226,9 @@ if ! q 0 -1 -f "$D/V0017.sql" >"$OUT/V0017.log" 2>&1; then
   V0017_RESULT=FAIL
   echo "   FAIL: V0017 of $NEW did not apply (rolled back):"
   sed 's/^/   | /' "$OUT/V0017.log"
-  if [ "$FIX" != 1 ]; then exit 2; fi
-  # The proposed fix: before dropping auth.session_starts, drop every function whose arguments or
-  # result use its row type (old sql/citus/sessions.sql: start_session_on_shard, issue_start_claims,
-  # session_start; sql/ recreates what it needs right after). Optional improvements, on by
-  # default: TRUNCATE_LOCAL=1 removes the rows create_distributed_table leaves on the
-  # coordinator's disk; FILL_JOIN=1 fills username with one join instead of one UPDATE per user.
-  python3 - "$D/V0017.sql" "$D/V0017_fixed.sql" "${TRUNCATE_LOCAL:-1}" "${FILL_JOIN:-1}" <<'PY'
-import sys
-src, dst, trunc = sys.argv[1], sys.argv[2], sys.argv[3] == '1'
-fill_join = sys.argv[4] == '1'
-s = open(src).read()
-s = s.replace("""declare
-  v_user record;
-begin""", """declare
-  v_user record;
-  v_routine regprocedure;
-begin""", 1)
-s = s.replace("""  drop table auth.session_starts;
-""", """  -- Functions of the previous sql/ whose arguments or result are rows of
-  -- auth.session_starts (sql/citus/sessions.sql up to V0016) would keep the
-  -- table from being dropped; sql/ recreates what it needs right after.
-  for v_routine in
-    select distinct d.objid::regprocedure from pg_depend d
-     where d.classid = 'pg_proc'::regclass and d.refclassid = 'pg_type'::regclass
-       and d.refobjid in ('auth.session_starts'::regtype, 'auth.session_starts[]'::regtype)
-  loop
-    execute format('drop function %s', v_routine);
-  end loop;
-  drop table auth.session_starts;
-""", 1)
-if trunc:
-    s = s.replace("""  perform create_distributed_table('auth.sessions', 'username', colocate_with => 'auth.users');
-""", """  perform create_distributed_table('auth.sessions', 'username', colocate_with => 'auth.users');
-  -- The rows were copied to the shards; the coordinator's copy is invisible but still on disk.
-  perform truncate_local_data_after_distributing_table('auth.sessions');
-""", 1)
-if fill_join:
-    s = s.replace("""  v_user record;
-""", "", 1)
-    old = """  -- auth.sessions is still local here and auth.users distributed: one
-  -- statement per user rather than a join of the two.
-  for v_user in select u.id, u.username from auth.users u loop
-    update auth.sessions s set username = v_user.username where s.user_id = v_user.id;
-  end loop;
-"""
-    assert old in s
-    s = s.replace(old, """  -- auth.sessions is still local here and auth.users distributed: the
-  -- users' names are copied to a local table first, then one join (a
-  -- statement per user would scan auth.sessions once per user).
-  create temporary table v0017_user_names on commit drop as
-    select u.id, u.username from auth.users u;
-  update auth.sessions s set username = n.username from v0017_user_names n where n.id = s.user_id;
-  drop table v0017_user_names;
-""", 1)
-open(dst, 'w').write(s)
-PY
-  if cmp -s "$D/V0017.sql" "$D/V0017_fixed.sql"; then echo "   (the fix did not apply to this V0017)"; exit 2; fi
-  say "new state: the proposed fix, $D/V0017_fixed.sql (diff against $NEW's):"
-  diff -u "$D/V0017.sql" "$D/V0017_fixed.sql" | sed 's/^/   | /'
-  q 0 -1 -f "$D/V0017_fixed.sql" >"$OUT/V0017_fixed.log" 2>&1 \
-    || { echo "   FAIL: the fixed V0017 failed too:"; sed 's/^/   | /' "$OUT/V0017_fixed.log"; exit 2; }
-  echo "   the fixed V0017 applied"
+  exit 2
 fi
-[ -f "$OUT/V0017_fixed.log" ] && sed 's/^/   | /' "$OUT/V0017_fixed.log" || sed 's/^/   | /' "$OUT/V0017.log"
+sed 's/^/   | /' "$OUT/V0017.log"
 
 say "new state: sql/ of $NEW in load_order.txt order, one transaction"
 load_sql "$NEW" "$D/new_sql.sql"
@@ -424,8 +360,7 @@ done
 qf() { psql -X -q -h "$D" -p "${PORTS[$1]}" -U postgres -d $F -v ON_ERROR_STOP=1 "${@:2}"; }
 qf 0 -c "select citus_set_coordinator_host('$D', ${PORTS[0]})" -c "select citus_add_node('$D', ${PORTS[1]})" -c "select citus_add_node('$D', ${PORTS[2]})" >/dev/null || FRESH_RESULT=FAIL
 for f in $(git -C "$REPO" ls-tree --name-only "$NEW" migrations/ | sort -V); do
-  if [ "$(basename "$f")" = V0017__citus_sessions_on_shards.sql ] && [ -f "$D/V0017_fixed.sql" ]; then src=$D/V0017_fixed.sql
-  else src=$D/fresh_$(basename "$f"); git -C "$REPO" show "$NEW:$f" >"$src"; fi
+  src=$D/fresh_$(basename "$f"); git -C "$REPO" show "$NEW:$f" >"$src"
   qf 0 -1 -f "$src" >"$D/fresh_$(basename "$f").log" 2>&1 || { echo "   FAIL: $src"; cat "$D/fresh_$(basename "$f").log"; FRESH_RESULT=FAIL; break; }
 done
 qf 0 -1 -f "$D/new_sql.sql" >"$D/fresh_sql.log" 2>&1 || { echo "   FAIL: sql/"; cat "$D/fresh_sql.log"; FRESH_RESULT=FAIL; }
@@ -461,7 +396,6 @@ printf '   %-58s %s\n' \
   "extra: refresh/identify on pre-upgrade sessions" "$EXTRA_RESULT" \
   "no session_starts leftovers on workers / pg_dist_object" "$WORKER_RESULT" \
   "extra: fresh database, all migrations + sql/" "$FRESH_RESULT"
-[ "$V0017_RESULT" = FAIL ] && echo "   (every result after the V0017 line is with the proposed fix, $D/V0017_fixed.sql)"
 say "stopping the clusters"
 stop_all
 trap - EXIT
