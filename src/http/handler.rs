@@ -345,7 +345,7 @@ async fn call(
     } else {
         None
     };
-    let client_ip = client_address(req, &state.admission.trusted_proxies());
+    let client_ip = client_address(req, state);
     trace.rate_headers = match &limits {
         Some(limits) => state.admission.check_rate(
             &plan.routine.qualified_name(),
@@ -499,23 +499,46 @@ async fn transaction(
 }
 
 /// The client address: the peer, or behind `server.trusted_proxies` the hop
-/// they forwarded for (`request.client_ip`, rate-limit buckets).
-fn client_address(req: &HttpRequest, trusted: &[ipnet::IpNet]) -> Option<std::net::IpAddr> {
-    let peer = req.peer_addr().map(|a| a.ip());
-    if trusted.is_empty() {
-        return peer.map(|ip| ip.to_canonical());
+/// they forwarded for (`request.client_ip`, rate-limit buckets). Forwarding
+/// headers from any other peer are ignored, counted, and reported once: the
+/// usual cause is a reverse proxy missing from `trusted_proxies`, which makes
+/// every client behind it share its address.
+fn client_address(req: &HttpRequest, state: &AppState) -> Option<std::net::IpAddr> {
+    let trusted = state.admission.trusted_proxies();
+    let peer = req.peer_addr().map(|a| a.ip().to_canonical());
+    let x_forwarded_for = HeaderName::from_static("x-forwarded-for");
+    let headers = req.headers();
+    if headers.contains_key(header::FORWARDED) || headers.contains_key(&x_forwarded_for) {
+        let peer_trusted = peer.is_some_and(|ip| trusted.iter().any(|net| net.contains(&ip)));
+        if !peer_trusted {
+            state.metrics.untrusted_forwarded();
+            if state.admission.first_ignored_forwarding() {
+                tracing::warn!(
+                    peer = %peer.map_or_else(|| "unknown".to_string(), |ip| ip.to_string()),
+                    "a request carries Forwarded or X-Forwarded-For from a peer not in \
+                     server.trusted_proxies; the headers are ignored. If that peer is a reverse \
+                     proxy, every client behind it shares its address for rate limits (the \
+                     shipped sign-in limits among them) and login lockouts: add it to \
+                     server.trusted_proxies. Reported once; counted in \
+                     pgrpc_untrusted_forwarded_requests_total"
+                );
+            }
+        }
     }
-    let values = |name: HeaderName| {
-        req.headers()
+    if trusted.is_empty() {
+        return peer;
+    }
+    let values = |name: &HeaderName| {
+        headers
             .get_all(name)
             .filter_map(|v| v.to_str().ok())
             .collect::<Vec<_>>()
     };
     client_addr::client_address(
         peer,
-        values(header::FORWARDED),
-        values(HeaderName::from_static("x-forwarded-for")),
-        trusted,
+        values(&header::FORWARDED),
+        values(&x_forwarded_for),
+        &trusted,
     )
 }
 

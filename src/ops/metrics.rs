@@ -59,6 +59,7 @@ pub struct Metrics {
     jwks_fetches: Counter,
     jwks_failures: Counter,
     ended_sessions: Gauge,
+    untrusted_forwarded: Counter,
     /// JWT cache totals already added to the counters.
     jwt_seen: Mutex<(u64, u64)>,
     /// Requests answered since start (cheap to read, unlike the family).
@@ -176,6 +177,12 @@ impl Metrics {
             "Ended sessions whose tokens are refused (jwt::revoked)",
             ended_sessions.clone(),
         );
+        let untrusted_forwarded = Counter::default();
+        registry.register(
+            "untrusted_forwarded_requests",
+            "Requests with Forwarded or X-Forwarded-For from a peer not in server.trusted_proxies (the headers were ignored)",
+            untrusted_forwarded.clone(),
+        );
         let replica_up = Family::<ReplicaLabels, Gauge>::default();
         registry.register(
             "replica_up",
@@ -190,6 +197,7 @@ impl Metrics {
         );
         Metrics {
             ended_sessions,
+            untrusted_forwarded,
             replica_up,
             replica_lag,
             registry,
@@ -225,6 +233,12 @@ impl Metrics {
         if pool_timeout {
             self.pool_timeouts.inc();
         }
+    }
+
+    /// Count one request whose forwarding headers were ignored because its
+    /// peer is not a trusted proxy.
+    pub fn untrusted_forwarded(&self) {
+        self.untrusted_forwarded.inc();
     }
 
     /// Requests answered since start.

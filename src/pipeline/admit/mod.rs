@@ -27,6 +27,7 @@ pub mod rate;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use arc_swap::ArcSwap;
@@ -64,6 +65,9 @@ pub struct Admission {
     gates: Mutex<HashMap<i64, Arc<gate::Gate>>>,
     rates: Mutex<HashMap<i64, Arc<rate::RateLimiter>>>,
     trusted_proxies: ArcSwap<Vec<IpNet>>,
+    /// Whether ignored forwarding headers were reported since start or the
+    /// last change of `trusted_proxies`.
+    forwarding_reported: AtomicBool,
 }
 
 impl Admission {
@@ -83,6 +87,16 @@ impl Admission {
     /// Trust these proxies from the next request on (a config reload).
     pub fn set_trusted_proxies(&self, trusted_proxies: Vec<IpNet>) {
         self.trusted_proxies.store(Arc::new(trusted_proxies));
+        self.forwarding_reported.store(false, Ordering::Relaxed);
+    }
+
+    /// Whether this is the first request, since start or the last change of
+    /// `trusted_proxies`, whose forwarding headers came from an untrusted
+    /// peer and were ignored: the caller warns once, since a reverse proxy
+    /// left out of `trusted_proxies` makes every client behind it one
+    /// address for rate limits and login lockouts.
+    pub fn first_ignored_forwarding(&self) -> bool {
+        !self.forwarding_reported.swap(true, Ordering::Relaxed)
     }
 
     /// Count the call against the function's rate limit, when it declares
