@@ -25,8 +25,10 @@ use arc_swap::ArcSwap;
 /// Request headers a browser may send (on top of what it asks for).
 const ALLOW_HEADERS: &str =
     "Authorization, Content-Type, Accept, Accept-Profile, Content-Profile, Prefer, Range, X-Client-Info, Pgrpc-Lsn";
-/// Response headers scripts may read.
-const EXPOSE_HEADERS: &str = "Content-Range, Content-Profile, Content-Location, Location, Retry-After, Server-Timing, WWW-Authenticate, Pgrpc-Lsn";
+/// Response headers scripts may read; `RateLimit` and `RateLimit-Policy` so
+/// a page can say when to try again before it is refused (the sign-in
+/// functions ship with a rate limit).
+const EXPOSE_HEADERS: &str = "Content-Range, Content-Profile, Content-Location, Location, Retry-After, RateLimit, RateLimit-Policy, Server-Timing, WWW-Authenticate, Pgrpc-Lsn";
 const ALLOW_METHODS: &str = "GET, HEAD, POST, OPTIONS";
 /// How long a browser may cache a preflight (seconds).
 const MAX_AGE: &str = "86400";

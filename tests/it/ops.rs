@@ -67,7 +67,14 @@ async fn cors_actual_request_exposes_headers_and_preflight_skips_auth() {
         Some("*")
     );
     let exposed = r.header("access-control-expose-headers").expect("expose");
-    assert!(exposed.contains("Content-Range"), "{exposed}");
+    for h in [
+        "Content-Range",
+        "Retry-After",
+        "RateLimit",
+        "RateLimit-Policy",
+    ] {
+        assert!(exposed.split(", ").any(|e| e == h), "{h}: {exposed}");
+    }
     // A preflight carries no credentials: a bad token must not break it.
     let r = send(
         &app,
