@@ -300,7 +300,8 @@ async fn a_token_placeholder_without_a_token_is_the_functions_mistake() {
 }
 
 /// The page another origin serves: sign in, call a protected function, log
-/// out, call it again; every answer goes into the DOM for `--dump-dom`.
+/// out, call it again, then a wrong password (whose answer says how many
+/// sign-ins are left); every answer goes into the DOM for `--dump-dom`.
 const PAGE: &str = r#"<!doctype html>
 <html><body><pre id="out">running</pre><script>
 const api = "API_ORIGIN";
@@ -311,7 +312,7 @@ async function call(name, body) {
     headers: {"Content-Type": "application/json"},
     body: JSON.stringify(body || {}),
   });
-  return {status: r.status, body: await r.text()};
+  return {status: r.status, body: await r.text(), ratelimit: r.headers.get("RateLimit")};
 }
 (async () => {
   const out = {};
@@ -322,6 +323,7 @@ async function call(name, body) {
     out.me = await call("me");
     out.logout = await call("cookie_logout");
     out.after = await call("me");
+    out.guess = await call("identify", {username: "alice", password: "wrong"});
   } catch (e) {
     out.error = String(e);
   }
@@ -475,6 +477,15 @@ async fn a_browser_on_another_origin_signs_in_and_out_with_the_cookie() {
     assert_eq!(
         same["after"]["status"], 401,
         "after logout the cookie is gone: {same}"
+    );
+    // The shipped rate limit's state is readable by the page (CORS exposes
+    // RateLimit), so it can say when to try again.
+    assert_eq!(same["guess"]["status"], 401, "{same}");
+    assert!(
+        same["guess"]["ratelimit"]
+            .as_str()
+            .is_some_and(|v| v.starts_with(r#""api.identify";r="#)),
+        "{same}"
     );
 
     // Another site: the login works, but SameSite=Lax keeps the browser from
