@@ -613,6 +613,7 @@ async fn document(
         server: server_url(req),
         anonymous: config.db.anon_role.is_some(),
         from_claims: &cache.from_claims,
+        limits: &cache.limits,
     });
     let mut res = HttpResponse::Ok();
     res.insert_header((header::CONTENT_TYPE, openapi::MEDIA_TYPE));

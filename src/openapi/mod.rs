@@ -24,7 +24,7 @@ use std::sync::Arc;
 
 use serde_json::{json, Map, Value};
 
-use crate::db::schema_cache::{Returns, Routine, Volatility};
+use crate::db::schema_cache::{Limits, Returns, Routine, Volatility};
 use crate::error::{DbError, Error};
 use schema::Mapper;
 pub use schema::{Attribute, TypeInfo};
@@ -127,6 +127,8 @@ pub struct Input<'a> {
     /// Parameters the gateway fills from the claims (`pgrpc.from_claims`),
     /// by function OID: not the client's to send, so not documented.
     pub from_claims: &'a HashMap<i64, Arc<[usize]>>,
+    /// Declared limits by function OID: a rate limit adds the 429 answer.
+    pub limits: &'a HashMap<i64, Arc<Limits>>,
 }
 
 /// Whether plan can ever choose this routine: by named arguments, or by the
@@ -247,7 +249,8 @@ const ERROR_RESPONSES: &[(&str, &str, &str)] = &[
     ("409", "Conflict", "A unique or foreign key violation"),
     ("413", "PayloadTooLarge", "The body exceeds server.max_body_bytes (PGRST150)"),
     ("500", "InternalError", "An internal error"),
-    ("503", "Unavailable", "The database is unreachable or the schema cache is not loaded; retry after Retry-After"),
+    ("429", "TooManyRequests", "The function's rate limit for this client address is used up (PGRST160); retry after Retry-After, see the RateLimit header"),
+    ("503", "Unavailable", "The database is unreachable, the schema cache is not loaded, or the function's concurrency limit is full (PGRST060); retry after Retry-After"),
     ("504", "Timeout", "No pooled connection in time, or the statement timed out"),
     ("default", "Error", "Any other status: RAISE ... USING ERRCODE = 'PTnnn' answers with status nnn and this shape (a function that sets response.status itself chooses its own body)"),
 ];
@@ -304,6 +307,12 @@ fn path_item(
     let mut errors = vec!["400", "401", "403", "404", "406", "500", "503", "504"];
     if overloads.len() > 1 {
         errors.push("300");
+    }
+    if overloads
+        .iter()
+        .any(|r| input.limits.get(&r.oid).is_some_and(|l| l.rate.is_some()))
+    {
+        errors.push("429");
     }
     let mut item = Map::new();
 
@@ -653,6 +662,16 @@ mod tests {
         anonymous: bool,
         from_claims: &HashMap<i64, Arc<[usize]>>,
     ) -> Value {
+        doc_limited(routines, routes, anonymous, from_claims, &HashMap::new())
+    }
+
+    fn doc_limited(
+        routines: &[Arc<Routine>],
+        routes: &[(String, String)],
+        anonymous: bool,
+        from_claims: &HashMap<i64, Arc<[usize]>>,
+        limits: &HashMap<i64, Arc<Limits>>,
+    ) -> Value {
         document(&Input {
             routines,
             types: &HashMap::new(),
@@ -663,7 +682,36 @@ mod tests {
             server: Some("http://localhost:3000".into()),
             anonymous,
             from_claims,
+            limits,
         })
+    }
+
+    #[test]
+    fn a_rate_limited_function_documents_429() {
+        use crate::db::schema_cache::limits::{RateLimit, RateUnit};
+        let limited = routine("guess", 5, &[], Volatility::Volatile, int());
+        let free = routine("free", 6, &[], Volatility::Volatile, int());
+        let limits = HashMap::from([(
+            5,
+            Arc::new(Limits {
+                max_concurrency: Some(1),
+                max_queue: 8,
+                max_wait: std::time::Duration::from_secs(5),
+                rate: Some(RateLimit {
+                    count: 30,
+                    unit: RateUnit::Minute,
+                    all: true,
+                }),
+            }),
+        )]);
+        let d = doc_limited(&[limited, free], &[], true, &HashMap::new(), &limits);
+        let responses = |path: &str| d["paths"][path]["post"]["responses"].clone();
+        assert!(responses("/rpc/guess").get("429").is_some(), "{d}");
+        assert!(responses("/rpc/free").get("429").is_none(), "{d}");
+        assert!(
+            d["components"]["responses"]["TooManyRequests"].is_object(),
+            "{d}"
+        );
     }
 
     #[test]

@@ -78,6 +78,11 @@ async fn openapi_anonymous_sees_only_what_web_anon_may_execute() {
     ] {
         assert!(!paths.contains_key(hidden), "{hidden} must not be listed");
     }
+    // The shipped sign-in rate limit is documented as a possible 429; an
+    // unlimited function has none.
+    let responses = |path: &str| paths[path]["post"]["responses"].clone();
+    assert!(responses("/rpc/register").get("429").is_some(), "{doc}");
+    assert!(responses("/rpc/add").get("429").is_none(), "{doc}");
     // Anonymous access is allowed, so the token is optional.
     assert_eq!(doc["security"], json!([{}, {"bearerAuth": []}]));
     assert_eq!(
