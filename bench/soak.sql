@@ -6,21 +6,8 @@
 -- bcrypt at its cheapest: the soak looks for leaks and drift, not hash speed.
 update auth.settings set bcrypt_cost = 4;
 
--- The load comes from one address: lift the shipped per-address rate limits
--- of the sign-in functions (sql/api/_limits.sql), as a load test from one
--- machine must; their concurrency limits stay.
-do $$
-declare
-  v_f regprocedure;
-begin
-  for v_f in select p.oid::regprocedure from pg_proc p
-             where p.pronamespace = 'api'::regnamespace
-               and exists (select from unnest(p.proconfig) c where c like 'pgrpc.rate_limit=%')
-  loop
-    execute format('alter function %s reset pgrpc.rate_limit', v_f);
-  end loop;
-end
-$$;
+-- The load comes from one address: lift the sign-in rate limits.
+\ir lift_rate_limits.sql
 
 -- Invite n has code 00000000-0000-4000-8000-<n as 12 hex digits>.
 insert into auth.invites (code, max_uses, expires_at, created_by)

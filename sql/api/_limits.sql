@@ -23,11 +23,11 @@
 -- work. Behind a reverse proxy, set server.trusted_proxies, or every client
 -- shares the proxy's address (the gateway warns when it sees forwarding
 -- headers from an untrusted peer). To lift one for a load test or a local
--- suite: alter function ... reset pgrpc.rate_limit (this file restores it on
--- the next start).
--- More cores: raise max_concurrency to about half the database's cores, with
--- the same statements in a file of your own (a schema reload applies them).
--- This file is re-applied on every start.
+-- suite: alter function ... reset pgrpc.rate_limit (bench/lift_rate_limits.sql
+-- does it for every function of api).
+-- More cores: raise max_concurrency to about half the database's cores.
+-- Change the limits here: this file is re-applied on every start and by
+-- pgrpc migrate, so an ALTER FUNCTION by hand lasts until then.
 alter function api.identify(text, text) set pgrpc.max_concurrency = '1';
 alter function api.identify(text, text) set pgrpc.max_queue = '8';
 alter function api.access_token(text, text) set pgrpc.max_concurrency = '1';

@@ -18,20 +18,6 @@ begin
 end
 $$;
 grant execute on function api.get_kv(text) to web_anon;
--- The calls come from one (unknown) address: lift the shipped per-address
--- rate limits of the sign-in functions; their concurrency limits stay.
-do $$
-declare
-  v_f regprocedure;
-begin
-  for v_f in select p.oid::regprocedure from pg_proc p
-             where p.pronamespace = 'api'::regnamespace
-               and exists (select from unnest(p.proconfig) c where c like 'pgrpc.rate_limit=%')
-  loop
-    execute format('alter function %s reset pgrpc.rate_limit', v_f);
-  end loop;
-end
-$$;
 "#;
 
 const FIXTURE_CITUS: &str = r#"
@@ -92,6 +78,11 @@ async fn citus_bench() {
     let ctx = setup().await;
     let admin = ctx.db.admin().await;
     admin.batch_execute(FIXTURE_PLAIN).await.expect("fixture");
+    // The calls come from one (unknown) address: lift the sign-in rate limits.
+    admin
+        .batch_execute(include_str!("../../bench/lift_rate_limits.sql"))
+        .await
+        .expect("lift the rate limits");
     if crate::citus::enabled() {
         admin
             .batch_execute(FIXTURE_CITUS)
