@@ -444,7 +444,7 @@ async fn the_shipped_sign_in_rate_limit_answers_one_address_before_the_database(
 // A reverse proxy missing from server.trusted_proxies makes every client
 // behind it one address for the shipped sign-in limits; its forwarding
 // headers are the sign. They are ignored from an untrusted peer, counted in
-// /metrics and reported once in the log (again after a change of the list).
+// /metrics and reported once in the log (again after a config reload).
 #[actix_web::test]
 async fn forwarding_headers_from_an_untrusted_peer_are_counted_and_reported() {
     let ctx = setup_with("[server]\ntrusted_proxies = [\"10.0.0.0/8\"]").await;
@@ -477,7 +477,7 @@ async fn forwarding_headers_from_an_untrusted_peer_are_counted_and_reported() {
     }
     let metrics = send(&admin, get("/metrics")).await.body;
     assert_eq!(counted(&metrics).as_deref(), Some("2"), "{metrics}");
-    // Reported already; a changed list is reported afresh.
+    // Reported already; after a reload, afresh.
     assert!(!ctx.state.admission.first_ignored_forwarding());
     ctx.state
         .admission

@@ -66,7 +66,7 @@ pub struct Admission {
     rates: Mutex<HashMap<i64, Arc<rate::RateLimiter>>>,
     trusted_proxies: ArcSwap<Vec<IpNet>>,
     /// Whether ignored forwarding headers were reported since start or the
-    /// last change of `trusted_proxies`.
+    /// last config reload.
     forwarding_reported: AtomicBool,
 }
 
@@ -84,17 +84,18 @@ impl Admission {
         self.trusted_proxies.load()
     }
 
-    /// Trust these proxies from the next request on (a config reload).
+    /// Trust these proxies from the next request on (a config reload), and
+    /// report ignored forwarding headers afresh.
     pub fn set_trusted_proxies(&self, trusted_proxies: Vec<IpNet>) {
         self.trusted_proxies.store(Arc::new(trusted_proxies));
         self.forwarding_reported.store(false, Ordering::Relaxed);
     }
 
-    /// Whether this is the first request, since start or the last change of
-    /// `trusted_proxies`, whose forwarding headers came from an untrusted
-    /// peer and were ignored: the caller warns once, since a reverse proxy
-    /// left out of `trusted_proxies` makes every client behind it one
-    /// address for rate limits and login lockouts.
+    /// Whether this is the first request, since start or the last config
+    /// reload, whose forwarding headers came from an untrusted peer and were
+    /// ignored: the caller warns once, since a reverse proxy left out of
+    /// `trusted_proxies` makes every client behind it one address for rate
+    /// limits and login lockouts.
     pub fn first_ignored_forwarding(&self) -> bool {
         !self.forwarding_reported.swap(true, Ordering::Relaxed)
     }
