@@ -76,19 +76,25 @@ pub fn note(set: &EndedSessions, payload: &str) -> bool {
     let Some(rest) = payload.trim().strip_prefix("session ended") else {
         return false;
     };
-    match parse_ended(rest) {
+    match parse_entry(rest) {
         Some((sid, exp)) if set.insert(sid, exp) => {}
         _ => tracing::warn!(payload, "ignoring a malformed 'session ended' notification"),
     }
     true
 }
 
-/// `<sid> <exp>`.
-fn parse_ended(rest: &str) -> Option<(&str, i64)> {
-    let mut parts = rest.split_ascii_whitespace();
+/// `<sid> <exp>`, white space between, `exp` in Unix seconds (digits only):
+/// what follows `session ended` in a notification, and one entry of
+/// `pgrpc.sessions_ended` (`pipeline::sessions_relay`). The sid is not
+/// checked here.
+pub fn parse_entry(text: &str) -> Option<(&str, i64)> {
+    let mut parts = text.split_ascii_whitespace();
     let sid = parts.next()?;
-    let exp = parts.next()?.parse().ok()?;
-    parts.next().is_none().then_some((sid, exp))
+    let exp = parts.next()?;
+    if parts.next().is_some() || !exp.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some((sid, exp.parse().ok()?))
 }
 
 /// No function (42883), or no schema `pgrpc` at all (3F000).

@@ -14,6 +14,7 @@
 //! This module owns the value's format and the bound; sending is the execute
 //! stage's, and what a notification does to the gateways is `db::sessions`'.
 
+use crate::db::sessions::parse_entry;
 use crate::jwt::revoked::parse_uuid;
 
 /// The statement that relays the entries, bound as `$1` (`text[]`), never
@@ -55,19 +56,10 @@ pub fn entries(value: &str) -> Vec<String> {
     out
 }
 
-/// `<uuid> <non-negative integer>`, separated by white space.
+/// One entry as `db::sessions` reads it back, with a sid that is a uuid.
 fn parse(entry: &str) -> Option<String> {
-    let mut parts = entry.split_ascii_whitespace();
-    let sid = parts.next()?;
-    let exp = parts.next()?;
-    if parts.next().is_some() || parse_uuid(sid).is_none() {
-        return None;
-    }
-    // Digits only (no sign), and what `db::sessions` parses back: an i64.
-    if !exp.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let exp: i64 = exp.parse().ok()?;
+    let (sid, exp) = parse_entry(entry)?;
+    parse_uuid(sid)?;
     Some(format!("{sid} {exp}"))
 }
 
