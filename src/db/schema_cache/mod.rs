@@ -525,9 +525,6 @@ impl SchemaCache {
 
     /// The parameters `oid` has filled from the claims, if any.
     pub fn from_claims(&self, oid: i64) -> Option<&Arc<[usize]>> {
-        if self.from_claims.is_empty() {
-            return None;
-        }
         self.from_claims.get(&oid)
     }
 

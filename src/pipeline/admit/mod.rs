@@ -97,7 +97,9 @@ impl Admission {
     /// `trusted_proxies` makes every client behind it one address for rate
     /// limits and login lockouts.
     pub fn first_ignored_forwarding(&self) -> bool {
-        !self.forwarding_reported.swap(true, Ordering::Relaxed)
+        // A load first: once reported, a flood of such requests only reads.
+        !self.forwarding_reported.load(Ordering::Relaxed)
+            && !self.forwarding_reported.swap(true, Ordering::Relaxed)
     }
 
     /// Count the call against the function's rate limit, when it declares
